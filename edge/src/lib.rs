@@ -1,0 +1,1 @@
+//! Placeholder: the Worker arrives with the edge issue.

@@ -1,0 +1,268 @@
+//! Configuration from the environment (or flags), parsed once at start-up into typed values.
+//!
+//! Every setting is listed with its default in the README's configuration table. Secrets are
+//! `SecretString`s: they never appear in `Debug` output, in `--help`, or in a log line.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+use shared::keys::{Algorithm, Ed25519PrivateKey, Jwks, SigningKey, VerifyingKeys};
+use shared::signing::RequestSigner;
+use shared::token::{Audience, ResetTokens, TokenIssuer, TokenVerifier};
+use shared::validate::PasswordPolicy;
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL connection string.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: SecretString,
+
+    /// Maximum connections in the pool.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmailBackend {
+    /// Print emails to standard output (development).
+    Console,
+    /// Send through the SMTP server at SMTP_URL.
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Everything `origin serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// Shared secret for edge→origin request signatures (at least 32 bytes).
+    #[arg(long, env = "ORIGIN_SIGNING_SECRET", hide_env_values = true)]
+    pub origin_signing_secret: SecretString,
+
+    /// Secret for password-reset tokens, shared with the edge (at least 32 bytes).
+    #[arg(long, env = "RESET_TOKEN_SECRET", hide_env_values = true)]
+    pub reset_token_secret: SecretString,
+
+    /// JWT algorithm: EdDSA (Ed25519) or HS256.
+    #[arg(long, env = "JWT_ALGORITHM", default_value = "EdDSA")]
+    pub jwt_algorithm: String,
+
+    /// EdDSA: the signing key, PKCS#8 PEM (`origin keygen` writes one).
+    #[arg(long, env = "JWT_PRIVATE_KEY", hide_env_values = true)]
+    pub jwt_private_key: Option<SecretString>,
+
+    /// EdDSA: JWKS of earlier public keys that still verify during a key rotation.
+    #[arg(long, env = "JWT_PREVIOUS_PUBLIC_KEYS")]
+    pub jwt_previous_public_keys: Option<String>,
+
+    /// HS256: the shared secret (at least 32 bytes).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// `iss` claim of every token.
+    #[arg(long, env = "JWT_ISSUER", default_value = "auth-api")]
+    pub jwt_issuer: String,
+
+    /// `aud` claim of every token.
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "auth-api")]
+    pub jwt_audience: String,
+
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 300)]
+    pub access_token_ttl: i64,
+
+    /// Refresh-token lifetime in seconds.
+    #[arg(long, env = "REFRESH_TOKEN_TTL", default_value_t = 86_400)]
+    pub refresh_token_ttl: i64,
+
+    /// Seconds after a rotation during which the old refresh token still gets the same answer
+    /// (a client retrying after a lost response); reuse after it revokes the family.
+    #[arg(long, env = "REFRESH_REUSE_GRACE", default_value_t = 10)]
+    pub refresh_reuse_grace: i64,
+
+    /// Password rules: `seed` (exactly 8 digits, as the original) or `strong` (12–128 chars).
+    #[arg(long, env = "PASSWORD_POLICY", default_value = "seed")]
+    pub password_policy: String,
+
+    /// Argon2 hashes computed at once (default: the number of cores).
+    #[arg(long, env = "ARGON2_MAX_CONCURRENCY")]
+    pub argon2_max_concurrency: Option<usize>,
+
+    /// Failed logins per account within LOCKOUT_WINDOW after which logins are refused.
+    #[arg(long, env = "LOCKOUT_THRESHOLD", default_value_t = 100)]
+    pub lockout_threshold: i32,
+
+    /// Lockout window in seconds.
+    #[arg(long, env = "LOCKOUT_WINDOW", default_value_t = 3_600)]
+    pub lockout_window: i64,
+
+    /// Where emails go.
+    #[arg(long, env = "EMAIL_BACKEND", value_enum, default_value = "console")]
+    pub email_backend: EmailBackend,
+
+    /// SMTP server when EMAIL_BACKEND=smtp, e.g. `smtp://127.0.0.1:1025` or
+    /// `smtps://user:pass@mail.example.com`.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<SecretString>,
+
+    /// The From header of outgoing mail.
+    #[arg(
+        long,
+        env = "EMAIL_FROM",
+        default_value = "Auth API <no-reply@localhost>"
+    )]
+    pub email_from: String,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+}
+
+/// Token settings, validated.
+pub struct TokenConfig {
+    pub issuer: TokenIssuer,
+    pub verifier: TokenVerifier,
+    pub resets: ResetTokens,
+    pub access_ttl: i64,
+    pub refresh_ttl: i64,
+    pub reuse_grace: i64,
+}
+
+/// `serve` settings after validation: every error names the variable at fault.
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database: DatabaseArgs,
+    pub signer: RequestSigner,
+    pub tokens: TokenConfig,
+    pub password_policy: PasswordPolicy,
+    pub argon2_permits: usize,
+    pub lockout_threshold: i32,
+    pub lockout_window: Duration,
+    pub email: EmailSettings,
+}
+
+pub struct EmailSettings {
+    pub backend: EmailBackend,
+    pub smtp_url: Option<SecretString>,
+    pub from: String,
+}
+
+impl ServeArgs {
+    pub fn validate(self) -> anyhow::Result<Settings> {
+        let signer = RequestSigner::new(self.origin_signing_secret.expose_secret().as_bytes())
+            .context("invalid ORIGIN_SIGNING_SECRET")?;
+        let audience = Audience {
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+        };
+        let resets = ResetTokens::new(
+            self.reset_token_secret.expose_secret().as_bytes(),
+            audience.clone(),
+        )
+        .context("invalid RESET_TOKEN_SECRET")?;
+        let algorithm: Algorithm = self
+            .jwt_algorithm
+            .parse()
+            .context("invalid JWT_ALGORITHM")?;
+        let (signing, verifying) = match algorithm {
+            Algorithm::EdDSA => {
+                let pem = self.jwt_private_key.as_ref().context(
+                    "JWT_PRIVATE_KEY is required when JWT_ALGORITHM=EdDSA (run `origin keygen`)",
+                )?;
+                let private = Ed25519PrivateKey::from_pem(pem.expose_secret())
+                    .context("invalid JWT_PRIVATE_KEY")?;
+                let current = private.public_jwk();
+                let mut jwks = Jwks {
+                    keys: vec![current.clone()],
+                };
+                if let Some(previous) = &self.jwt_previous_public_keys {
+                    let previous: Jwks = serde_json::from_str(previous)
+                        .context("invalid JWT_PREVIOUS_PUBLIC_KEYS (expected a JWKS document)")?;
+                    jwks.keys
+                        .extend(previous.keys.into_iter().filter(|k| k.kid != current.kid));
+                }
+                let verifying =
+                    VerifyingKeys::from_jwks(&jwks).context("invalid JWT_PREVIOUS_PUBLIC_KEYS")?;
+                (SigningKey::ed25519(&private), verifying)
+            }
+            Algorithm::HS256 => {
+                let secret = self
+                    .jwt_secret
+                    .as_ref()
+                    .context("JWT_SECRET is required when JWT_ALGORITHM=HS256")?
+                    .expose_secret()
+                    .as_bytes();
+                (
+                    SigningKey::hs256(secret).context("invalid JWT_SECRET")?,
+                    VerifyingKeys::hs256(secret).context("invalid JWT_SECRET")?,
+                )
+            }
+        };
+        for (name, value) in [
+            ("ACCESS_TOKEN_TTL", self.access_token_ttl),
+            ("REFRESH_TOKEN_TTL", self.refresh_token_ttl),
+            ("LOCKOUT_WINDOW", self.lockout_window),
+        ] {
+            if value <= 0 {
+                bail!("invalid {name}: must be a positive number of seconds, got {value}");
+            }
+        }
+        if self.refresh_reuse_grace < 0 {
+            bail!("invalid REFRESH_REUSE_GRACE: must not be negative");
+        }
+        if self.lockout_threshold <= 0 {
+            bail!("invalid LOCKOUT_THRESHOLD: must be positive");
+        }
+        let password_policy: PasswordPolicy = self
+            .password_policy
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("invalid PASSWORD_POLICY: {e}"))?;
+        if self.email_backend == EmailBackend::Smtp && self.smtp_url.is_none() {
+            bail!("SMTP_URL is required when EMAIL_BACKEND=smtp");
+        }
+        if self.database.database_pool_size == 0 {
+            bail!("invalid DATABASE_POOL_SIZE: must be at least 1");
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let argon2_permits = self.argon2_max_concurrency.unwrap_or(cores);
+        if argon2_permits == 0 {
+            bail!("invalid ARGON2_MAX_CONCURRENCY: must be at least 1");
+        }
+        Ok(Settings {
+            bind: self.bind,
+            database: self.database,
+            signer,
+            tokens: TokenConfig {
+                issuer: TokenIssuer::new(signing, audience.clone()),
+                verifier: TokenVerifier::new(verifying, audience),
+                resets,
+                access_ttl: self.access_token_ttl,
+                refresh_ttl: self.refresh_token_ttl,
+                reuse_grace: self.refresh_reuse_grace,
+            },
+            password_policy,
+            argon2_permits,
+            lockout_threshold: self.lockout_threshold,
+            lockout_window: Duration::from_secs(self.lockout_window as u64),
+            email: EmailSettings {
+                backend: self.email_backend,
+                smtp_url: self.smtp_url,
+                from: self.email_from,
+            },
+        })
+    }
+}

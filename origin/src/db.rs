@@ -1,0 +1,73 @@
+//! The connection pool and the embedded migrations.
+
+use anyhow::Context;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use secrecy::ExposeSecret;
+use tokio_postgres::NoTls;
+
+use crate::config::DatabaseArgs;
+
+mod embedded {
+    refinery::embed_migrations!("../migrations");
+}
+
+pub fn pool(args: &DatabaseArgs) -> anyhow::Result<Pool> {
+    let pg: tokio_postgres::Config = args
+        .database_url
+        .expose_secret()
+        .parse()
+        .context("invalid DATABASE_URL")?;
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(args.database_pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(std::time::Duration::from_secs(5)))
+        .create_timeout(Some(std::time::Duration::from_secs(5)))
+        .build()
+        .context("building the database pool")
+}
+
+/// Applies pending migrations (each in its own transaction); returns how many ran.
+pub async fn migrate(pool: &Pool) -> anyhow::Result<usize> {
+    let mut client = pool.get().await.context("connecting to the database")?;
+    let report = embedded::migrations::runner()
+        .run_async(&mut **client)
+        .await
+        .context("running migrations")?;
+    Ok(report.applied_migrations().len())
+}
+
+/// Whether the database answers and has every embedded migration applied.
+pub async fn ready(pool: &Pool) -> anyhow::Result<()> {
+    let mut client = pool.get().await.context("database unreachable")?;
+    let latest = embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| m.version())
+        .max()
+        .unwrap_or(0);
+    let applied = embedded::migrations::runner()
+        .get_last_applied_migration_async(&mut **client)
+        .await
+        .context("reading applied migrations")?
+        .map_or(0, |m| m.version());
+    anyhow::ensure!(
+        applied >= latest,
+        "migrations pending: database at {applied}, binary expects {latest}"
+    );
+    Ok(())
+}
+
+/// Whether a database error is a unique-constraint violation on the named index.
+pub fn is_unique_violation(e: &tokio_postgres::Error, constraint: &str) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+            && db.constraint() == Some(constraint)
+    })
+}

@@ -1,0 +1,117 @@
+//! Only the edge may call the internal API: every `/internal` request must carry a valid
+//! signature (see `shared::signing`). The body is read once here (bounded), checked, and put
+//! back for the handler, together with the identity the edge vouched for.
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use shared::signing::{Identity, SignedParts, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Request bodies above this are refused (API.md: 64 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub async fn require_edge_signature(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => return ApiError::PayloadTooLarge.into_response(),
+    };
+    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    match check(
+        &state,
+        &parts.headers,
+        parts.method.as_str(),
+        path_and_query,
+        &bytes,
+    ) {
+        Ok(identity) => {
+            let mut request = Request::from_parts(parts, Body::from(bytes));
+            request.extensions_mut().insert(identity);
+            next.run(request).await
+        }
+        Err(reason) => {
+            tracing::warn!(method = %parts.method, path = %parts.uri.path(), %reason, "refused unsigned or badly signed internal request");
+            ApiError::BadSignature.into_response()
+        }
+    }
+}
+
+fn check(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &str,
+    path_and_query: &str,
+    body: &Bytes,
+) -> Result<Identity, String> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(format!("missing {name}"))
+    };
+    let timestamp: i64 = header(HEADER_TIMESTAMP)?
+        .parse()
+        .map_err(|_| "malformed timestamp".to_owned())?;
+    let identity = Identity::parse(header(HEADER_IDENTITY)?).ok_or("malformed identity")?;
+    let signature = header(HEADER_SIGNATURE)?;
+    let parts = SignedParts {
+        method,
+        path_and_query,
+        timestamp,
+        identity,
+        body,
+    };
+    state
+        .signer
+        .verify(&parts, signature, chrono::Utc::now().timestamp())
+        .map_err(|e| e.to_string())?;
+    Ok(identity)
+}
+
+/// A JSON body read the DRF way: `application/json` required, parse errors as 400 `detail`.
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("").to_owned())
+            .unwrap_or_default();
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/json" {
+            return Err(ApiError::UnsupportedMediaType(content_type));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge)?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))
+    }
+}
+
+/// The caller must be a user the edge authenticated.
+pub fn require_user(identity: Identity) -> Result<(i64, i32), ApiError> {
+    match identity {
+        Identity::User { id, token_version } => Ok((id, token_version)),
+        Identity::Anonymous => Err(ApiError::NotAuthenticated),
+    }
+}

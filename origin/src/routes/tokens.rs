@@ -1,0 +1,242 @@
+//! Login, refresh rotation with reuse detection, and logout.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use chrono::Utc;
+use secrecy::SecretString;
+use serde_json::json;
+use shared::api::TokenPair;
+use shared::form::Form;
+use shared::signing::Identity;
+use shared::token::{Claims, Subject, TokenKind};
+use uuid::Uuid;
+
+use crate::edge_auth::{require_user, JsonBody};
+use crate::error::{ApiError, ApiResult};
+use crate::startup::AppState;
+use crate::store::audit::{self, Event};
+use crate::store::tokens::{self, RevokeReason};
+use crate::store::users::{self, User};
+
+/// Longest password accepted at login: bounds the work an anonymous request can cause.
+const LOGIN_PASSWORD_MAX_CHARS: usize = 1024;
+const LOGIN_EMAIL_MAX_CHARS: usize = 320;
+
+fn subject(user: &User) -> Subject {
+    Subject {
+        user_id: user.id,
+        token_version: user.token_version,
+        role: user.role.clone(),
+    }
+}
+
+/// A fresh access token (new `jti`) for `user`.
+fn access_token(state: &AppState, user: &User, now: i64) -> ApiResult<String> {
+    let t = &state.tokens;
+    let claims = t.issuer.claims(
+        TokenKind::Access,
+        &subject(user),
+        Uuid::new_v4().simple().to_string(),
+        now,
+        t.access_ttl,
+    );
+    Ok(t.issuer.sign(&claims).map_err(anyhow::Error::from)?)
+}
+
+fn refresh_token(
+    state: &AppState,
+    user: &User,
+    jti: Uuid,
+    iat: i64,
+    exp: i64,
+) -> ApiResult<String> {
+    let mut claims =
+        state
+            .tokens
+            .issuer
+            .claims(TokenKind::Refresh, &subject(user), jti.to_string(), iat, 0);
+    claims.exp = exp;
+    Ok(state
+        .tokens
+        .issuer
+        .sign(&claims)
+        .map_err(anyhow::Error::from)?)
+}
+
+/// `POST /internal/tokens` — SimpleJWT's `jwt/create/`: one answer for unknown email, wrong
+/// password, inactive or locked-out account, each costing one argon2 verification.
+pub async fn login(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<TokenPair>> {
+    let mut form = Form::new(&body).map_err(ApiError::Validation)?;
+    let email = form.required("email", LOGIN_EMAIL_MAX_CHARS);
+    let password = form.required("password", LOGIN_PASSWORD_MAX_CHARS);
+    form.finish().map_err(ApiError::Validation)?;
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "form accepted without every required field"
+        )));
+    };
+
+    let client = state.pool.get().await?;
+    let user = users::by_email(&client, &email).await?;
+    let password_ok = state
+        .hasher
+        .verify(
+            SecretString::from(password),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await?;
+    let Some(user) = user else {
+        return Err(ApiError::InvalidCredentials);
+    };
+    let now = Utc::now();
+    let window = chrono::Duration::from_std(state.lockout_window).map_err(anyhow::Error::from)?;
+    if user.locked_out(state.lockout_threshold, window, now) {
+        audit::record(&client, Some(user.id), Event::LoginLocked, json!({})).await?;
+        return Err(ApiError::InvalidCredentials);
+    }
+    if !password_ok {
+        users::record_failed_login(&client, user.id, state.lockout_window.as_secs_f64()).await?;
+        audit::record(&client, Some(user.id), Event::LoginFailed, json!({})).await?;
+        return Err(ApiError::InvalidCredentials);
+    }
+    if !user.is_active {
+        return Err(ApiError::InvalidCredentials);
+    }
+
+    let now = now.timestamp();
+    let (family, jti) = (Uuid::new_v4(), Uuid::new_v4());
+    let exp = now + state.tokens.refresh_ttl;
+    let mut client = client;
+    let tx = client.transaction().await?;
+    tokens::create_family(&tx, family, user.id).await?;
+    tokens::insert(&tx, jti, family, None, user.id, now, exp).await?;
+    users::record_login(&tx, user.id).await?;
+    audit::record(
+        &tx,
+        Some(user.id),
+        Event::LoginOk,
+        json!({ "family": family }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(TokenPair {
+        refresh: refresh_token(&state, &user, jti, now, exp)?,
+        access: access_token(&state, &user, now)?,
+    }))
+}
+
+fn parse_refresh(
+    state: &AppState,
+    body: &serde_json::Value,
+    now: i64,
+) -> ApiResult<(Claims, Uuid)> {
+    let mut form = Form::new(body).map_err(ApiError::Validation)?;
+    let token = form.required("refresh", shared::token::MAX_TOKEN_BYTES);
+    form.finish().map_err(ApiError::Validation)?;
+    let token = token.ok_or(ApiError::TokenNotValid)?;
+    let claims = state.tokens.verifier.refresh(&token, now).map_err(|e| {
+        tracing::debug!(reason = %e, "refresh token refused");
+        ApiError::TokenNotValid
+    })?;
+    let jti = Uuid::parse_str(&claims.jti).map_err(|_| ApiError::TokenNotValid)?;
+    Ok((claims, jti))
+}
+
+/// `POST /internal/tokens/refresh` — rotation: each refresh token is exchanged once for a new
+/// pair. Presenting it again within the grace window gets the same new refresh token (a client
+/// retrying after a lost response); after it, the whole family is revoked (token theft).
+pub async fn refresh(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<TokenPair>> {
+    let now = Utc::now();
+    let (claims, jti) = parse_refresh(&state, &body, now.timestamp())?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let stored = tokens::lock(&tx, jti)
+        .await?
+        .ok_or(ApiError::TokenNotValid)?;
+    if stored.family_revoked || stored.user_id != claims.user_id {
+        return Err(ApiError::TokenNotValid);
+    }
+    let user = users::by_id(&tx, stored.user_id)
+        .await?
+        .ok_or(ApiError::TokenNotValid)?;
+    if !user.is_active || user.token_version != claims.ver {
+        return Err(ApiError::TokenNotValid);
+    }
+    let now_s = now.timestamp();
+    let pair = match stored.used_at {
+        None => {
+            let child = Uuid::new_v4();
+            let exp = now_s + state.tokens.refresh_ttl;
+            tokens::mark_used(&tx, jti).await?;
+            tokens::insert(&tx, child, stored.family_id, Some(jti), user.id, now_s, exp).await?;
+            TokenPair {
+                refresh: refresh_token(&state, &user, child, now_s, exp)?,
+                access: access_token(&state, &user, now_s)?,
+            }
+        }
+        Some(used_at) if (now - used_at).num_milliseconds() <= state.tokens.reuse_grace * 1_000 => {
+            let (child, iat, exp) = tokens::child_of(&tx, jti)
+                .await?
+                .ok_or(ApiError::TokenNotValid)?;
+            TokenPair {
+                refresh: refresh_token(&state, &user, child, iat, exp)?,
+                access: access_token(&state, &user, now_s)?,
+            }
+        }
+        Some(_) => {
+            tokens::revoke_family(&tx, stored.family_id, RevokeReason::Reuse).await?;
+            audit::record(
+                &tx,
+                Some(user.id),
+                Event::RefreshReuse,
+                json!({ "family": stored.family_id }),
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::warn!(user_id = user.id, family = %stored.family_id, "refresh token reuse detected; family revoked");
+            return Err(ApiError::TokenNotValid);
+        }
+    };
+    tx.commit().await?;
+    Ok(Json(pair))
+}
+
+/// `POST /internal/tokens/logout` — revokes the family of the given refresh token, which must
+/// belong to the authenticated user.
+pub async fn logout(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<StatusCode> {
+    let (user_id, _) = require_user(identity)?;
+    let (claims, jti) = parse_refresh(&state, &body, Utc::now().timestamp())?;
+    if claims.user_id != user_id {
+        return Err(ApiError::TokenNotValid);
+    }
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let stored = tokens::lock(&tx, jti)
+        .await?
+        .ok_or(ApiError::TokenNotValid)?;
+    if stored.user_id != user_id
+        || !tokens::revoke_family(&tx, stored.family_id, RevokeReason::Logout).await?
+    {
+        return Err(ApiError::TokenNotValid);
+    }
+    audit::record(
+        &tx,
+        Some(user_id),
+        Event::Logout,
+        json!({ "family": stored.family_id }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,148 @@
+//! Building the application: state, router, listener. `Application::build` binds first, so
+//! tests can ask for port 0 and read the port back.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{middleware, Router};
+use deadpool_postgres::Pool;
+use shared::signing::RequestSigner;
+use shared::validate::PasswordPolicy;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::{Settings, TokenConfig};
+use crate::edge_auth::{require_edge_signature, MAX_BODY_BYTES};
+use crate::email::{sender, Mailer, Templates};
+use crate::password::PasswordHasher;
+use crate::routes::{admin, health, password_reset, tokens, users};
+
+pub struct Inner {
+    pub pool: Pool,
+    pub signer: RequestSigner,
+    pub tokens: TokenConfig,
+    pub hasher: PasswordHasher,
+    pub password_policy: PasswordPolicy,
+    pub lockout_threshold: i32,
+    pub lockout_window: Duration,
+    pub templates: Templates,
+    pub email_wake: Arc<Notify>,
+}
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let internal = Router::new()
+        .route("/users", post(users::register).get(admin::list_users))
+        .route("/tokens", post(tokens::login))
+        .route("/tokens/refresh", post(tokens::refresh))
+        .route("/tokens/logout", post(tokens::logout))
+        .route("/me", get(users::me).patch(users::patch_me))
+        .route("/password-reset/code", post(password_reset::send_code))
+        .route("/password-reset/confirm", post(password_reset::confirm))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_edge_signature,
+        ));
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .nest("/internal", internal)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { crate::error::ApiError::NotFound("Not found.") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::make_span))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    port: u16,
+}
+
+impl Application {
+    /// Connects the pool, applies migrations, starts the email sender and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = crate::db::pool(&settings.database)?;
+        let applied = crate::db::migrate(&pool).await?;
+        if applied > 0 {
+            tracing::info!(applied, "database migrated");
+        }
+        let mailer = Arc::new(Mailer::new(&settings.email)?);
+        let email_wake = Arc::new(Notify::new());
+        tokio::spawn(sender::run(pool.clone(), mailer, email_wake.clone()));
+        let state = AppState(Arc::new(Inner {
+            pool,
+            signer: settings.signer,
+            tokens: settings.tokens,
+            hasher: PasswordHasher::new(settings.argon2_permits)?,
+            password_policy: settings.password_policy,
+            lockout_threshold: settings.lockout_threshold,
+            lockout_window: settings.lockout_window,
+            templates: Templates::new()?,
+            email_wake,
+        }));
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .with_context(|| format!("cannot listen on {} (BIND)", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        Ok(Self {
+            listener,
+            router: router(state),
+            port,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(port = self.port, "origin listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("server error")
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

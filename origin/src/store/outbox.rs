@@ -1,0 +1,115 @@
+//! The email outbox: rows are written with the event and sent by `email::sender`.
+
+use deadpool_postgres::GenericClient;
+
+pub struct OutgoingEmail {
+    pub kind: &'static str,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub struct PendingEmail {
+    pub id: i64,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub attempts: i32,
+}
+
+pub async fn enqueue(
+    client: &impl GenericClient,
+    email: &OutgoingEmail,
+) -> Result<i64, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO email_outbox (kind, to_address, subject, body_text, body_html) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .await?;
+    let row = client
+        .query_one(
+            &stmt,
+            &[
+                &email.kind,
+                &email.to,
+                &email.subject,
+                &email.text,
+                &email.html,
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Claims due rows for this transaction (`SKIP LOCKED`: several origins never send one row twice
+/// at the same time).
+pub async fn claim_due(
+    client: &impl GenericClient,
+    limit: i64,
+) -> Result<Vec<PendingEmail>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT id, to_address, subject, body_text, body_html, attempts FROM email_outbox \
+             WHERE sent_at IS NULL AND next_attempt_at <= now() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .await?;
+    Ok(client
+        .query(&stmt, &[&limit])
+        .await?
+        .iter()
+        .map(|r| PendingEmail {
+            id: r.get(0),
+            to: r.get(1),
+            subject: r.get(2),
+            text: r.get(3),
+            html: r.get(4),
+            attempts: r.get(5),
+        })
+        .collect())
+}
+
+/// Sent: the bodies (which carry the reset code) are blanked, the row is kept.
+pub async fn mark_sent(client: &impl GenericClient, id: i64) -> Result<(), tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL, \
+             body_text = '', body_html = '' WHERE id = $1",
+        )
+        .await?;
+    client.execute(&stmt, &[&id]).await?;
+    Ok(())
+}
+
+pub async fn mark_failed(
+    client: &impl GenericClient,
+    id: i64,
+    error: &str,
+    retry_in_secs: f64,
+) -> Result<(), tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "UPDATE email_outbox SET attempts = attempts + 1, last_error = $2, \
+             next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
+        )
+        .await?;
+    client
+        .execute(&stmt, &[&id, &error, &retry_in_secs])
+        .await?;
+    Ok(())
+}
+
+/// Seconds until the next due row, if any row is pending.
+pub async fn next_due_in(
+    client: &impl GenericClient,
+) -> Result<Option<f64>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT greatest(extract(epoch FROM min(next_attempt_at) - now()), 0)::float8 \
+             FROM email_outbox WHERE sent_at IS NULL",
+        )
+        .await?;
+    Ok(client.query_one(&stmt, &[]).await?.get(0))
+}

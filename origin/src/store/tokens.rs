@@ -1,0 +1,147 @@
+//! Refresh-token families: one per login, a chain of rotated tokens, revoked as a whole.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+/// A stored refresh token with its family's state, as read under a row lock.
+#[derive(Debug)]
+pub struct StoredRefresh {
+    pub family_id: Uuid,
+    pub user_id: i64,
+    pub used_at: Option<DateTime<Utc>>,
+    pub family_revoked: bool,
+}
+
+/// Revocation reasons recorded on the family (and allowed by the schema).
+#[derive(Debug, Clone, Copy)]
+pub enum RevokeReason {
+    Logout,
+    Reuse,
+    PasswordReset,
+}
+
+impl RevokeReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::Reuse => "reuse",
+            Self::PasswordReset => "password_reset",
+        }
+    }
+}
+
+pub async fn create_family(
+    client: &impl GenericClient,
+    family_id: Uuid,
+    user_id: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached("INSERT INTO refresh_families (id, user_id) VALUES ($1, $2)")
+        .await?;
+    client.execute(&stmt, &[&family_id, &user_id]).await?;
+    Ok(())
+}
+
+pub async fn insert(
+    client: &impl GenericClient,
+    jti: Uuid,
+    family_id: Uuid,
+    parent: Option<Uuid>,
+    user_id: i64,
+    iat: i64,
+    exp: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO refresh_tokens (jti, family_id, parent_jti, user_id, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, to_timestamp($5::bigint), to_timestamp($6::bigint))",
+        )
+        .await?;
+    client
+        .execute(&stmt, &[&jti, &family_id, &parent, &user_id, &iat, &exp])
+        .await?;
+    Ok(())
+}
+
+/// Reads a token and locks its row, so concurrent refreshes of one token are serialised.
+pub async fn lock(
+    client: &impl GenericClient,
+    jti: Uuid,
+) -> Result<Option<StoredRefresh>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT t.family_id, t.user_id, t.used_at, f.revoked_at IS NOT NULL \
+             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+             WHERE t.jti = $1 FOR UPDATE OF t",
+        )
+        .await?;
+    Ok(client
+        .query_opt(&stmt, &[&jti])
+        .await?
+        .map(|row| StoredRefresh {
+            family_id: row.get(0),
+            user_id: row.get(1),
+            used_at: row.get(2),
+            family_revoked: row.get(3),
+        }))
+}
+
+pub async fn mark_used(
+    client: &impl GenericClient,
+    jti: Uuid,
+) -> Result<(), tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached("UPDATE refresh_tokens SET used_at = now() WHERE jti = $1")
+        .await?;
+    client.execute(&stmt, &[&jti]).await?;
+    Ok(())
+}
+
+/// The token a rotation produced from `parent`: (jti, iat, exp).
+pub async fn child_of(
+    client: &impl GenericClient,
+    parent: Uuid,
+) -> Result<Option<(Uuid, i64, i64)>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT jti, extract(epoch FROM issued_at)::bigint, extract(epoch FROM expires_at)::bigint \
+             FROM refresh_tokens WHERE parent_jti = $1",
+        )
+        .await?;
+    Ok(client
+        .query_opt(&stmt, &[&parent])
+        .await?
+        .map(|r| (r.get(0), r.get(1), r.get(2))))
+}
+
+/// Whether the family was live (and is now revoked).
+pub async fn revoke_family(
+    client: &impl GenericClient,
+    family_id: Uuid,
+    reason: RevokeReason,
+) -> Result<bool, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "UPDATE refresh_families SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .await?;
+    Ok(client
+        .execute(&stmt, &[&family_id, &reason.as_str()])
+        .await?
+        == 1)
+}
+
+/// Revokes every live family of the user; returns how many.
+pub async fn revoke_all(
+    client: &impl GenericClient,
+    user_id: i64,
+    reason: RevokeReason,
+) -> Result<u64, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "UPDATE refresh_families SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .await?;
+    client.execute(&stmt, &[&user_id, &reason.as_str()]).await
+}

@@ -1,0 +1,263 @@
+//! The `users` table.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+
+use crate::db::is_unique_violation;
+
+const COLUMNS: &str = "id, email, username, password_hash, role, first_name, last_name, is_active, \
+                       date_joined, password_changed_at, token_version, failed_logins, failed_logins_since";
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub username: String,
+    pub password_hash: String,
+    pub role: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub is_active: bool,
+    pub date_joined: DateTime<Utc>,
+    pub password_changed_at: DateTime<Utc>,
+    pub token_version: i32,
+    pub failed_logins: i32,
+    pub failed_logins_since: Option<DateTime<Utc>>,
+}
+
+impl User {
+    fn from_row(row: &Row) -> Self {
+        Self {
+            id: row.get(0),
+            email: row.get(1),
+            username: row.get(2),
+            password_hash: row.get(3),
+            role: row.get(4),
+            first_name: row.get(5),
+            last_name: row.get(6),
+            is_active: row.get(7),
+            date_joined: row.get(8),
+            password_changed_at: row.get(9),
+            token_version: row.get(10),
+            failed_logins: row.get(11),
+            failed_logins_since: row.get(12),
+        }
+    }
+
+    /// Whether the account is locked out by failed logins at `now`.
+    pub fn locked_out(&self, threshold: i32, window: chrono::Duration, now: DateTime<Utc>) -> bool {
+        self.failed_logins >= threshold
+            && self
+                .failed_logins_since
+                .is_some_and(|since| since > now - window)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+}
+
+/// Which unique field a write collided with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    Email,
+    Username,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("already taken: {0:?}")]
+    Taken(Taken),
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+}
+
+fn classify(e: tokio_postgres::Error) -> WriteError {
+    if is_unique_violation(&e, "users_email_lower_key") {
+        WriteError::Taken(Taken::Email)
+    } else if is_unique_violation(&e, "users_username_key") {
+        WriteError::Taken(Taken::Username)
+    } else {
+        WriteError::Db(e)
+    }
+}
+
+pub async fn insert(
+    client: &impl GenericClient,
+    email: &str,
+    username: &str,
+    password_hash: &str,
+    role: &str,
+) -> Result<User, WriteError> {
+    let sql = format!(
+        "INSERT INTO users (email, username, password_hash, role) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
+    );
+    let stmt = client.prepare_cached(&sql).await?;
+    client
+        .query_one(&stmt, &[&email, &username, &password_hash, &role])
+        .await
+        .map(|row| User::from_row(&row))
+        .map_err(classify)
+}
+
+/// Which of `email` (case-insensitively) and `username` already belong to an account.
+pub async fn taken(
+    client: &impl GenericClient,
+    email: &str,
+    username: &str,
+) -> Result<Vec<Taken>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1)), \
+                    EXISTS (SELECT 1 FROM users WHERE username = $2)",
+        )
+        .await?;
+    let row = client.query_one(&stmt, &[&email, &username]).await?;
+    let mut taken = Vec::new();
+    if row.get::<_, bool>(0) {
+        taken.push(Taken::Email);
+    }
+    if row.get::<_, bool>(1) {
+        taken.push(Taken::Username);
+    }
+    Ok(taken)
+}
+
+pub async fn by_email(
+    client: &impl GenericClient,
+    email: &str,
+) -> Result<Option<User>, tokio_postgres::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)");
+    let stmt = client.prepare_cached(&sql).await?;
+    Ok(client
+        .query_opt(&stmt, &[&email])
+        .await?
+        .as_ref()
+        .map(User::from_row))
+}
+
+pub async fn by_id(
+    client: &impl GenericClient,
+    id: i64,
+) -> Result<Option<User>, tokio_postgres::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+    let stmt = client.prepare_cached(&sql).await?;
+    Ok(client
+        .query_opt(&stmt, &[&id])
+        .await?
+        .as_ref()
+        .map(User::from_row))
+}
+
+/// Counts a failed login: a new window starts when the last one is older than `window_secs`.
+pub async fn record_failed_login(
+    client: &impl GenericClient,
+    id: i64,
+    window_secs: f64,
+) -> Result<(), tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "UPDATE users SET \
+               failed_logins = CASE WHEN failed_logins_since IS NULL \
+                                     OR failed_logins_since <= now() - make_interval(secs => $2) \
+                                    THEN 1 ELSE failed_logins + 1 END, \
+               failed_logins_since = CASE WHEN failed_logins_since IS NULL \
+                                           OR failed_logins_since <= now() - make_interval(secs => $2) \
+                                          THEN now() ELSE failed_logins_since END \
+             WHERE id = $1",
+        )
+        .await?;
+    client.execute(&stmt, &[&id, &window_secs]).await?;
+    Ok(())
+}
+
+pub async fn record_login(
+    client: &impl GenericClient,
+    id: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached("UPDATE users SET last_login = now(), failed_logins = 0, failed_logins_since = NULL WHERE id = $1")
+        .await?;
+    client.execute(&stmt, &[&id]).await?;
+    Ok(())
+}
+
+/// Profile fields only: role, email and flags are never written here.
+pub async fn update_profile(
+    client: &impl GenericClient,
+    id: i64,
+    username: Option<&str>,
+    first_name: Option<&str>,
+    last_name: Option<&str>,
+) -> Result<Option<User>, WriteError> {
+    let sql = format!(
+        "UPDATE users SET username = COALESCE($2, username), first_name = COALESCE($3, first_name), \
+         last_name = COALESCE($4, last_name) WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let stmt = client.prepare_cached(&sql).await?;
+    client
+        .query_opt(&stmt, &[&id, &username, &first_name, &last_name])
+        .await
+        .map(|row| row.as_ref().map(User::from_row))
+        .map_err(classify)
+}
+
+pub async fn count(client: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
+    let stmt = client.prepare_cached("SELECT count(*) FROM users").await?;
+    Ok(client.query_one(&stmt, &[]).await?.get(0))
+}
+
+pub async fn page(
+    client: &impl GenericClient,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<User>, tokio_postgres::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users ORDER BY id LIMIT $1 OFFSET $2");
+    let stmt = client.prepare_cached(&sql).await?;
+    Ok(client
+        .query(&stmt, &[&limit, &offset])
+        .await?
+        .iter()
+        .map(User::from_row)
+        .collect())
+}
+
+/// New password: bumps `token_version` (outdating every token) and clears the lockout.
+pub async fn set_password(
+    client: &impl GenericClient,
+    id: i64,
+    password_hash: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "UPDATE users SET password_hash = $2, password_changed_at = now(), token_version = token_version + 1, \
+             failed_logins = 0, failed_logins_since = NULL WHERE id = $1",
+        )
+        .await?;
+    client.execute(&stmt, &[&id, &password_hash]).await?;
+    Ok(())
+}
+
+/// `create-superuser`: creates the admin, or updates the password and role of an existing
+/// account with that email (the seed command's behaviour).
+pub async fn upsert_superuser(
+    client: &impl GenericClient,
+    email: &str,
+    username: &str,
+    password_hash: &str,
+) -> Result<(i64, bool), WriteError> {
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO users (email, username, password_hash, role) VALUES ($1, $2, $3, 'admin') \
+             ON CONFLICT (lower(email)) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = 'admin', \
+               is_active = true, password_changed_at = now(), token_version = users.token_version + 1 \
+             RETURNING id, (xmax = 0)",
+        )
+        .await?;
+    let row = client
+        .query_one(&stmt, &[&email, &username, &password_hash])
+        .await
+        .map_err(classify)?;
+    Ok((row.get(0), row.get(1)))
+}

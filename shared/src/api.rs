@@ -1,0 +1,183 @@
+//! Wire types: response bodies of the public API (DRF/Djoser/SimpleJWT shapes) and of the
+//! internal edge→origin API, plus the one builder per DRF error shape.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+pub const DETAIL_NO_ACTIVE_ACCOUNT: &str = "No active account found with the given credentials";
+pub const DETAIL_TOKEN_INVALID: &str = "Token is invalid or expired";
+pub const DETAIL_NOT_AUTHENTICATED: &str = "Authentication credentials were not provided.";
+pub const DETAIL_NO_TOKEN_TYPE: &str = "Given token not valid for any token type";
+pub const DETAIL_PERMISSION_DENIED: &str = "You do not have permission to perform this action.";
+pub const DETAIL_RESET_REQUESTED: &str =
+    "If an account exists for this email, a code has been sent.";
+pub const DETAIL_UNAVAILABLE: &str = "Service temporarily unavailable.";
+pub const DETAIL_NOT_FOUND: &str = "Not found.";
+pub const MSG_EMAIL_TAKEN: &str = "user with this email address already exists.";
+pub const MSG_USERNAME_TAKEN: &str = "A user with that username already exists.";
+pub const MSG_OTP_INVALID: &str = "Invalid or expired code.";
+pub const MSG_RESET_TOKEN_INVALID: &str = "Invalid or expired reset token.";
+pub const CODE_TOKEN_NOT_VALID: &str = "token_not_valid";
+/// Every 401 carries this, as DRF's `authenticate_header` does.
+pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"api\"";
+
+/// `{"field": ["message", ...]}`, with cross-field errors under `non_field_errors`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FieldErrors(BTreeMap<String, Vec<String>>);
+
+impl FieldErrors {
+    pub fn single(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = Self::default();
+        errors.add(field, message);
+        errors
+    }
+
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0
+            .entry(field.to_owned())
+            .or_default()
+            .push(message.into());
+    }
+
+    pub fn extend(&mut self, field: &str, messages: impl IntoIterator<Item = String>) {
+        for m in messages {
+            self.add(field, m);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, field: &str) -> Option<&[String]> {
+        self.0.get(field).map(Vec::as_slice)
+    }
+}
+
+/// `{"detail": "..."}`.
+pub fn detail(message: &str) -> Value {
+    json!({ "detail": message })
+}
+
+/// SimpleJWT's body for a refresh or verify token that fails any check.
+pub fn token_not_valid() -> Value {
+    json!({ "detail": DETAIL_TOKEN_INVALID, "code": CODE_TOKEN_NOT_VALID })
+}
+
+/// SimpleJWT's body for a Bearer token that is not a valid access token.
+pub fn bearer_not_valid() -> Value {
+    json!({
+        "detail": DETAIL_NO_TOKEN_TYPE,
+        "code": CODE_TOKEN_NOT_VALID,
+        "messages": [{
+            "token_class": "AccessToken",
+            "token_type": "access",
+            "message": DETAIL_TOKEN_INVALID,
+        }],
+    })
+}
+
+/// DRF's throttled body; `wait` is already rounded up to whole seconds.
+pub fn throttled(wait: u64) -> Value {
+    let unit = if wait == 1 { "second" } else { "seconds" };
+    detail(&format!(
+        "Request was throttled. Expected available in {wait} {unit}."
+    ))
+}
+
+/// `201` body of registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredUser {
+    pub email: String,
+    pub username: String,
+    pub id: i64,
+}
+
+/// Login answer (`jwt/create/`) and refresh answer (`jwt/refresh/`, with the rotated refresh).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenPair {
+    pub refresh: String,
+    pub access: String,
+}
+
+/// The user as `me/` and the admin list show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserProfile {
+    pub id: i64,
+    pub email: String,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub role: String,
+    /// ISO 8601 in UTC with microseconds, as DRF renders a `DateTimeField`.
+    pub date_joined: String,
+}
+
+/// DRF's `PageNumberPagination` envelope. `next`/`previous` are absolute URLs at the edge;
+/// the origin gives them as paths with a query (`/api/auth/users/?page=2`) since only the edge
+/// knows the public host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub count: i64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<T>,
+}
+
+/// `verify-otp/` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetTokenIssued {
+    pub reset_token: String,
+}
+
+/// Internal: the edge asks the origin to email a reset code it generated (and stored hashed
+/// in its `OtpStore`). The origin sends it only if the account exists and is active, and
+/// answers the same `202` either way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendResetCode {
+    pub email: String,
+    pub code: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttled_message_uses_drf_plural_rule() {
+        assert_eq!(
+            throttled(1),
+            json!({"detail": "Request was throttled. Expected available in 1 second."})
+        );
+        assert_eq!(
+            throttled(60),
+            json!({"detail": "Request was throttled. Expected available in 60 seconds."})
+        );
+    }
+
+    #[test]
+    fn field_errors_accumulate_per_field() {
+        let mut e = FieldErrors::single("password", "a");
+        e.extend("password", ["b".to_owned()]);
+        e.add("email", "c");
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            json!({"email": ["c"], "password": ["a", "b"]})
+        );
+        assert_eq!(
+            e.get("password"),
+            Some(&["a".to_owned(), "b".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn bearer_not_valid_matches_simplejwt() {
+        let body = bearer_not_valid();
+        assert_eq!(body["detail"], DETAIL_NO_TOKEN_TYPE);
+        assert_eq!(body["code"], CODE_TOKEN_NOT_VALID);
+        assert_eq!(body["messages"][0]["token_type"], "access");
+    }
+}

@@ -1,0 +1,17 @@
+//! Logic shared by the edge Worker (wasm32) and the origin (native): token claims and their
+//! verification per kind, input validation and password policies, OTP codes, edge→origin
+//! request signing, throttle arithmetic, and the wire types of the public and internal APIs.
+//!
+//! Nothing here performs I/O or reads a clock: callers pass `now` (Unix seconds) and a random
+//! source, so every rule is a pure function that `cargo test` exercises natively.
+
+pub mod api;
+pub mod form;
+pub mod keys;
+pub mod otp;
+pub mod signing;
+pub mod throttle;
+pub mod token;
+pub mod validate;
+
+mod common_passwords;

@@ -1,0 +1,359 @@
+//! Throttle rates (DRF syntax) and the limiter arithmetic.
+//!
+//! The limiter is DRF's `SimpleRateThrottle`: an exact sliding log of request times per
+//! `scope:identity`. It is a pure function of (history, rate, now), so the edge's Durable
+//! Object only loads the history, calls [`check`], and stores it back.
+
+use std::fmt;
+
+/// The throttle scopes of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Anon,
+    User,
+    Auth,
+    PasswordReset,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Anon, Scope::User, Scope::Auth, Scope::PasswordReset];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Anon => "anon",
+            Self::User => "user",
+            Self::Auth => "auth",
+            Self::PasswordReset => "password_reset",
+        }
+    }
+
+    /// Whether a limiter failure must refuse the request (503) rather than let it through:
+    /// the scopes that guard credentials and reset codes fail closed.
+    pub fn fails_closed(self) -> bool {
+        matches!(self, Self::Auth | Self::PasswordReset)
+    }
+}
+
+/// `requests` per `period_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub requests: u32,
+    pub period_secs: u64,
+}
+
+/// Upper bound on `requests`, which bounds the stored history per key.
+pub const MAX_REQUESTS_PER_PERIOD: u32 = 100_000;
+
+impl Rate {
+    /// DRF syntax `N/period`, where only the period's first letter counts (`s`, `m`, `h`, `d`),
+    /// so `3/min`, `3/m` and `3/minute` are the same rate.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (num, period) = s
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not of the form N/period"))?;
+        let requests: u32 = num
+            .trim()
+            .parse()
+            .map_err(|_| format!("{num:?} is not a whole number of requests"))?;
+        if requests == 0 || requests > MAX_REQUESTS_PER_PERIOD {
+            return Err(format!(
+                "request count must be 1..={MAX_REQUESTS_PER_PERIOD}, got {requests}"
+            ));
+        }
+        let period_secs = match period.trim().chars().next() {
+            Some('s') => 1,
+            Some('m') => 60,
+            Some('h') => 3_600,
+            Some('d') => 86_400,
+            _ => {
+                return Err(format!(
+                    "{period:?} is not a period (sec, min, hour or day)"
+                ))
+            }
+        };
+        Ok(Self {
+            requests,
+            period_secs,
+        })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.period_secs {
+            1 => "sec",
+            60 => "min",
+            3_600 => "hour",
+            _ => "day",
+        };
+        write!(f, "{}/{unit}", self.requests)
+    }
+}
+
+/// The rate of every scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleRates {
+    pub anon: Rate,
+    pub user: Rate,
+    pub auth: Rate,
+    pub password_reset: Rate,
+}
+
+pub const DEFAULT_RATES: &str = "anon=100/day,user=1000/day,auth=3/min,password_reset=3/hour";
+
+impl Default for ThrottleRates {
+    fn default() -> Self {
+        Self::parse(DEFAULT_RATES).expect("default rates parse")
+    }
+}
+
+impl ThrottleRates {
+    /// `scope=N/period` entries separated by commas; scopes not named keep their default.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut rates = Self {
+            anon: Rate {
+                requests: 100,
+                period_secs: 86_400,
+            },
+            user: Rate {
+                requests: 1_000,
+                period_secs: 86_400,
+            },
+            auth: Rate {
+                requests: 3,
+                period_secs: 60,
+            },
+            password_reset: Rate {
+                requests: 3,
+                period_secs: 3_600,
+            },
+        };
+        let mut seen = Vec::new();
+        for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, rate) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("{entry:?} is not of the form scope=N/period"))?;
+            let name = name.trim();
+            let scope = Scope::ALL
+                .into_iter()
+                .find(|s| s.name() == name)
+                .ok_or_else(|| format!("unknown throttle scope {name:?} (expected anon, user, auth or password_reset)"))?;
+            if seen.contains(&scope) {
+                return Err(format!("throttle scope {name:?} is given twice"));
+            }
+            seen.push(scope);
+            *rates.get_mut(scope) = Rate::parse(rate).map_err(|e| format!("scope {name}: {e}"))?;
+        }
+        Ok(rates)
+    }
+
+    pub fn get(&self, scope: Scope) -> Rate {
+        match scope {
+            Scope::Anon => self.anon,
+            Scope::User => self.user,
+            Scope::Auth => self.auth,
+            Scope::PasswordReset => self.password_reset,
+        }
+    }
+
+    fn get_mut(&mut self, scope: Scope) -> &mut Rate {
+        match scope {
+            Scope::Anon => &mut self.anon,
+            Scope::User => &mut self.user,
+            Scope::Auth => &mut self.auth,
+            Scope::PasswordReset => &mut self.password_reset,
+        }
+    }
+}
+
+/// The limiter's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// Refused; the client may retry after this many whole seconds (≥ 1).
+    Throttled {
+        retry_after_secs: u64,
+    },
+}
+
+/// DRF's sliding log: `history` holds the times (ms, oldest first) of the allowed requests in
+/// the current window. Entries that left the window are dropped; if `rate.requests` remain,
+/// the request is refused until the oldest leaves, otherwise `now_ms` is recorded.
+pub fn check(history: &mut Vec<u64>, rate: Rate, now_ms: u64) -> Decision {
+    let window_ms = rate.period_secs * 1_000;
+    let horizon = now_ms.saturating_sub(window_ms);
+    history.retain(|&t| t > horizon && t <= now_ms);
+    if history.len() >= rate.requests as usize {
+        let oldest = history[0];
+        let wait_ms = window_ms - (now_ms - oldest);
+        return Decision::Throttled {
+            retry_after_secs: wait_ms.div_ceil(1_000).max(1),
+        };
+    }
+    history.push(now_ms);
+    Decision::Allowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn defaults_are_the_documented_rates() {
+        let r = ThrottleRates::default();
+        assert_eq!(
+            r.anon,
+            Rate {
+                requests: 100,
+                period_secs: 86_400
+            }
+        );
+        assert_eq!(
+            r.user,
+            Rate {
+                requests: 1_000,
+                period_secs: 86_400
+            }
+        );
+        assert_eq!(
+            r.auth,
+            Rate {
+                requests: 3,
+                period_secs: 60
+            }
+        );
+        assert_eq!(
+            r.password_reset,
+            Rate {
+                requests: 3,
+                period_secs: 3_600
+            }
+        );
+    }
+
+    #[test]
+    fn overrides_keep_other_defaults() {
+        let r = ThrottleRates::parse(" auth = 10/second , ").unwrap();
+        assert_eq!(
+            r.auth,
+            Rate {
+                requests: 10,
+                period_secs: 1
+            }
+        );
+        assert_eq!(r.anon, ThrottleRates::default().anon);
+        assert_eq!(ThrottleRates::parse("").unwrap(), ThrottleRates::default());
+    }
+
+    #[test]
+    fn parse_errors_name_the_problem() {
+        let err = |s: &str| ThrottleRates::parse(s).unwrap_err();
+        assert!(err("burst=1/min").contains("unknown throttle scope \"burst\""));
+        assert!(err("auth").contains("scope=N/period"));
+        assert!(err("auth=3").contains("N/period"));
+        assert!(err("auth=x/min").contains("whole number"));
+        assert!(err("auth=0/min").contains("1..="));
+        assert!(err("auth=3/week").contains("not a period"));
+        assert!(err("auth=3/min,auth=4/min").contains("twice"));
+        assert!(err("auth=-3/min").contains("whole number"));
+    }
+
+    #[test]
+    fn fourth_call_in_a_minute_is_throttled_with_retry_after() {
+        let rate = Rate::parse("3/min").unwrap();
+        let mut h = Vec::new();
+        for t in [0, 10_000, 20_000] {
+            assert_eq!(check(&mut h, rate, 1_000_000 + t), Decision::Allowed);
+        }
+        assert_eq!(
+            check(&mut h, rate, 1_030_000),
+            Decision::Throttled {
+                retry_after_secs: 30
+            }
+        );
+        assert_eq!(
+            check(&mut h, rate, 1_059_999),
+            Decision::Throttled {
+                retry_after_secs: 1
+            }
+        );
+        // The oldest leaves the window exactly one period after it was recorded.
+        assert_eq!(check(&mut h, rate, 1_060_000), Decision::Allowed);
+        assert_eq!(h, vec![1_010_000, 1_020_000, 1_060_000]);
+    }
+
+    #[test]
+    fn refused_requests_are_not_recorded() {
+        let rate = Rate::parse("1/sec").unwrap();
+        let mut h = vec![];
+        assert_eq!(check(&mut h, rate, 5_000), Decision::Allowed);
+        assert_eq!(
+            check(&mut h, rate, 5_500),
+            Decision::Throttled {
+                retry_after_secs: 1
+            }
+        );
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn scopes_fail_closed_where_credentials_are_at_stake() {
+        assert!(Scope::Auth.fails_closed() && Scope::PasswordReset.fails_closed());
+        assert!(!Scope::Anon.fails_closed() && !Scope::User.fails_closed());
+    }
+
+    proptest! {
+        /// In any window of one period, no more than `requests` calls are allowed, and the
+        /// stored history never exceeds `requests`.
+        #[test]
+        fn never_more_than_n_per_window(n in 1u32..6, period in prop::sample::select(vec![1u64, 60]),
+                                        gaps in proptest::collection::vec(0u64..3_000, 1..80)) {
+            let rate = Rate { requests: n, period_secs: period };
+            let mut h = Vec::new();
+            let mut now = 10_000_000u64;
+            let mut allowed = Vec::new();
+            for gap in gaps {
+                now += gap;
+                match check(&mut h, rate, now) {
+                    Decision::Allowed => allowed.push(now),
+                    Decision::Throttled { retry_after_secs } => {
+                        prop_assert!(retry_after_secs >= 1 && retry_after_secs <= period);
+                    }
+                }
+                prop_assert!(h.len() <= n as usize);
+            }
+            for (i, &t) in allowed.iter().enumerate() {
+                let in_window = allowed[i..].iter().take_while(|&&u| u < t + period * 1_000).count();
+                prop_assert!(in_window <= n as usize);
+            }
+        }
+
+        /// Waiting the advertised time always lets the next request through.
+        #[test]
+        fn retry_after_is_sufficient(n in 1u32..5, gaps in proptest::collection::vec(0u64..2_000, 1..30)) {
+            let rate = Rate { requests: n, period_secs: 60 };
+            let mut h = Vec::new();
+            let mut now = 1_000_000u64;
+            for gap in gaps {
+                now += gap;
+                if let Decision::Throttled { retry_after_secs } = check(&mut h, rate, now) {
+                    let mut later = h.clone();
+                    prop_assert_eq!(check(&mut later, rate, now + retry_after_secs * 1_000), Decision::Allowed);
+                }
+            }
+        }
+
+        #[test]
+        fn rate_display_round_trips(n in 1u32..=MAX_REQUESTS_PER_PERIOD, p in prop::sample::select(vec!["sec", "min", "hour", "day"])) {
+            let rate = Rate::parse(&format!("{n}/{p}")).unwrap();
+            prop_assert_eq!(Rate::parse(&rate.to_string()).unwrap(), rate);
+        }
+
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,60}") {
+            let _ = ThrottleRates::parse(&s);
+        }
+    }
+}
