@@ -3,7 +3,7 @@
 //! back for the handler, together with the identity the edge vouched for.
 
 use axum::body::{to_bytes, Body, Bytes};
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -26,12 +26,20 @@ pub async fn require_edge_signature(
         Ok(bytes) => bytes,
         Err(_) => return ApiError::PayloadTooLarge.into_response(),
     };
-    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    // `nest` strips `/internal` from the URI; the signature covers the path as sent.
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |original| &original.0);
+    let path_and_query = uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
     match check(
         &state,
         &parts.headers,
         parts.method.as_str(),
-        path_and_query,
+        &path_and_query,
         &bytes,
     ) {
         Ok(identity) => {
@@ -40,7 +48,7 @@ pub async fn require_edge_signature(
             next.run(request).await
         }
         Err(reason) => {
-            tracing::warn!(method = %parts.method, path = %parts.uri.path(), %reason, "refused unsigned or badly signed internal request");
+            tracing::warn!(method = %parts.method, path = %path_and_query.split('?').next().unwrap_or(""), %reason, "refused unsigned or badly signed internal request");
             ApiError::BadSignature.into_response()
         }
     }

@@ -77,7 +77,7 @@ mod tests {
 
     /// Replays fixed draws, to drive the rejection branch.
     struct Fixed(Vec<u32>);
-    impl RngCore for Fixed {
+    impl rand_core::RngCore for Fixed {
         fn next_u32(&mut self) -> u32 {
             self.0.remove(0)
         }

@@ -1,0 +1,96 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::helpers::{code_in, spawn_app_with, Options, SmtpSink};
+
+#[tokio::test]
+async fn reset_email_is_delivered_over_smtp_with_the_code() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sink = SmtpSink::serve(listener);
+    let app = spawn_app_with(Options {
+        smtp_port: Some(port),
+        ..Options::default()
+    })
+    .await;
+    app.signed_up("ada@example.com", "ada").await;
+
+    let reply = app
+        .post(
+            "/internal/password-reset/code",
+            json!({"email": "ada@example.com", "code": "042917"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    let messages = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(messages.len(), 1);
+    let message = &messages[0];
+    assert!(
+        message.contains("Subject: Your password reset code"),
+        "{message}"
+    );
+    assert!(message.contains("To: ada@example.com"), "{message}");
+    assert!(message.contains("multipart/alternative"), "{message}");
+    assert!(message.contains("text/html"), "{message}");
+    assert_eq!(code_in(message), "042917");
+
+    // Sent rows keep their metadata but not the code.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM email_outbox WHERE sent_at IS NOT NULL AND body_text = ''")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn emails_wait_in_the_outbox_while_smtp_is_down_and_go_out_once_it_is_back() {
+    // Reserve a port, then close it: SMTP is "down" until a listener takes the port again.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_app_with(Options {
+        smtp_port: Some(port),
+        ..Options::default()
+    })
+    .await;
+    app.signed_up("ada@example.com", "ada").await;
+    app.signed_up("bob@example.com", "bob").await;
+    app.post(
+        "/internal/password-reset/code",
+        json!({"email": "ada@example.com", "code": "111111"}),
+    )
+    .await;
+    app.post(
+        "/internal/password-reset/code",
+        json!({"email": "bob@example.com", "code": "222222"}),
+    )
+    .await;
+
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(app.count("SELECT count(*) FROM email_outbox WHERE sent_at IS NULL AND attempts >= 1 AND last_error IS NOT NULL").await, 2);
+
+    let sink = SmtpSink::serve(TcpListener::bind(("127.0.0.1", port)).await.unwrap());
+    let messages = sink.wait_for(2, Duration::from_secs(15)).await;
+    assert_eq!(
+        messages.len(),
+        2,
+        "both queued emails delivered after the outage"
+    );
+    let mut codes: Vec<String> = messages.iter().map(|m| code_in(m)).collect();
+    codes.sort();
+    assert_eq!(codes, ["111111", "222222"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.messages().len(), 2, "none sent twice");
+    assert_eq!(
+        app.count("SELECT count(*) FROM email_outbox WHERE sent_at IS NOT NULL")
+            .await,
+        2
+    );
+}

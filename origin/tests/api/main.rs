@@ -1,0 +1,12 @@
+//! Integration tests: the origin on a random port, a fresh PostgreSQL database per test, and
+//! requests signed the way the edge signs them.
+
+mod admin;
+mod email;
+mod health;
+mod helpers;
+mod me;
+mod reset;
+mod signature;
+mod tokens;
+mod users;

@@ -1,0 +1,137 @@
+use reqwest::StatusCode;
+use serde_json::json;
+use shared::signing::{
+    Identity, RequestSigner, SignedParts, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
+
+use crate::helpers::{now, read, spawn_app, Reply, TestApp, SIGNING_SECRET};
+
+const PATH: &str = "/internal/users";
+
+async fn raw(app: &TestApp, headers: &[(&str, String)], body: &str) -> Reply {
+    let mut request = app
+        .http
+        .post(format!("{}{PATH}", app.address))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    read(request.send().await.unwrap()).await
+}
+
+fn signed_headers(
+    signer: &RequestSigner,
+    timestamp: i64,
+    identity: Identity,
+    body: &str,
+) -> Vec<(&'static str, String)> {
+    let signature = signer.sign(&SignedParts {
+        method: "POST",
+        path_and_query: PATH,
+        timestamp,
+        identity,
+        body: body.as_bytes(),
+    });
+    vec![
+        (HEADER_TIMESTAMP, timestamp.to_string()),
+        (HEADER_IDENTITY, identity.to_header()),
+        (HEADER_SIGNATURE, signature),
+    ]
+}
+
+fn assert_refused(reply: &Reply) {
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({"detail": "Request signature missing, invalid or expired."})
+    );
+    assert_eq!(reply.headers["www-authenticate"], "Bearer realm=\"api\"");
+}
+
+#[tokio::test]
+async fn unsigned_stale_forged_and_tampered_requests_are_refused() {
+    let app = spawn_app().await;
+    let body = r#"{"email":"a@example.com","username":"a","password":"73926481"}"#;
+    let signer = RequestSigner::new(SIGNING_SECRET).unwrap();
+
+    assert_refused(&raw(&app, &[], body).await);
+    assert_refused(
+        &raw(
+            &app,
+            &signed_headers(&signer, now() - 120, Identity::Anonymous, body),
+            body,
+        )
+        .await,
+    );
+    assert_refused(
+        &raw(
+            &app,
+            &signed_headers(&signer, now() + 120, Identity::Anonymous, body),
+            body,
+        )
+        .await,
+    );
+    let other = RequestSigner::new(&[7u8; 32]).unwrap();
+    assert_refused(
+        &raw(
+            &app,
+            &signed_headers(&other, now(), Identity::Anonymous, body),
+            body,
+        )
+        .await,
+    );
+    // Signed for one body, sent with another.
+    let headers = signed_headers(&signer, now(), Identity::Anonymous, body);
+    assert_refused(&raw(&app, &headers, &body.replace("73926481", "11111111")).await);
+    // Signed as anonymous, claiming to be user 1.
+    let mut headers = signed_headers(&signer, now(), Identity::Anonymous, body);
+    headers[1].1 = Identity::User {
+        id: 1,
+        token_version: 0,
+    }
+    .to_header();
+    assert_refused(&raw(&app, &headers, body).await);
+    let mut headers = signed_headers(&signer, now(), Identity::Anonymous, body);
+    headers[0].1 = "yesterday".into();
+    assert_refused(&raw(&app, &headers, body).await);
+
+    // None of them reached the handler.
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
+    // The correctly signed request does.
+    let ok = raw(
+        &app,
+        &signed_headers(&signer, now(), Identity::Anonymous, body),
+        body,
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+}
+
+#[tokio::test]
+async fn every_internal_route_requires_a_signature() {
+    let app = spawn_app().await;
+    for (method, path) in [
+        ("POST", "/internal/users"),
+        ("GET", "/internal/users"),
+        ("POST", "/internal/tokens"),
+        ("POST", "/internal/tokens/refresh"),
+        ("POST", "/internal/tokens/logout"),
+        ("GET", "/internal/me"),
+        ("PATCH", "/internal/me"),
+        ("POST", "/internal/password-reset/code"),
+        ("POST", "/internal/password-reset/confirm"),
+    ] {
+        let reply = read(
+            app.http
+                .request(method.parse().unwrap(), format!("{}{path}", app.address))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_refused(&reply);
+    }
+}
