@@ -1,0 +1,273 @@
+//! The `origin` binary as an operator runs it: configuration errors, keygen, create-superuser,
+//! and `serve` logging a refused unsigned request without leaking secrets.
+
+#[path = "api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shared::keys::{Ed25519PrivateKey, Jwks};
+
+const BIN: &str = env!("CARGO_BIN_EXE_origin");
+const SIGNING: &str = "cli-test-origin-signing-secret-0123456789";
+const RESET: &str = "cli-test-reset-token-secret-0123456789abc";
+
+fn origin(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("origin runs")
+}
+
+/// Parses `keygen --with-secrets` output into (name, value) pairs.
+fn keygen() -> Vec<(String, String)> {
+    let out = origin(&["keygen", "--with-secrets"], &[]);
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_owned(),
+                v.trim_matches(|c| c == '"' || c == '\'').to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn value<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+    &pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("{name} in keygen output"))
+        .1
+}
+
+#[test]
+fn keygen_prints_a_working_key_pair_and_secrets() {
+    let pairs = keygen();
+    let private = Ed25519PrivateKey::from_pem(value(&pairs, "JWT_PRIVATE_KEY")).unwrap();
+    let jwks: Jwks = serde_json::from_str(value(&pairs, "JWT_PUBLIC_KEYS")).unwrap();
+    assert_eq!(jwks.keys, vec![private.public_jwk()]);
+    for name in ["ORIGIN_SIGNING_SECRET", "RESET_TOKEN_SECRET", "OTP_SECRET"] {
+        assert!(value(&pairs, name).len() >= 43, "{name} is 32 random bytes");
+    }
+    assert_ne!(
+        value(&keygen(), "JWT_PRIVATE_KEY"),
+        value(&pairs, "JWT_PRIVATE_KEY")
+    );
+}
+
+#[test]
+fn missing_or_invalid_configuration_names_the_variable() {
+    let out = origin(&["serve"], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for name in [
+        "DATABASE_URL",
+        "ORIGIN_SIGNING_SECRET",
+        "RESET_TOKEN_SECRET",
+    ] {
+        assert!(err.contains(name), "{name} missing from: {err}");
+    }
+
+    let base = [
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ),
+        ("RESET_TOKEN_SECRET", RESET),
+    ];
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (
+            &[("ORIGIN_SIGNING_SECRET", "short-secret-value")],
+            "invalid ORIGIN_SIGNING_SECRET",
+        ),
+        (
+            &[("ORIGIN_SIGNING_SECRET", SIGNING)],
+            "JWT_PRIVATE_KEY is required",
+        ),
+        (
+            &[
+                ("ORIGIN_SIGNING_SECRET", SIGNING),
+                ("JWT_PRIVATE_KEY", "not-a-key-value"),
+            ],
+            "invalid JWT_PRIVATE_KEY",
+        ),
+        (
+            &[
+                ("ORIGIN_SIGNING_SECRET", SIGNING),
+                ("JWT_ALGORITHM", "none"),
+            ],
+            "invalid JWT_ALGORITHM",
+        ),
+        (
+            &[
+                ("ORIGIN_SIGNING_SECRET", SIGNING),
+                ("JWT_ALGORITHM", "HS256"),
+                ("JWT_SECRET", "x"),
+                ("PASSWORD_POLICY", "seed"),
+            ],
+            "invalid JWT_SECRET",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let env: Vec<(&str, &str)> = base.iter().chain(extra.iter()).copied().collect();
+        let out = origin(&["serve"], &env);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{expected:?} not in {err}");
+        // The offending secret value is never echoed.
+        for (_, v) in extra {
+            if v.len() > 8 {
+                assert!(!err.contains(v), "{v:?} leaked in {err}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn create_superuser_creates_then_updates_an_admin() {
+    let db = helpers::TestDb::create().await;
+    let args = [
+        "create-superuser",
+        "--email",
+        "Root@Example.com",
+        "--username",
+        "root",
+        "--password",
+        "97531864",
+    ];
+    let out = origin(&args, &[("DATABASE_URL", &db.url)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("created superuser Root@example.com"));
+    let again = origin(&args, &[("DATABASE_URL", &db.url)]);
+    assert!(String::from_utf8_lossy(&again.stdout).starts_with("updated superuser"));
+    let row = db
+        .client()
+        .await
+        .query_one("SELECT role, username, password_hash FROM users", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "admin");
+    assert_eq!(row.get::<_, String>(1), "root");
+    assert!(row.get::<_, String>(2).starts_with("$argon2id$"));
+
+    let bad = origin(
+        &[
+            "create-superuser",
+            "--email",
+            "nope",
+            "--username",
+            "root",
+            "--password",
+            "x",
+        ],
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--email: Enter a valid email address."));
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent() {
+    let db = helpers::TestDb::create().await;
+    let first = origin(&["migrate"], &[("DATABASE_URL", &db.url)]);
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout).trim(),
+        "migrations applied: 1"
+    );
+    let second = origin(&["migrate"], &[("DATABASE_URL", &db.url)]);
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout).trim(),
+        "migrations applied: 0"
+    );
+}
+
+#[tokio::test]
+async fn serve_logs_refused_requests_without_secrets_and_stops_on_sigterm() {
+    let db = helpers::TestDb::create().await;
+    let keys = keygen();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .env("BIND", "127.0.0.1:0")
+        .env("ORIGIN_SIGNING_SECRET", SIGNING)
+        .env("RESET_TOKEN_SECRET", RESET)
+        .env("JWT_PRIVATE_KEY", value(&keys, "JWT_PRIVATE_KEY"))
+        .env("LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let port = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("origin starts");
+        log.push(line.clone());
+        if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
+            if event["message"] == "origin listening" {
+                break event["port"].as_u64().unwrap();
+            }
+        }
+    };
+    let reply = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/internal/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 401);
+    let ok = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+
+    // SIGTERM: graceful stop.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    log.extend(rx.try_iter());
+    let all = log.join("\n");
+    assert!(
+        all.contains("refused unsigned or badly signed internal request"),
+        "{all}"
+    );
+    assert!(all.contains("/internal/me"), "{all}");
+    for secret in [SIGNING, RESET, value(&keys, "JWT_PRIVATE_KEY"), &db.url] {
+        assert!(!all.contains(secret), "secret leaked to the log: {all}");
+    }
+    // Every line is JSON in this mode.
+    assert!(
+        log.iter()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{all}"
+    );
+}
