@@ -79,11 +79,6 @@ impl PasswordHasher {
                 .context("verify task failed")?;
         Ok(known && ok)
     }
-
-    /// Hashes waiting for a permit (for metrics and benchmarks).
-    pub fn available_permits(&self) -> usize {
-        self.permits.available_permits()
-    }
 }
 
 #[cfg(test)]

@@ -90,6 +90,15 @@ pub async fn login(
         )
         .await?;
     let Some(user) = user else {
+        // Recorded (without the address tried) so an unknown email costs the same writes as a
+        // wrong password: timing does not tell them apart.
+        audit::record(
+            &client,
+            None,
+            Event::LoginFailed,
+            json!({ "reason": "unknown_account" }),
+        )
+        .await?;
         return Err(ApiError::InvalidCredentials);
     };
     let now = Utc::now();

@@ -53,6 +53,15 @@ async fn wrong_password_unknown_email_and_inactive_get_one_answer() {
         assert_eq!(reply.body, no_account());
         assert_eq!(reply.headers["www-authenticate"], "Bearer realm=\"api\"");
     }
+    // Both failures are audited; the unknown one without an account or the address tried.
+    let failed = "SELECT count(*) FROM audit_log WHERE event = 'login_failed'";
+    assert_eq!(
+        app.count(&format!("{failed} AND user_id IS NOT NULL"))
+            .await,
+        1
+    );
+    let anonymous = format!("{failed} AND user_id IS NULL AND detail::text NOT LIKE '%nobody%'");
+    assert_eq!(app.count(&anonymous).await, 1);
     app.sql(&format!(
         "UPDATE users SET is_active = false WHERE id = {id}"
     ))
