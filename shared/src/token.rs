@@ -341,6 +341,11 @@ mod tests {
             .unwrap()
     }
 
+    fn access_claims_json(issuer: &TokenIssuer) -> serde_json::Value {
+        let claims = issuer.claims(TokenKind::Access, &subject(), "j".into(), NOW, 300);
+        serde_json::to_value(claims).unwrap()
+    }
+
     /// Builds `header.payload.signature` by hand for attacks the library would not produce.
     fn forge(header: &str, payload: &serde_json::Value, signature: &[u8]) -> String {
         format!(
@@ -460,14 +465,7 @@ mod tests {
     #[test]
     fn alg_none_and_algorithm_confusion_refused() {
         let (issuer, verifier) = ed_pair(1);
-        let claims = serde_json::to_value(issuer.claims(
-            TokenKind::Access,
-            &subject(),
-            "j".into(),
-            NOW,
-            300,
-        ))
-        .unwrap();
+        let claims = access_claims_json(&issuer);
         let none = forge(r#"{"alg":"none","typ":"JWT"}"#, &claims, b"");
         assert_eq!(verifier.access(&none, NOW), Err(TokenError::Malformed));
         // HS256 "signed" with the Ed25519 public key as the HMAC secret.
@@ -491,14 +489,7 @@ mod tests {
     #[test]
     fn header_tricks_refused_or_ignored() {
         let (issuer, verifier) = ed_pair(1);
-        let claims = serde_json::to_value(issuer.claims(
-            TokenKind::Access,
-            &subject(),
-            "j".into(),
-            NOW,
-            300,
-        ))
-        .unwrap();
+        let claims = access_claims_json(&issuer);
         let injected = forge(
             r#"{"alg":"EdDSA","kid":"../../etc/passwd"}"#,
             &claims,

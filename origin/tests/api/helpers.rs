@@ -374,6 +374,22 @@ impl TestApp {
         }
     }
 
+    /// An unsigned GET, as a probe or a stranger would send it.
+    pub async fn get_unsigned(&self, path: &str) -> Reply {
+        read(
+            self.http
+                .get(format!("{}{path}", self.address))
+                .send()
+                .await
+                .expect("request sent"),
+        )
+        .await
+    }
+
+    pub async fn me_as(&self, identity: Identity) -> Reply {
+        self.send(Method::GET, "/internal/me", identity, None).await
+    }
+
     pub async fn me(&self, access: &str) -> Reply {
         self.send(Method::GET, "/internal/me", self.identity(access), None)
             .await

@@ -27,9 +27,7 @@ async fn me_returns_the_profile() {
 async fn anonymous_or_outdated_identity_is_refused() {
     let app = spawn_app().await;
     let (id, _, _) = app.signed_up("ada@example.com", "ada").await;
-    let reply = app
-        .send(Method::GET, "/internal/me", Identity::Anonymous, None)
-        .await;
+    let reply = app.me_as(Identity::Anonymous).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         reply.body,
@@ -43,15 +41,10 @@ async fn anonymous_or_outdated_identity_is_refused() {
     ))
     .await;
     let reply = app
-        .send(
-            Method::GET,
-            "/internal/me",
-            Identity::User {
-                id,
-                token_version: 0,
-            },
-            None,
-        )
+        .me_as(Identity::User {
+            id,
+            token_version: 0,
+        })
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.body["code"], "token_not_valid");
@@ -66,28 +59,18 @@ async fn anonymous_or_outdated_identity_is_refused() {
     ))
     .await;
     let reply = app
-        .send(
-            Method::GET,
-            "/internal/me",
-            Identity::User {
-                id,
-                token_version: 1,
-            },
-            None,
-        )
+        .me_as(Identity::User {
+            id,
+            token_version: 1,
+        })
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     // A user id that does not exist.
     let reply = app
-        .send(
-            Method::GET,
-            "/internal/me",
-            Identity::User {
-                id: id + 99,
-                token_version: 0,
-            },
-            None,
-        )
+        .me_as(Identity::User {
+            id: id + 99,
+            token_version: 0,
+        })
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }
