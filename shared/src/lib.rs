@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod form;
+pub mod hex;
 pub mod keys;
 pub mod otp;
 pub mod signing;

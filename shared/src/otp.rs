@@ -69,6 +69,61 @@ fn mac(secret: &[u8], email_key: &str, code: &OtpCode) -> Hmac<Sha256> {
     mac
 }
 
+/// What the `OtpStore` Durable Object keeps for one email: the code only as its keyed hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OtpRecord {
+    /// Hex of [`hash`].
+    pub hash: String,
+    /// Unix seconds after which the code is refused.
+    pub expires_at: i64,
+    /// Wrong guesses so far.
+    pub attempts: u32,
+    /// Set once the code was accepted or burned; it is never accepted again.
+    pub spent: bool,
+}
+
+/// The result of presenting a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Right code, in time: consumed now.
+    Accepted,
+    /// Wrong code; the record counts it (and burns it at the fifth).
+    Wrong,
+    /// No live code: none issued, expired, already used or burned.
+    NoLiveCode,
+}
+
+impl OtpRecord {
+    /// A fresh record for `code`, replacing whatever was stored before.
+    pub fn issue(secret: &[u8], email_key: &str, code: &OtpCode, now: i64) -> Self {
+        Self {
+            hash: crate::hex::encode(&hash(secret, email_key, code)),
+            expires_at: now + OTP_TTL_SECS,
+            attempts: 0,
+            spent: false,
+        }
+    }
+
+    /// Checks `code` and updates the record: single use, expiry, and at most
+    /// `OTP_MAX_ATTEMPTS` wrong guesses before the code is burned.
+    pub fn attempt(&mut self, secret: &[u8], email_key: &str, code: &OtpCode, now: i64) -> Attempt {
+        if self.spent || now >= self.expires_at || self.attempts >= OTP_MAX_ATTEMPTS {
+            return Attempt::NoLiveCode;
+        }
+        let stored = crate::hex::decode(&self.hash).unwrap_or_default();
+        if matches(secret, email_key, code, &stored) {
+            self.spent = true;
+            Attempt::Accepted
+        } else {
+            self.attempts += 1;
+            if self.attempts >= OTP_MAX_ATTEMPTS {
+                self.spent = true;
+            }
+            Attempt::Wrong
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +195,108 @@ mod tests {
             &stored
         ));
         assert!(!matches(b"secret", "a@example.com", &code, &stored[..31]));
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn code(s: &str) -> OtpCode {
+        OtpCode::parse(s).unwrap()
+    }
+
+    #[test]
+    fn record_accepts_the_right_code_once() {
+        let mut r = OtpRecord::issue(b"k", "a@example.com", &code("123456"), NOW);
+        assert!(!r.hash.contains("123456"));
+        assert_eq!(
+            r.attempt(b"k", "a@example.com", &code("123456"), NOW + 1),
+            Attempt::Accepted
+        );
+        assert_eq!(
+            r.attempt(b"k", "a@example.com", &code("123456"), NOW + 2),
+            Attempt::NoLiveCode
+        );
+    }
+
+    #[test]
+    fn record_expires_after_ten_minutes() {
+        let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
+        assert_eq!(
+            r.attempt(b"k", "a", &code("123456"), NOW + OTP_TTL_SECS),
+            Attempt::NoLiveCode
+        );
+        let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
+        assert_eq!(
+            r.attempt(b"k", "a", &code("123456"), NOW + OTP_TTL_SECS - 1),
+            Attempt::Accepted
+        );
+    }
+
+    #[test]
+    fn five_wrong_guesses_burn_the_code() {
+        let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
+        for _ in 0..OTP_MAX_ATTEMPTS {
+            assert_eq!(r.attempt(b"k", "a", &code("000000"), NOW), Attempt::Wrong);
+        }
+        assert!(r.spent);
+        assert_eq!(
+            r.attempt(b"k", "a", &code("123456"), NOW),
+            Attempt::NoLiveCode
+        );
+        // Four wrong guesses leave the right one usable.
+        let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
+        for _ in 0..OTP_MAX_ATTEMPTS - 1 {
+            r.attempt(b"k", "a", &code("000000"), NOW);
+        }
+        assert_eq!(
+            r.attempt(b"k", "a", &code("123456"), NOW),
+            Attempt::Accepted
+        );
+    }
+
+    #[test]
+    fn a_new_code_replaces_the_old() {
+        let old = code("111111");
+        let mut r = OtpRecord::issue(b"k", "a", &old, NOW);
+        r = OtpRecord::issue(b"k", "a", &code("222222"), NOW + 5);
+        assert_eq!(r.attempt(b"k", "a", &old, NOW + 6), Attempt::Wrong);
+        assert_eq!(
+            r.attempt(b"k", "a", &code("222222"), NOW + 6),
+            Attempt::Accepted
+        );
+    }
+
+    #[test]
+    fn record_round_trips_through_json() {
+        let r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<OtpRecord>(&json).unwrap(), r);
+        let mut corrupt = r.clone();
+        corrupt.hash = "zz".into();
+        assert_eq!(
+            corrupt.attempt(b"k", "a", &code("123456"), NOW),
+            Attempt::Wrong
+        );
+    }
+
+    proptest! {
+        /// Whatever the guesses, at most `OTP_MAX_ATTEMPTS` are judged, and a code is accepted
+        /// at most once.
+        #[test]
+        fn attempts_are_bounded(guesses in proptest::collection::vec(0u32..1_000_000, 1..20), secret_code in 0u32..1_000_000) {
+            let right = code(&format!("{secret_code:06}"));
+            let mut r = OtpRecord::issue(b"k", "a", &right, NOW);
+            let mut judged = 0;
+            let mut accepted = 0;
+            for g in guesses {
+                match r.attempt(b"k", "a", &code(&format!("{g:06}")), NOW) {
+                    Attempt::Accepted => { judged += 1; accepted += 1; }
+                    Attempt::Wrong => judged += 1,
+                    Attempt::NoLiveCode => {}
+                }
+            }
+            prop_assert!(judged <= OTP_MAX_ATTEMPTS as usize);
+            prop_assert!(accepted <= 1);
+        }
     }
 
     proptest! {

@@ -101,7 +101,7 @@ impl RequestSigner {
 
     /// Lowercase hex HMAC for the `x-edge-signature` header.
     pub fn sign(&self, parts: &SignedParts<'_>) -> String {
-        hex(&self.mac(parts).finalize().into_bytes())
+        crate::hex::encode(&self.mac(parts).finalize().into_bytes())
     }
 
     /// Checks the skew first (cheap), then the MAC in constant time.
@@ -114,7 +114,9 @@ impl RequestSigner {
         if (now - parts.timestamp).abs() > MAX_SKEW_SECS {
             return Err(SignatureError::Stale);
         }
-        let signature = unhex(signature_hex).ok_or(SignatureError::Malformed)?;
+        let signature = crate::hex::decode(signature_hex)
+            .filter(|s| s.len() == 32)
+            .ok_or(SignatureError::Malformed)?;
         self.mac(parts)
             .verify_slice(&signature)
             .map_err(|_| SignatureError::Mismatch)
@@ -130,26 +132,12 @@ impl RequestSigner {
             parts.method.to_ascii_uppercase(),
             parts.path_and_query,
             parts.timestamp,
-            hex(&Sha256::digest(parts.body)),
+            crate::hex::encode(&Sha256::digest(parts.body)),
             parts.identity.to_header(),
         );
         mac.update(canonical.as_bytes());
         mac
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
