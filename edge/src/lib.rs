@@ -1,1 +1,69 @@
-//! Placeholder: the Worker arrives with the edge issue.
+//! The edge Worker: routes every public path of API.md, verifies access tokens with the public
+//! key only, throttles with the `RateLimiter` Durable Object, runs the reset-code flow with the
+//! `OtpStore` Durable Object, and forwards user-store work to the origin as signed requests.
+
+mod body;
+mod config;
+mod cors;
+mod handlers;
+mod limiter;
+mod origin;
+mod otp_store;
+mod reply;
+mod routes;
+
+pub use limiter::RateLimiter;
+pub use otp_store::OtpStore;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use worker::{event, Context, Env, Request, Response, Result};
+
+use crate::config::Config;
+
+thread_local! {
+    /// Parsed once per isolate (the JWKS, secrets and rates do not change while it lives).
+    static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
+}
+
+fn config(env: &Env) -> std::result::Result<Rc<Config>, config::ConfigError> {
+    if let Some(config) = CONFIG.with(|c| c.borrow().clone()) {
+        return Ok(config);
+    }
+    let lookup = |name: &str| {
+        env.secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| env.var(name).map(|v| v.to_string()))
+            .ok()
+    };
+    let config = Rc::new(Config::load(lookup)?);
+    CONFIG.with(|c| *c.borrow_mut() = Some(config.clone()));
+    Ok(config)
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let request_id = handlers::request_id(&req);
+    let origin_header = req.headers().get("Origin").ok().flatten();
+    let config = match config(&env) {
+        Ok(config) => config,
+        Err(e) => {
+            worker::console_error!("invalid configuration: {e}");
+            let body = shared::api::detail(&format!("Server misconfigured: {}.", e.variable));
+            return handlers::finish(
+                reply::json(500, &body),
+                &request_id,
+                None,
+                origin_header.as_deref(),
+            );
+        }
+    };
+    let response = handlers::handle(req, &env, &ctx, &config, &request_id).await;
+    handlers::finish(
+        response,
+        &request_id,
+        Some(&config),
+        origin_header.as_deref(),
+    )
+}

@@ -6,7 +6,7 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// `None` unless `s` is an even number of hex digits.
 pub fn decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())

@@ -255,9 +255,11 @@ mod tests {
 
     #[test]
     fn a_new_code_replaces_the_old() {
+        // The store keeps one record per email: issuing overwrites it.
         let old = code("111111");
-        let mut r = OtpRecord::issue(b"k", "a", &old, NOW);
-        r = OtpRecord::issue(b"k", "a", &code("222222"), NOW + 5);
+        let first = OtpRecord::issue(b"k", "a", &old, NOW);
+        let mut r = OtpRecord::issue(b"k", "a", &code("222222"), NOW + 5);
+        assert_ne!(first.hash, r.hash);
         assert_eq!(r.attempt(b"k", "a", &old, NOW + 6), Attempt::Wrong);
         assert_eq!(
             r.attempt(b"k", "a", &code("222222"), NOW + 6),

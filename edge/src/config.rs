@@ -1,0 +1,182 @@
+//! The Worker's configuration, read from its vars and secrets once per isolate. Every problem
+//! names the variable at fault; secret values are never echoed.
+
+use shared::keys::{Algorithm, VerifyingKeys};
+use shared::signing::RequestSigner;
+use shared::throttle::{ThrottleRates, DEFAULT_RATES};
+use shared::token::{Audience, ResetTokens, TokenVerifier};
+
+use crate::cors::CorsPolicy;
+
+pub struct Config {
+    pub verifier: TokenVerifier,
+    pub resets: ResetTokens,
+    pub signer: RequestSigner,
+    pub origin_url: String,
+    pub origin_timeout_ms: u64,
+    pub rates: ThrottleRates,
+    pub cors: CorsPolicy,
+}
+
+/// A configuration problem: the variable and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.variable, self.problem)
+    }
+}
+
+fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+/// Minimum length of the shared secrets.
+const MIN_SECRET: usize = 32;
+
+impl Config {
+    /// `lookup` returns a var's or secret's value, if set.
+    pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| err(name, "is not set"))
+        };
+        let secret = |name: &'static str| {
+            let value = required(name)?;
+            if value.len() < MIN_SECRET {
+                return Err(err(name, format!("must be at least {MIN_SECRET} bytes")));
+            }
+            Ok(value)
+        };
+        let audience = Audience {
+            issuer: lookup("JWT_ISSUER").unwrap_or_else(|| "auth-api".into()),
+            audience: lookup("JWT_AUDIENCE").unwrap_or_else(|| "auth-api".into()),
+        };
+        let algorithm: Algorithm = lookup("JWT_ALGORITHM")
+            .unwrap_or_else(|| "EdDSA".into())
+            .parse()
+            .map_err(|e: shared::keys::KeyError| err("JWT_ALGORITHM", e.to_string()))?;
+        let keys = match algorithm {
+            Algorithm::EdDSA => VerifyingKeys::from_jwks_json(&required("JWT_PUBLIC_KEYS")?)
+                .map_err(|e| err("JWT_PUBLIC_KEYS", e.to_string()))?,
+            Algorithm::HS256 => VerifyingKeys::hs256(secret("JWT_SECRET")?.as_bytes())
+                .map_err(|e| err("JWT_SECRET", e.to_string()))?,
+        };
+        // Read by the OtpStore object itself; checked here so a missing one is reported at once.
+        secret("OTP_SECRET")?;
+        let origin_url = required("ORIGIN_URL")?.trim_end_matches('/').to_owned();
+        if !(origin_url.starts_with("http://") || origin_url.starts_with("https://")) {
+            return Err(err("ORIGIN_URL", "must be an http(s) URL"));
+        }
+        let origin_timeout_ms = match lookup("ORIGIN_TIMEOUT_MS") {
+            None => 10_000,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|ms| (1..=60_000).contains(ms))
+                .ok_or_else(|| err("ORIGIN_TIMEOUT_MS", "must be 1..=60000 milliseconds"))?,
+        };
+        Ok(Self {
+            verifier: TokenVerifier::new(keys, audience.clone()),
+            resets: ResetTokens::new(secret("RESET_TOKEN_SECRET")?.as_bytes(), audience)
+                .map_err(|e| err("RESET_TOKEN_SECRET", e.to_string()))?,
+            signer: RequestSigner::new(secret("ORIGIN_SIGNING_SECRET")?.as_bytes())
+                .map_err(|e| err("ORIGIN_SIGNING_SECRET", e.to_string()))?,
+            origin_url,
+            origin_timeout_ms,
+            rates: ThrottleRates::parse(
+                &lookup("THROTTLE_RATES").unwrap_or_else(|| DEFAULT_RATES.into()),
+            )
+            .map_err(|e| err("THROTTLE_RATES", e))?,
+            cors: CorsPolicy::parse(&lookup("CORS_ALLOWED_ORIGINS").unwrap_or_default())
+                .map_err(|e| err("CORS_ALLOWED_ORIGINS", e))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::keys::{Ed25519PrivateKey, Jwks};
+    use std::collections::HashMap;
+
+    fn good() -> HashMap<&'static str, String> {
+        let jwks = Jwks {
+            keys: vec![Ed25519PrivateKey::from_seed([1; 32]).public_jwk()],
+        };
+        HashMap::from([
+            ("JWT_PUBLIC_KEYS", serde_json::to_string(&jwks).unwrap()),
+            ("ORIGIN_URL", "http://127.0.0.1:8000/".into()),
+            ("ORIGIN_SIGNING_SECRET", "s".repeat(32)),
+            ("RESET_TOKEN_SECRET", "r".repeat(32)),
+            ("OTP_SECRET", "o".repeat(32)),
+        ])
+    }
+
+    fn load(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
+        Config::load(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = load(&good()).unwrap();
+        assert_eq!(c.origin_url, "http://127.0.0.1:8000");
+        assert_eq!(c.origin_timeout_ms, 10_000);
+        assert_eq!(c.rates, ThrottleRates::default());
+        assert_eq!(c.cors, CorsPolicy::None);
+    }
+
+    #[test]
+    fn each_problem_names_its_variable_without_the_value() {
+        let cases: [(&str, Option<&str>, &str); 9] = [
+            ("JWT_PUBLIC_KEYS", None, "JWT_PUBLIC_KEYS"),
+            ("JWT_PUBLIC_KEYS", Some("{}"), "JWT_PUBLIC_KEYS"),
+            ("ORIGIN_URL", Some("ftp://x"), "ORIGIN_URL"),
+            (
+                "ORIGIN_SIGNING_SECRET",
+                Some("too-short-secret-value"),
+                "ORIGIN_SIGNING_SECRET",
+            ),
+            ("RESET_TOKEN_SECRET", None, "RESET_TOKEN_SECRET"),
+            ("OTP_SECRET", Some(""), "OTP_SECRET"),
+            ("THROTTLE_RATES", Some("auth=3/week"), "THROTTLE_RATES"),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                Some("example.com"),
+                "CORS_ALLOWED_ORIGINS",
+            ),
+            ("JWT_ALGORITHM", Some("RS256"), "JWT_ALGORITHM"),
+        ];
+        for (name, value, expected) in cases {
+            let mut vars = good();
+            match value {
+                Some(v) => vars.insert(name, v.to_owned()),
+                None => vars.remove(name),
+            };
+            let e = load(&vars)
+                .err()
+                .unwrap_or_else(|| panic!("{name}={value:?} accepted"));
+            assert_eq!(e.variable, expected);
+            if let Some(v) = value.filter(|v| v.len() > 8) {
+                assert!(!e.to_string().contains(v), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn hs256_needs_its_secret() {
+        let mut vars = good();
+        vars.insert("JWT_ALGORITHM", "HS256".into());
+        assert_eq!(load(&vars).err().unwrap().variable, "JWT_SECRET");
+        vars.insert("JWT_SECRET", "k".repeat(32));
+        assert!(load(&vars).is_ok());
+    }
+}

@@ -1,0 +1,73 @@
+//! Calls to the origin: signed (see `shared::signing`), bounded in time, and any failure or
+//! 5xx turned into one `Unavailable` the caller answers with 503.
+
+use futures_util::future::{select, Either};
+use shared::signing::{Identity, SignedParts, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use worker::{
+    AbortController, Date, Delay, Fetch, Headers, Method, Request, RequestInit, Response,
+};
+
+use crate::config::Config;
+
+pub struct OriginReply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+pub async fn call(
+    config: &Config,
+    method: Method,
+    path_and_query: &str,
+    identity: Identity,
+    body: Option<&[u8]>,
+    request_id: &str,
+) -> Result<OriginReply, Unavailable> {
+    let timestamp = (Date::now().as_millis() / 1_000) as i64;
+    let bytes = body.unwrap_or_default();
+    let signature = config.signer.sign(&SignedParts {
+        method: method.as_ref(),
+        path_and_query,
+        timestamp,
+        identity,
+        body: bytes,
+    });
+    let fail = |what: &str| Unavailable(format!("origin {method} {path_and_query}: {what}"));
+    let headers = Headers::new();
+    let set = |name: &str, value: &str| headers.set(name, value).map_err(|e| fail(&e.to_string()));
+    set(HEADER_TIMESTAMP, &timestamp.to_string())?;
+    set(HEADER_IDENTITY, &identity.to_header())?;
+    set(HEADER_SIGNATURE, &signature)?;
+    set("X-Request-Id", request_id)?;
+    let mut init = RequestInit::new();
+    init.with_method(method.clone())
+        .with_headers(headers.clone());
+    if body.is_some() {
+        set("Content-Type", "application/json")?;
+        init.with_headers(headers.clone());
+        init.with_body(Some(js_sys::Uint8Array::from(bytes).into()));
+    }
+    let url = format!("{}{path_and_query}", config.origin_url);
+    let request = Request::new_with_init(&url, &init).map_err(|e| fail(&e.to_string()))?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(request);
+    let sending = Box::pin(fetch.send_with_signal(&signal));
+    let timeout = Delay::from(std::time::Duration::from_millis(config.origin_timeout_ms));
+    let mut response: Response = match select(sending, timeout).await {
+        Either::Left((Ok(response), _)) => response,
+        Either::Left((Err(e), _)) => return Err(fail(&e.to_string())),
+        Either::Right(((), _)) => {
+            controller.abort();
+            return Err(fail("timed out"));
+        }
+    };
+    let status = response.status_code();
+    let body = response.bytes().await.map_err(|e| fail(&e.to_string()))?;
+    if status >= 500 {
+        return Err(fail(&format!("answered {status}")));
+    }
+    Ok(OriginReply { status, body })
+}

@@ -1,0 +1,123 @@
+//! The public routing table (API.md): which route a method and path name, or why none does.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Register,
+    ListUsers,
+    JwtCreate,
+    JwtRefresh,
+    JwtVerify,
+    Logout,
+    Me,
+    PatchMe,
+    ResetRequest,
+    ResetVerifyOtp,
+    ResetConfirm,
+    Jwks,
+    Schema,
+    Swagger,
+    Redoc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    NotFound,
+    /// The path exists; `allow` lists its methods for the `Allow` header.
+    MethodNotAllowed {
+        allow: &'static str,
+    },
+}
+
+/// Routes by path (a missing trailing slash is the same route, not a redirect) and method.
+/// `HEAD` is served as `GET` where `GET` is allowed.
+pub fn resolve(method: &str, path: &str) -> Result<Route, Miss> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let method = if method == "HEAD" { "GET" } else { method };
+    let (allow, table): (&'static str, &[(&str, Route)]) = match path {
+        "/api/auth/users" => (
+            "GET, POST, OPTIONS",
+            &[("POST", Route::Register), ("GET", Route::ListUsers)],
+        ),
+        "/api/auth/jwt/create" => ("POST, OPTIONS", &[("POST", Route::JwtCreate)]),
+        "/api/auth/jwt/refresh" => ("POST, OPTIONS", &[("POST", Route::JwtRefresh)]),
+        "/api/auth/jwt/verify" => ("POST, OPTIONS", &[("POST", Route::JwtVerify)]),
+        "/api/auth/logout" => ("POST, OPTIONS", &[("POST", Route::Logout)]),
+        "/api/auth/me" => (
+            "GET, PATCH, OPTIONS",
+            &[("GET", Route::Me), ("PATCH", Route::PatchMe)],
+        ),
+        "/api/auth/password/reset" => ("POST, OPTIONS", &[("POST", Route::ResetRequest)]),
+        "/api/auth/password/reset/verify-otp" => {
+            ("POST, OPTIONS", &[("POST", Route::ResetVerifyOtp)])
+        }
+        "/api/auth/password/reset/confirm" => ("POST, OPTIONS", &[("POST", Route::ResetConfirm)]),
+        "/.well-known/jwks.json" => ("GET, OPTIONS", &[("GET", Route::Jwks)]),
+        "/api/schema" => ("GET, OPTIONS", &[("GET", Route::Schema)]),
+        "/swagger" => ("GET", &[("GET", Route::Swagger)]),
+        "/redoc" => ("GET", &[("GET", Route::Redoc)]),
+        _ => return Err(Miss::NotFound),
+    };
+    table
+        .iter()
+        .find(|(m, _)| *m == method)
+        .map(|(_, route)| *route)
+        .ok_or(Miss::MethodNotAllowed { allow })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_md_row_resolves_with_and_without_trailing_slash() {
+        let rows = [
+            ("POST", "/api/auth/users/", Route::Register),
+            ("GET", "/api/auth/users/", Route::ListUsers),
+            ("POST", "/api/auth/jwt/create/", Route::JwtCreate),
+            ("POST", "/api/auth/jwt/refresh/", Route::JwtRefresh),
+            ("POST", "/api/auth/jwt/verify/", Route::JwtVerify),
+            ("POST", "/api/auth/logout/", Route::Logout),
+            ("GET", "/api/auth/me/", Route::Me),
+            ("PATCH", "/api/auth/me/", Route::PatchMe),
+            ("POST", "/api/auth/password/reset/", Route::ResetRequest),
+            (
+                "POST",
+                "/api/auth/password/reset/verify-otp/",
+                Route::ResetVerifyOtp,
+            ),
+            (
+                "POST",
+                "/api/auth/password/reset/confirm/",
+                Route::ResetConfirm,
+            ),
+            ("GET", "/.well-known/jwks.json", Route::Jwks),
+            ("GET", "/api/schema/", Route::Schema),
+            ("GET", "/swagger/", Route::Swagger),
+            ("GET", "/redoc/", Route::Redoc),
+        ];
+        for (method, path, route) in rows {
+            assert_eq!(resolve(method, path), Ok(route), "{method} {path}");
+            let bare = path.strip_suffix('/').unwrap_or(path);
+            assert_eq!(resolve(method, bare), Ok(route), "{method} {bare}");
+        }
+        assert_eq!(resolve("HEAD", "/api/auth/me/"), Ok(Route::Me));
+    }
+
+    #[test]
+    fn misses() {
+        assert_eq!(resolve("GET", "/api/auth/nope/"), Err(Miss::NotFound));
+        assert_eq!(resolve("GET", "/api/auth/users//"), Err(Miss::NotFound));
+        assert_eq!(
+            resolve("PUT", "/api/auth/me/"),
+            Err(Miss::MethodNotAllowed {
+                allow: "GET, PATCH, OPTIONS"
+            })
+        );
+        assert_eq!(
+            resolve("GET", "/api/auth/jwt/create/"),
+            Err(Miss::MethodNotAllowed {
+                allow: "POST, OPTIONS"
+            })
+        );
+    }
+}
