@@ -165,7 +165,8 @@ mod tests {
                 .err()
                 .unwrap_or_else(|| panic!("{name}={value:?} accepted"));
             assert_eq!(e.variable, expected);
-            if let Some(v) = value.filter(|v| v.len() > 8) {
+            let secret = name.ends_with("_SECRET");
+            if let Some(v) = value.filter(|v| secret && v.len() > 8) {
                 assert!(!e.to_string().contains(v), "{e}");
             }
         }
