@@ -72,6 +72,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How long in-flight requests may take after a stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
@@ -115,13 +118,27 @@ impl Application {
         self.port
     }
 
-    /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests.
+    /// Serves until Ctrl-C or SIGTERM; in-flight requests then get `SHUTDOWN_GRACE` to finish
+    /// (idle keep-alive connections from a proxy would otherwise hold the process forever).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "origin listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("server error")
+        let stopping = Arc::new(Notify::new());
+        let signalled = stopping.clone();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            signalled.notify_one();
+        });
+        let deadline = async {
+            stopping.notified().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            result = server => result.context("server error"),
+            () = deadline => {
+                tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "connections still open after the grace period; exiting");
+                Ok(())
+            }
+        }
     }
 }
 

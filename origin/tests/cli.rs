@@ -246,12 +246,8 @@ async fn serve_logs_refused_requests_without_secrets_and_stops_on_sigterm() {
     assert_eq!(ok.status(), 200);
 
     // SIGTERM: graceful stop.
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "exit after SIGTERM: {status}");
     log.extend(rx.try_iter());

@@ -1,0 +1,1015 @@
+//! End-to-end tests through the public API: `wrangler dev` (workerd running the real Wasm and
+//! Durable Objects) in front of the `origin` binary on a fresh PostgreSQL database, with reset
+//! emails captured by a real SMTP listener. Every scenario uses its own client address
+//! (`CF-Connecting-IP`), so the real default throttle rates apply to each independently.
+//!
+//! Run by `scripts/test` (which installs and builds what this needs); alone:
+//! `cargo test -p origin --test e2e`. Processes are started in their own process groups and
+//! stopped at the end, whatever the outcome.
+
+#[path = "api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+use std::future::Future;
+use std::os::unix::process::CommandExt;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use helpers::{code_in, SmtpSink, TestDb};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use shared::keys::{Ed25519PrivateKey, Jwks};
+use tokio::net::TcpListener;
+
+const SIGNING: &str = "e2e-origin-signing-secret-0123456789abcdef";
+const RESET: &str = "e2e-reset-token-secret-0123456789abcdefghij";
+const OTP: &str = "e2e-otp-secret-0123456789abcdefghijklmnopq";
+const PASSWORD: &str = "73926481";
+const NEW_PASSWORD: &str = "58203917";
+const ALLOWED_ORIGIN: &str = "http://app.example.test";
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A tool's path from the environment, or the default place it is installed.
+fn tool(var: &str, default: PathBuf) -> PathBuf {
+    std::env::var_os(var).map_or(default, PathBuf::from)
+}
+
+fn home_bin(name: &str) -> PathBuf {
+    PathBuf::from(std::env::var("HOME").unwrap_or_default())
+        .join(".cargo/bin")
+        .join(name)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process in its own process group, stopped (group-wide) on drop.
+struct Group(Child);
+
+impl Group {
+    fn spawn(cmd: &mut Command) -> Self {
+        Self(
+            cmd.process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
+        )
+    }
+
+    /// TERM to the whole group, KILL after 10 s. Only while the leader has not been reaped:
+    /// signalling a stale id could reach an unrelated process group.
+    fn stop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        let Ok(raw) = i32::try_from(self.0.id()) else {
+            return;
+        };
+        if raw <= 1 {
+            return;
+        }
+        let group = Pid::from_raw(raw);
+        let _ = killpg(group, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = killpg(group, Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Stack {
+    edge: String,
+    http: reqwest::Client,
+    db: TestDb,
+    sink: SmtpSink,
+    origin_port: u16,
+    origin_env: Vec<(String, String)>,
+    origin: Option<Group>,
+    _wrangler: Group,
+    _state: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A scratch directory removed on drop (wrangler's Durable Object state lives here).
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir()
+                .join(format!("e2e-wrangler-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&path).unwrap();
+            Self(path)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+async fn wait_until_up(http: &reqwest::Client, url: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} did not come up within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let db = TestDb::create().await;
+        let smtp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let smtp_port = smtp.local_addr().unwrap().port();
+        let sink = SmtpSink::serve(smtp);
+
+        let mut seed = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+        let key = Ed25519PrivateKey::from_seed(seed);
+        let jwks = serde_json::to_string(&Jwks {
+            keys: vec![key.public_jwk()],
+        })
+        .unwrap();
+        let origin_port = free_port();
+        let origin_env: Vec<(String, String)> = [
+            ("DATABASE_URL", db.url.clone()),
+            ("BIND", format!("127.0.0.1:{origin_port}")),
+            ("ORIGIN_SIGNING_SECRET", SIGNING.into()),
+            ("RESET_TOKEN_SECRET", RESET.into()),
+            ("JWT_PRIVATE_KEY", key.to_pem()),
+            ("EMAIL_BACKEND", "smtp".into()),
+            ("SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
+            ("LOG_FORMAT", "json".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let state = tempdir::Dir::new();
+        let edge_port = free_port();
+        let root = repo_root();
+        let wrangler = root.join("node_modules/.bin/wrangler");
+        assert!(
+            wrangler.exists(),
+            "{} missing: run `npm ci` (scripts/test does)",
+            wrangler.display()
+        );
+        let vars = [
+            format!("ORIGIN_URL:http://127.0.0.1:{origin_port}"),
+            format!("JWT_PUBLIC_KEYS:{jwks}"),
+            format!("ORIGIN_SIGNING_SECRET:{SIGNING}"),
+            format!("RESET_TOKEN_SECRET:{RESET}"),
+            format!("OTP_SECRET:{OTP}"),
+            format!("CORS_ALLOWED_ORIGINS:{ALLOWED_ORIGIN}"),
+            "ORIGIN_TIMEOUT_MS:3000".to_owned(),
+        ];
+        // wrangler's output (including the Worker build it runs) goes to a file kept after the run.
+        let log_path = root.join("target/e2e-wrangler.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut cmd = Command::new(&wrangler);
+        cmd.current_dir(&root)
+            .args([
+                "dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &edge_port.to_string(),
+                "--persist-to",
+            ])
+            .arg(&state.0)
+            .args(["--log-level", "warn"])
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    root.join("node_modules/.bin").display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env(
+                "WASM_BINDGEN_BIN",
+                tool("WASM_BINDGEN_BIN", home_bin("wasm-bindgen")),
+            )
+            .env(
+                "ESBUILD_BIN",
+                tool("ESBUILD_BIN", root.join("node_modules/.bin/esbuild")),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+        for v in &vars {
+            cmd.arg("--var").arg(v);
+        }
+        let wrangler = Group::spawn(&mut cmd);
+
+        let mut stack = Self {
+            edge: format!("http://127.0.0.1:{edge_port}"),
+            http,
+            db,
+            sink,
+            origin_port,
+            origin_env,
+            origin: None,
+            _wrangler: wrangler,
+            _state: state,
+        };
+        stack.start_origin().await;
+        println!(
+            "waiting for wrangler dev (it builds the Worker first; log: {})",
+            log_path.display()
+        );
+        wait_until_up(
+            &stack.http,
+            &format!("{}/.well-known/jwks.json", stack.edge),
+            Duration::from_secs(600),
+        )
+        .await;
+        stack
+    }
+
+    async fn start_origin(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_origin"));
+        cmd.arg("serve")
+            .env_clear()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in &self.origin_env {
+            cmd.env(k, v);
+        }
+        self.origin = Some(Group::spawn(&mut cmd));
+        wait_until_up(
+            &self.http,
+            &format!("http://127.0.0.1:{}/readyz", self.origin_port),
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+
+    fn stop_origin(&mut self) {
+        if let Some(mut origin) = self.origin.take() {
+            origin.stop();
+        }
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        ip: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.edge))
+            .header("CF-Connecting-IP", ip);
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        reply(req.send().await.expect("edge answers")).await
+    }
+
+    async fn post(&self, path: &str, ip: &str, body: Value) -> Reply {
+        self.request(Method::POST, path, ip, None, Some(body)).await
+    }
+
+    async fn register_and_login(&self, ip: &str, email: &str, username: &str) -> (String, String) {
+        let r = self
+            .post(
+                "/api/auth/users/",
+                ip,
+                json!({"email": email, "username": username, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let t = self
+            .post(
+                "/api/auth/jwt/create/",
+                ip,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+        (
+            t.body["access"].as_str().unwrap().to_owned(),
+            t.body["refresh"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Requests a reset for `email` and returns the code from the email that arrives.
+    async fn reset_code(&self, ip: &str, email: &str) -> String {
+        let before = self.sink.messages().len();
+        let r = self
+            .post("/api/auth/password/reset/", ip, json!({ "email": email }))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let messages = self
+            .sink
+            .wait_for(before + 1, Duration::from_secs(15))
+            .await;
+        assert_eq!(messages.len(), before + 1, "reset email delivered");
+        let message = messages.last().unwrap();
+        assert!(message.contains(&format!("To: {email}")), "{message}");
+        code_in(message)
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+async fn reply(r: reqwest::Response) -> Reply {
+    let status = r.status();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn not_valid() -> Value {
+    json!({"detail": "Token is invalid or expired", "code": "token_not_valid"})
+}
+
+// ---------------------------------------------------------------- scenarios
+
+async fn register_login_me_and_patch(s: &mut Stack) {
+    let ip = "198.51.100.1";
+    let r = s
+        .post(
+            "/api/auth/users/",
+            ip,
+            json!({"email": "Ada@Example.com", "username": "ada", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let id = r.body["id"].as_i64().unwrap();
+    assert_eq!(
+        r.body,
+        json!({"email": "Ada@example.com", "username": "ada", "id": id})
+    );
+    let dup = s
+        .post(
+            "/api/auth/users",
+            ip,
+            json!({"email": "ada@example.com", "username": "ada2", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(dup.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        dup.body,
+        json!({"email": ["user with this email address already exists."]})
+    );
+
+    let ip = "198.51.100.2";
+    let t = s
+        .post(
+            "/api/auth/jwt/create/",
+            ip,
+            json!({"email": "ada@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::OK);
+    let access = t.body["access"].as_str().unwrap();
+    let me = s
+        .request(Method::GET, "/api/auth/me/", ip, Some(access), None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["id"], id);
+    assert_eq!(me.body["role"], "user");
+    let patched = s
+        .request(
+            Method::PATCH,
+            "/api/auth/me/",
+            ip,
+            Some(access),
+            Some(json!({"first_name": "Ada", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body["first_name"], "Ada");
+    assert_eq!(patched.body["role"], "user", "PATCH me cannot change role");
+
+    let wrong = s
+        .post(
+            "/api/auth/jwt/create/",
+            ip,
+            json!({"email": "ada@example.com", "password": "11112222"}),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        wrong.body,
+        json!({"detail": "No active account found with the given credentials"})
+    );
+    assert_eq!(wrong.headers["www-authenticate"], "Bearer realm=\"api\"");
+}
+
+async fn verify_accepts_access_and_refresh_only(s: &mut Stack) {
+    let ip = "198.51.100.3";
+    let (access, refresh) = s.register_and_login(ip, "vera@example.com", "vera").await;
+    for token in [&access, &refresh] {
+        let r = s
+            .post("/api/auth/jwt/verify/", ip, json!({ "token": token }))
+            .await;
+        assert_eq!((r.status, r.body), (StatusCode::OK, json!({})));
+    }
+    let bad = s
+        .post("/api/auth/jwt/verify/", ip, json!({"token": "not.a.token"}))
+        .await;
+    assert_eq!(
+        (bad.status, &bad.body),
+        (StatusCode::UNAUTHORIZED, &not_valid())
+    );
+    assert_eq!(bad.headers["www-authenticate"], "Bearer realm=\"api\"");
+    let jwks = s
+        .request(Method::GET, "/.well-known/jwks.json", ip, None, None)
+        .await;
+    assert_eq!(jwks.body["keys"][0]["kty"], "OKP");
+}
+
+async fn kinds_are_not_interchangeable(s: &mut Stack) {
+    let ip = "198.51.100.4";
+    let (access, refresh) = s.register_and_login(ip, "kim@example.com", "kim").await;
+    let as_refresh = s
+        .post(
+            "/api/auth/jwt/refresh/",
+            "198.51.100.40",
+            json!({ "refresh": access }),
+        )
+        .await;
+    assert_eq!(
+        (as_refresh.status, &as_refresh.body),
+        (StatusCode::UNAUTHORIZED, &not_valid())
+    );
+    let as_bearer = s
+        .request(Method::GET, "/api/auth/me/", ip, Some(&refresh), None)
+        .await;
+    assert_eq!(as_bearer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        as_bearer.body["detail"],
+        "Given token not valid for any token type"
+    );
+    let none = s
+        .request(Method::GET, "/api/auth/me/", ip, None, None)
+        .await;
+    assert_eq!(
+        none.body,
+        json!({"detail": "Authentication credentials were not provided."})
+    );
+}
+
+async fn refresh_rotation_and_logout(s: &mut Stack) {
+    let ip = "198.51.100.5";
+    let (access, refresh) = s.register_and_login(ip, "rota@example.com", "rota").await;
+    let r = s
+        .post(
+            "/api/auth/jwt/refresh/",
+            "198.51.100.50",
+            json!({ "refresh": refresh }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let rotated = r.body["refresh"].as_str().unwrap().to_owned();
+    assert_ne!(rotated, refresh);
+    let out = s
+        .request(
+            Method::POST,
+            "/api/auth/logout/",
+            ip,
+            Some(&access),
+            Some(json!({ "refresh": rotated })),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let after = s
+        .post(
+            "/api/auth/jwt/refresh/",
+            "198.51.100.51",
+            json!({ "refresh": rotated }),
+        )
+        .await;
+    assert_eq!(
+        (after.status, after.body),
+        (StatusCode::UNAUTHORIZED, not_valid())
+    );
+}
+
+async fn admin_list_is_403_then_200(s: &mut Stack) {
+    let ip = "198.51.100.6";
+    let (access, _) = s.register_and_login(ip, "boss@example.com", "boss").await;
+    let denied = s
+        .request(Method::GET, "/api/auth/users/", ip, Some(&access), None)
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        denied.body,
+        json!({"detail": "You do not have permission to perform this action."})
+    );
+    s.db.client()
+        .await
+        .batch_execute("UPDATE users SET role = 'admin' WHERE username = 'boss'")
+        .await
+        .unwrap();
+    s.db.client()
+        .await
+        .batch_execute("INSERT INTO users (email, username, password_hash) SELECT 'p' || i || '@example.com', 'p' || i, 'x' FROM generate_series(1, 25) i")
+        .await
+        .unwrap();
+    let t = s
+        .post(
+            "/api/auth/jwt/create/",
+            "198.51.100.60",
+            json!({"email": "boss@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let admin = t.body["access"].as_str().unwrap();
+    let page = s
+        .request(Method::GET, "/api/auth/users/", ip, Some(admin), None)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.body["results"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        page.body["next"],
+        format!("{}/api/auth/users/?page=2", s.edge)
+    );
+    let two = s
+        .request(
+            Method::GET,
+            "/api/auth/users/?page=2",
+            ip,
+            Some(admin),
+            None,
+        )
+        .await;
+    assert_eq!(two.body["previous"], format!("{}/api/auth/users/", s.edge));
+}
+
+async fn fourth_auth_call_in_a_minute_is_throttled(s: &mut Stack) {
+    let ip = "198.51.100.7";
+    for _ in 0..3 {
+        let r = s
+            .post(
+                "/api/auth/jwt/create/",
+                ip,
+                json!({"email": "nobody@example.com", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = s
+        .post(
+            "/api/auth/jwt/create/",
+            ip,
+            json!({"email": "nobody@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(
+        r.body,
+        json!({"detail": format!("Request was throttled. Expected available in {wait} seconds.")})
+    );
+    // Another client is not affected.
+    let other = s
+        .post(
+            "/api/auth/jwt/create/",
+            "198.51.100.70",
+            json!({"email": "nobody@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn password_reset_end_to_end(s: &mut Stack) {
+    let (access, refresh) = s
+        .register_and_login("198.51.100.8", "rita@example.com", "rita")
+        .await;
+    // Unknown email: same answer, no email.
+    let before = s.sink.messages().len();
+    let unknown = s
+        .post(
+            "/api/auth/password/reset/",
+            "198.51.100.80",
+            json!({"email": "ghost@example.com"}),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::OK);
+    assert_eq!(
+        unknown.body,
+        json!({"detail": "If an account exists for this email, a code has been sent."})
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        s.sink.messages().len(),
+        before,
+        "no email for an unknown account"
+    );
+
+    // Five wrong guesses burn the code: the right one is refused afterwards.
+    let code = s.reset_code("198.51.100.81", "rita@example.com").await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let invalid = json!({"otp": ["Invalid or expired code."]});
+    for i in 0..5 {
+        let r = s
+            .post(
+                "/api/auth/password/reset/verify-otp/",
+                &format!("198.51.100.{}", 90 + i),
+                json!({"email": "rita@example.com", "otp": wrong}),
+            )
+            .await;
+        assert_eq!((r.status, &r.body), (StatusCode::BAD_REQUEST, &invalid));
+    }
+    let burned = s
+        .post(
+            "/api/auth/password/reset/verify-otp/",
+            "198.51.100.96",
+            json!({"email": "rita@example.com", "otp": code}),
+        )
+        .await;
+    assert_eq!(burned.body, invalid, "burned after 5 wrong attempts");
+
+    // A new code works once.
+    let code = s.reset_code("198.51.100.82", "rita@example.com").await;
+    let ok = s
+        .post(
+            "/api/auth/password/reset/verify-otp/",
+            "198.51.100.83",
+            json!({"email": "rita@example.com", "otp": code}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let token = ok.body["reset_token"].as_str().unwrap().to_owned();
+    let reuse = s
+        .post(
+            "/api/auth/password/reset/verify-otp/",
+            "198.51.100.84",
+            json!({"email": "rita@example.com", "otp": code}),
+        )
+        .await;
+    assert_eq!(reuse.body, invalid, "an OTP is single use");
+
+    let confirm = json!({"reset_token": token, "new_password": NEW_PASSWORD, "re_new_password": NEW_PASSWORD});
+    let done = s
+        .post(
+            "/api/auth/password/reset/confirm/",
+            "198.51.100.85",
+            confirm.clone(),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.body);
+    let again = s
+        .post(
+            "/api/auth/password/reset/confirm/",
+            "198.51.100.86",
+            confirm,
+        )
+        .await;
+    assert_eq!(
+        again.body,
+        json!({"reset_token": ["Invalid or expired reset token."]})
+    );
+
+    let old = s
+        .post(
+            "/api/auth/jwt/create/",
+            "198.51.100.87",
+            json!({"email": "rita@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED, "old password dead");
+    let old_refresh = s
+        .post(
+            "/api/auth/jwt/refresh/",
+            "198.51.100.88",
+            json!({ "refresh": refresh }),
+        )
+        .await;
+    assert_eq!(
+        old_refresh.status,
+        StatusCode::UNAUTHORIZED,
+        "old refresh tokens dead"
+    );
+    let me = s
+        .request(
+            Method::GET,
+            "/api/auth/me/",
+            "198.51.100.89",
+            Some(&access),
+            None,
+        )
+        .await;
+    assert_eq!(
+        me.status,
+        StatusCode::UNAUTHORIZED,
+        "the origin refuses the outdated access token"
+    );
+    let new = s
+        .post(
+            "/api/auth/jwt/create/",
+            "198.51.100.97",
+            json!({"email": "rita@example.com", "password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(new.status, StatusCode::OK);
+}
+
+async fn confirm_with_email_and_otp(s: &mut Stack) {
+    s.register_and_login("198.51.100.9", "otto@example.com", "otto")
+        .await;
+    let code = s.reset_code("198.51.100.98", "otto@example.com").await;
+    let body = json!({"email": "otto@example.com", "otp": code, "new_password": NEW_PASSWORD, "re_new_password": NEW_PASSWORD});
+    let r = s
+        .post("/api/auth/password/reset/confirm/", "198.51.100.99", body)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let neither = s
+        .post(
+            "/api/auth/password/reset/confirm/",
+            "198.51.100.99",
+            json!({"new_password": "1", "re_new_password": "1"}),
+        )
+        .await;
+    assert_eq!(
+        neither.body,
+        json!({"non_field_errors": ["Provide reset_token, or email and otp."]})
+    );
+}
+
+async fn fourth_reset_in_an_hour_is_throttled(s: &mut Stack) {
+    let ip = "203.0.113.1";
+    for i in 0..3 {
+        let r = s
+            .post(
+                "/api/auth/password/reset/",
+                ip,
+                json!({"email": format!("x{i}@example.com")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let r = s
+        .post(
+            "/api/auth/password/reset/",
+            ip,
+            json!({"email": "x9@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers.contains_key("retry-after"));
+    // And per email, from different addresses.
+    for i in 0..3 {
+        let r = s
+            .post(
+                "/api/auth/password/reset/",
+                &format!("203.0.113.{}", 10 + i),
+                json!({"email": "same@example.com"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let r = s
+        .post(
+            "/api/auth/password/reset/",
+            "203.0.113.20",
+            json!({"email": "SAME@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+async fn cors_preflight_and_headers(s: &mut Stack) {
+    let pre = s
+        .http
+        .request(Method::OPTIONS, format!("{}/api/auth/jwt/create/", s.edge))
+        .header("Origin", ALLOWED_ORIGIN)
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), StatusCode::NO_CONTENT);
+    assert_eq!(pre.headers()["access-control-allow-origin"], ALLOWED_ORIGIN);
+    assert!(pre.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    assert!(pre.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    let evil = s
+        .http
+        .request(Method::OPTIONS, format!("{}/api/auth/jwt/create/", s.edge))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(!evil.headers().contains_key("access-control-allow-origin"));
+    let simple = s
+        .http
+        .get(format!("{}/.well-known/jwks.json", s.edge))
+        .header("Origin", ALLOWED_ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        simple.headers()["access-control-allow-origin"],
+        ALLOWED_ORIGIN
+    );
+}
+
+async fn bad_input_is_json_never_5xx(s: &mut Stack) {
+    let ip = "203.0.113.30";
+    let url = format!("{}/api/auth/jwt/verify/", s.edge);
+    let form = s
+        .http
+        .post(&url)
+        .header("CF-Connecting-IP", ip)
+        .header("Content-Type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let broken = reply(
+        s.http
+            .post(&url)
+            .header("CF-Connecting-IP", ip)
+            .header("Content-Type", "application/json")
+            .body("{")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(broken.status, StatusCode::BAD_REQUEST);
+    assert!(broken.body["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("JSON parse error - "));
+    let big = s
+        .http
+        .post(&url)
+        .header("CF-Connecting-IP", ip)
+        .header("Content-Type", "application/json")
+        .body(format!("{{\"token\": \"{}\"}}", "a".repeat(70 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let missing = s
+        .request(Method::GET, "/api/auth/nothing/", ip, None, None)
+        .await;
+    assert_eq!(
+        (missing.status, missing.body),
+        (StatusCode::NOT_FOUND, json!({"detail": "Not found."}))
+    );
+    let put = s
+        .request(Method::PUT, "/api/auth/me/", ip, None, None)
+        .await;
+    assert_eq!(put.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(put.headers["allow"], "GET, PATCH, OPTIONS");
+    let id = s
+        .http
+        .get(format!("{}/.well-known/jwks.json", s.edge))
+        .header("X-Request-Id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(id.headers()["x-request-id"], "abc-123");
+}
+
+async fn origin_down_is_503_json_then_recovers(s: &mut Stack) {
+    let ip = "203.0.113.40";
+    let (access, _) = s.register_and_login(ip, "dora@example.com", "dora").await;
+    s.stop_origin();
+    let started = Instant::now();
+    let down = s
+        .request(Method::GET, "/api/auth/me/", ip, Some(&access), None)
+        .await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        down.body,
+        json!({"detail": "Service temporarily unavailable."})
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+    s.start_origin().await;
+    let up = s
+        .request(Method::GET, "/api/auth/me/", ip, Some(&access), None)
+        .await;
+    assert_eq!(up.status, StatusCode::OK);
+}
+
+// ---------------------------------------------------------------- harness
+
+type Scenario = for<'a> fn(&'a mut Stack) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        [$((stringify!($name), (|s| Box::pin($name(s))) as Scenario)),*]
+    };
+}
+
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (passed, failed) = runtime.block_on(async {
+        println!("starting origin, PostgreSQL database, SMTP listener and wrangler dev ...");
+        let started = Instant::now();
+        let mut stack = Stack::start().await;
+        println!(
+            "stack up in {:.1} s (edge {})",
+            started.elapsed().as_secs_f64(),
+            stack.edge
+        );
+        let (mut passed, mut failed) = (0, 0);
+        for (name, scenario) in scenarios![
+            register_login_me_and_patch,
+            verify_accepts_access_and_refresh_only,
+            kinds_are_not_interchangeable,
+            refresh_rotation_and_logout,
+            admin_list_is_403_then_200,
+            fourth_auth_call_in_a_minute_is_throttled,
+            password_reset_end_to_end,
+            confirm_with_email_and_otp,
+            fourth_reset_in_an_hour_is_throttled,
+            cors_preflight_and_headers,
+            bad_input_is_json_never_5xx,
+            origin_down_is_503_json_then_recovers,
+        ] {
+            if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+                continue;
+            }
+            match AssertUnwindSafe(scenario(&mut stack)).catch_unwind().await {
+                Ok(()) => {
+                    println!("test {name} ... ok");
+                    passed += 1;
+                }
+                Err(_) => {
+                    println!("test {name} ... FAILED");
+                    failed += 1;
+                }
+            }
+        }
+        drop(stack);
+        (passed, failed)
+    });
+    println!("\n{passed} passed, {failed} failed");
+    std::process::exit(if failed == 0 { 0 } else { 1 });
+}
