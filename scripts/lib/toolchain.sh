@@ -1,0 +1,37 @@
+# Sourced by scripts/test and scripts/dev: installs what building and running the Worker needs,
+# from the package registries only, and points worker-build at the local tools (it would
+# otherwise download them).
+
+WORKER_BUILD_VERSION=0.8.7
+WASM_BINDGEN_VERSION=0.2.130
+
+export WASM_BINDGEN_BIN="$HOME/.cargo/bin/wasm-bindgen"
+export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
+export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
+export WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false CLOUDFLARE_CF_FETCH_ENABLED=false
+export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+ensure_toolchain() {
+  step "toolchain: rustfmt, clippy, wasm32-unknown-unknown"
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    rustup target add wasm32-unknown-unknown
+  fi
+
+  step "Node tooling from npm: wrangler (workerd), Node 22, binaryen"
+  if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund
+  fi
+
+  step "worker-build $WORKER_BUILD_VERSION and wasm-bindgen-cli $WASM_BINDGEN_VERSION (cargo install, first run only: ~20 min)"
+  if ! worker-build --version 2>/dev/null | grep -q "$WORKER_BUILD_VERSION"; then
+    cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked
+  fi
+  if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+    # --locked fails on this registry mirror for this version (see ../shared/TOOLCHAIN.md).
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked \
+      || cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  fi
+}
