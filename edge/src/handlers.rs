@@ -182,8 +182,9 @@ pub async fn handle(
     match route {
         Route::Jwks => reply::json(200, &serde_json::to_value(config.verifier.keys().jwks())?),
         Route::Schema => asset(env, &req, "/api/schema/index.json").await,
-        Route::Swagger => asset(env, &req, "/swagger/index.html").await,
-        Route::Redoc => asset(env, &req, "/redoc/index.html").await,
+        Route::Swagger => asset(env, &req, "/swagger/").await,
+        Route::Redoc => asset(env, &req, "/redoc/").await,
+        Route::DocsAsset => asset(env, &req, url.path()).await,
         Route::JwtVerify => {
             throttle!(call, &[(Scope::Anon, ip)]);
             let (body, _) = try_reply!(read_json(&mut req).await?);
@@ -479,14 +480,20 @@ async fn absolute_page_links(mut response: Response, url: &worker::Url) -> Resul
     reply::json(200, &page)
 }
 
-/// A file from the Workers static assets (the API docs).
+/// A file from the Workers static assets (the API docs). The assets binding answers with
+/// immutable headers, so the file is copied into a response of our own (request id, CORS).
 async fn asset(env: &Env, req: &Request, path: &str) -> Result<Response> {
     let mut url = req.url()?;
     url.set_path(path);
     url.set_query(None);
-    let response = env.assets("ASSETS")?.fetch(url.to_string(), None).await?;
-    if response.status_code() == 404 {
+    let mut found = env.assets("ASSETS")?.fetch(url.to_string(), None).await?;
+    if found.status_code() != 200 {
         return reply::not_found();
+    }
+    let content_type = found.headers().get("Content-Type")?;
+    let response = Response::from_bytes(found.bytes().await?)?;
+    if let Some(content_type) = content_type {
+        response.headers().set("Content-Type", &content_type)?;
     }
     Ok(response)
 }

@@ -17,6 +17,8 @@ pub enum Route {
     Schema,
     Swagger,
     Redoc,
+    /// A script or stylesheet of the docs pages, under `/swagger/` or `/redoc/`.
+    DocsAsset,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,9 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, Miss> {
         "/api/schema" => ("GET, OPTIONS", &[("GET", Route::Schema)]),
         "/swagger" => ("GET", &[("GET", Route::Swagger)]),
         "/redoc" => ("GET", &[("GET", Route::Redoc)]),
+        p if (p.starts_with("/swagger/") || p.starts_with("/redoc/")) && !p.contains("..") => {
+            ("GET", &[("GET", Route::DocsAsset)])
+        }
         _ => return Err(Miss::NotFound),
     };
     table
@@ -101,6 +106,18 @@ mod tests {
             assert_eq!(resolve(method, bare), Ok(route), "{method} {bare}");
         }
         assert_eq!(resolve("HEAD", "/api/auth/me/"), Ok(Route::Me));
+        assert_eq!(
+            resolve("GET", "/swagger/swagger-ui.css"),
+            Ok(Route::DocsAsset)
+        );
+        assert_eq!(
+            resolve("GET", "/redoc/redoc.standalone.js"),
+            Ok(Route::DocsAsset)
+        );
+        assert_eq!(
+            resolve("GET", "/swagger/../wrangler.toml"),
+            Err(Miss::NotFound)
+        );
     }
 
     #[test]

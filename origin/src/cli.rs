@@ -43,6 +43,12 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Write the OpenAPI 3.1 document of the public API (stdout without --out).
+    Openapi {
+        /// Where to write it; the edge serves `edge/assets/api/schema/index.json`.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Generate an Ed25519 signing key: prints JWT_PRIVATE_KEY (origin) and JWT_PUBLIC_KEYS
     /// (edge) as env-file lines.
     Keygen {
@@ -100,6 +106,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 if created { "created" } else { "updated" },
                 email
             );
+            Ok(())
+        }
+        Command::Openapi { out } => {
+            let document = crate::openapi::document();
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, document)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    println!("wrote {}", path.display());
+                }
+                None => print!("{document}"),
+            }
             Ok(())
         }
         Command::Keygen { with_secrets } => {

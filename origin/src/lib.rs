@@ -8,6 +8,7 @@ pub mod db;
 pub mod edge_auth;
 pub mod email;
 pub mod error;
+pub mod openapi;
 pub mod password;
 pub mod routes;
 pub mod startup;

@@ -24,6 +24,16 @@ ensure_toolchain() {
   if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     npm ci --no-audit --no-fund
   fi
+  vendor_docs
+
+  step "Chromium (Debian) for the docs pages' end-to-end check"
+  if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }
+    else
+      echo "chromium is missing: sudo apt-get install chromium" >&2
+    fi
+  fi
 
   step "worker-build $WORKER_BUILD_VERSION and wasm-bindgen-cli $WASM_BINDGEN_VERSION (cargo install, first run only: ~20 min)"
   if ! worker-build --version 2>/dev/null | grep -q "$WORKER_BUILD_VERSION"; then
@@ -34,4 +44,11 @@ ensure_toolchain() {
     cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked \
       || cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
   fi
+}
+
+# The docs pages' scripts and styles come from the npm packages (no CDN); copied into the
+# Worker's static assets, not committed.
+vendor_docs() {
+  cp node_modules/swagger-ui-dist/swagger-ui.css node_modules/swagger-ui-dist/swagger-ui-bundle.js edge/assets/swagger/
+  cp node_modules/redoc/bundles/redoc.standalone.js edge/assets/redoc/
 }

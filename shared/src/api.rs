@@ -25,6 +25,8 @@ pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"api\"";
 
 /// `{"field": ["message", ...]}`, with cross-field errors under `non_field_errors`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"password": ["This password is too common."]})))]
 #[serde(transparent)]
 pub struct FieldErrors(BTreeMap<String, Vec<String>>);
 
@@ -90,6 +92,7 @@ pub fn throttled(wait: u64) -> Value {
 
 /// `201` body of registration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisteredUser {
     pub email: String,
     pub username: String,
@@ -98,6 +101,7 @@ pub struct RegisteredUser {
 
 /// Login answer (`jwt/create/`) and refresh answer (`jwt/refresh/`, with the rotated refresh).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenPair {
     pub refresh: String,
     pub access: String,
@@ -105,6 +109,7 @@ pub struct TokenPair {
 
 /// The user as `me/` and the admin list show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserProfile {
     pub id: i64,
     pub email: String,
@@ -120,6 +125,7 @@ pub struct UserProfile {
 /// the origin gives them as paths with a query (`/api/auth/users/?page=2`) since only the edge
 /// knows the public host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub count: i64,
     pub next: Option<String>,
@@ -129,8 +135,94 @@ pub struct Page<T> {
 
 /// `verify-otp/` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResetTokenIssued {
     pub reset_token: String,
+}
+
+/// `users/` (register) body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegisterRequest {
+    pub email: String,
+    pub username: String,
+    /// Policy `seed` (default): exactly 8 digits, not common, not similar to username/email.
+    pub password: String,
+    /// When given, must equal `password`.
+    pub re_password: Option<String>,
+}
+
+/// `jwt/create/` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// `jwt/refresh/` and `logout/` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefreshRequest {
+    pub refresh: String,
+}
+
+/// `jwt/verify/` body: an access or refresh token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VerifyRequest {
+    pub token: String,
+}
+
+/// `PATCH me/` body; `role`, `email`, `id` and `is_active` are read-only and ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PatchMeRequest {
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// `password/reset/` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResetRequest {
+    pub email: String,
+}
+
+/// `password/reset/verify-otp/` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VerifyOtpRequest {
+    pub email: String,
+    /// The 6-digit code from the email.
+    pub otp: String,
+}
+
+/// `password/reset/confirm/` body: `reset_token`, or `email` and `otp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResetConfirmRequest {
+    pub reset_token: Option<String>,
+    pub email: Option<String>,
+    pub otp: Option<String>,
+    pub new_password: String,
+    pub re_new_password: String,
+}
+
+/// `{"detail": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Detail {
+    pub detail: String,
+}
+
+/// SimpleJWT's token error: `{"detail": "...", "code": "token_not_valid"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenErrorBody {
+    pub detail: String,
+    pub code: String,
 }
 
 /// Internal: the edge asks the origin to email a reset code it generated (and stored hashed

@@ -1,0 +1,1 @@
+window.ui = SwaggerUIBundle({ url: "/api/schema/", dom_id: "#swagger-ui", deepLinking: true });

@@ -1,0 +1,183 @@
+//! The OpenAPI 3.1 document of the public API (API.md), generated from the wire types in
+//! `shared::api`. `origin openapi --out edge/assets/api/schema/index.json` writes the file the
+//! edge serves at `/api/schema/`; a test fails when that file is stale.
+//!
+//! The functions below carry no code: each one is the description of one public operation,
+//! which the edge serves (the origin only implements their internal counterparts).
+
+use shared::api::{
+    Detail, FieldErrors, LoginRequest, Page, PatchMeRequest, RefreshRequest, RegisterRequest,
+    RegisteredUser, ResetConfirmRequest, ResetRequest, ResetTokenIssued, TokenErrorBody, TokenPair,
+    UserProfile, VerifyOtpRequest, VerifyRequest,
+};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// Register a user.
+#[utoipa::path(post, path = "/api/auth/users/", tag = "users", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Created", body = RegisteredUser,
+            example = json!({"email": "ada@example.com", "username": "ada", "id": 1})),
+        (status = 400, description = "Field errors: duplicate email or username, invalid email, password policy, mismatch", body = FieldErrors,
+            example = json!({"email": ["user with this email address already exists."], "password": ["Password must be exactly 8 digits."]})),
+        (status = 429, description = "Throttled (anon, auth)", body = Detail, headers(("Retry-After" = u64, description = "Seconds to wait")),
+            example = json!({"detail": "Request was throttled. Expected available in 42 seconds."})),
+    ))]
+pub fn register() {}
+
+/// List users (admin only), 20 per page.
+#[utoipa::path(get, path = "/api/auth/users/", tag = "users", security(("bearer" = [])),
+    params(("page" = Option<u32>, Query, description = "Page number, from 1")),
+    responses(
+        (status = 200, description = "A page of users", body = Page<UserProfile>),
+        (status = 401, description = "Not authenticated or token not valid", body = Detail,
+            example = json!({"detail": "Authentication credentials were not provided."})),
+        (status = 403, description = "Not an admin", body = Detail,
+            example = json!({"detail": "You do not have permission to perform this action."})),
+        (status = 404, description = "No such page", body = Detail, example = json!({"detail": "Invalid page."})),
+    ))]
+pub fn list_users() {}
+
+/// Log in: a refresh and an access token.
+#[utoipa::path(post, path = "/api/auth/jwt/create/", tag = "tokens", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Tokens", body = TokenPair),
+        (status = 400, description = "Missing fields", body = FieldErrors, example = json!({"password": ["This field is required."]})),
+        (status = 401, description = "Unknown email, wrong password, inactive or locked out: one answer", body = Detail,
+            example = json!({"detail": "No active account found with the given credentials"})),
+        (status = 429, description = "Throttled (anon, auth)", body = Detail, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub fn jwt_create() {}
+
+/// Rotate a refresh token: a new pair; the old refresh token is spent.
+#[utoipa::path(post, path = "/api/auth/jwt/refresh/", tag = "tokens", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens (rotated)", body = TokenPair),
+        (status = 401, description = "Invalid, expired, reused or revoked", body = TokenErrorBody,
+            example = json!({"detail": "Token is invalid or expired", "code": "token_not_valid"})),
+        (status = 429, description = "Throttled (anon, auth)", body = Detail, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub fn jwt_refresh() {}
+
+/// Check an access or refresh token.
+#[utoipa::path(post, path = "/api/auth/jwt/verify/", tag = "tokens", request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "Valid", body = Object, example = json!({})),
+        (status = 401, description = "Not valid", body = TokenErrorBody,
+            example = json!({"detail": "Token is invalid or expired", "code": "token_not_valid"})),
+        (status = 429, description = "Throttled (anon)", body = Detail, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub fn jwt_verify() {}
+
+/// Log out: revokes the token family of this login.
+#[utoipa::path(post, path = "/api/auth/logout/", tag = "tokens", request_body = RefreshRequest, security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Not authenticated, or the refresh token is not valid", body = TokenErrorBody),
+    ))]
+pub fn logout() {}
+
+/// The current user.
+#[utoipa::path(get, path = "/api/auth/me/", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Profile", body = UserProfile),
+        (status = 401, description = "Not authenticated or token not valid", body = Detail,
+            example = json!({"detail": "Given token not valid for any token type", "code": "token_not_valid"})),
+    ))]
+pub fn me() {}
+
+/// Update the current user's username and names; other fields are read-only.
+#[utoipa::path(patch, path = "/api/auth/me/", tag = "users", request_body = PatchMeRequest, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated profile", body = UserProfile),
+        (status = 400, description = "Field errors", body = FieldErrors,
+            example = json!({"username": ["A user with that username already exists."]})),
+        (status = 401, description = "Not authenticated or token not valid", body = Detail),
+    ))]
+pub fn patch_me() {}
+
+/// Ask for a reset code by email. The answer is the same whether the account exists.
+#[utoipa::path(post, path = "/api/auth/password/reset/", tag = "password reset", request_body = ResetRequest,
+    responses(
+        (status = 200, description = "Accepted", body = Detail,
+            example = json!({"detail": "If an account exists for this email, a code has been sent."})),
+        (status = 400, description = "Malformed email", body = FieldErrors, example = json!({"email": ["Enter a valid email address."]})),
+        (status = 429, description = "Throttled (anon, password_reset per address and per email)", body = Detail,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub fn reset_request() {}
+
+/// Exchange the emailed code (once) for a reset token valid 15 minutes.
+#[utoipa::path(post, path = "/api/auth/password/reset/verify-otp/", tag = "password reset", request_body = VerifyOtpRequest,
+    responses(
+        (status = 200, description = "Reset token", body = ResetTokenIssued),
+        (status = 400, description = "Wrong, expired, used, or burned after 5 tries", body = FieldErrors,
+            example = json!({"otp": ["Invalid or expired code."]})),
+        (status = 429, description = "Throttled (anon, password_reset)", body = Detail, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub fn reset_verify_otp() {}
+
+/// Set a new password with a reset token (or with email and code).
+#[utoipa::path(post, path = "/api/auth/password/reset/confirm/", tag = "password reset", request_body = ResetConfirmRequest,
+    responses(
+        (status = 204, description = "Password changed; every session of the user ended"),
+        (status = 400, description = "Field errors", body = FieldErrors,
+            example = json!({"reset_token": ["Invalid or expired reset token."]})),
+        (status = 429, description = "Throttled (anon, password_reset)", body = Detail, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub fn reset_confirm() {}
+
+/// The public keys that verify access tokens (RFC 7517).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys",
+    responses((status = 200, description = "JWKS", body = Object,
+        example = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", "alg": "EdDSA", "use": "sig"}]}))))]
+pub fn jwks() {}
+
+/// This document.
+#[utoipa::path(get, path = "/api/schema/", tag = "docs", responses((status = 200, description = "OpenAPI 3.1 JSON")))]
+pub fn schema() {}
+
+/// Swagger UI (assets served locally).
+#[utoipa::path(get, path = "/swagger/", tag = "docs", responses((status = 200, description = "HTML", content_type = "text/html")))]
+pub fn swagger() {}
+
+/// ReDoc (assets served locally).
+#[utoipa::path(get, path = "/redoc/", tag = "docs", responses((status = 200, description = "HTML", content_type = "text/html")))]
+pub fn redoc() {}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Auth API", description = "JWT authentication API, wire-compatible with Django REST Framework + Djoser + SimpleJWT. \
+        Every error body is JSON; every 401 carries `WWW-Authenticate: Bearer realm=\"api\"`; every response carries `X-Request-Id`."),
+    paths(register, list_users, jwt_create, jwt_refresh, jwt_verify, logout, me, patch_me,
+          reset_request, reset_verify_otp, reset_confirm, jwks, schema, swagger, redoc),
+    components(schemas(FieldErrors, Detail, TokenErrorBody)),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+/// The document as written to the schema file: pretty JSON and a final newline.
+pub fn document() -> String {
+    let mut json = ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises");
+    json.push('\n');
+    json
+}
