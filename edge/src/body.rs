@@ -12,13 +12,7 @@ pub async fn read_json(
     req: &mut Request,
 ) -> Result<std::result::Result<(Value, Vec<u8>), Response>> {
     let content_type = req.headers().get("Content-Type")?.unwrap_or_default();
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence != "application/json" {
+    if !shared::form::is_json_media_type(&content_type) {
         let detail = format!("Unsupported media type \"{content_type}\" in request.");
         return Ok(Err(reply::json(415, &shared::api::detail(&detail))?));
     }

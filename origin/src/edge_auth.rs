@@ -98,13 +98,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap_or("").to_owned())
             .unwrap_or_default();
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if essence != "application/json" {
+        if !shared::form::is_json_media_type(&content_type) {
             return Err(ApiError::UnsupportedMediaType(content_type));
         }
         let bytes = Bytes::from_request(req, state)

@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use helpers::{code_in, SmtpSink, TestDb};
+use helpers::{code_in, read, Reply, SmtpSink, TestDb};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use reqwest::{Method, StatusCode};
@@ -308,7 +308,7 @@ impl Stack {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        reply(req.send().await.expect("edge answers")).await
+        read(req.send().await.expect("edge answers")).await
     }
 
     async fn post(&self, path: &str, ip: &str, body: Value) -> Reply {
@@ -353,28 +353,6 @@ impl Stack {
         let message = messages.last().unwrap();
         assert!(message.contains(&format!("To: {email}")), "{message}");
         code_in(message)
-    }
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-async fn reply(r: reqwest::Response) -> Reply {
-    let status = r.status();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    Reply {
-        status,
-        headers,
-        body,
     }
 }
 
@@ -883,7 +861,7 @@ async fn bad_input_is_json_never_5xx(s: &mut Stack) {
         .await
         .unwrap();
     assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let broken = reply(
+    let broken = read(
         s.http
             .post(&url)
             .header("CF-Connecting-IP", ip)

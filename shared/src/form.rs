@@ -22,6 +22,17 @@ pub fn min_length_message(min: usize) -> String {
     format!("Ensure this field has at least {min} characters.")
 }
 
+/// Whether a `Content-Type` value names JSON (`application/json`, any parameters, any case),
+/// the only media type the API parses (DRF's `JSONParser`).
+pub fn is_json_media_type(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/json")
+}
+
 /// DRF's answer when the body is JSON but not an object.
 pub fn not_a_dict_message(value: &Value) -> String {
     let kind = match value {
@@ -170,6 +181,15 @@ mod tests {
         );
         assert!(form.has("first_name") && !form.has("role"));
         assert!(form.finish().is_ok());
+    }
+
+    #[test]
+    fn json_media_type() {
+        assert!(is_json_media_type("application/json"));
+        assert!(is_json_media_type("Application/JSON; charset=utf-8"));
+        assert!(!is_json_media_type("text/plain"));
+        assert!(!is_json_media_type("application/jsonp"));
+        assert!(!is_json_media_type(""));
     }
 
     #[test]
