@@ -60,7 +60,7 @@ pub fn finish(
     origin: Option<&str>,
 ) -> Result<Response> {
     let response = response.or_else(|e| {
-        worker::console_error!("request {request_id} failed: {e}");
+        crate::log::error(request_id, "handler failed", &e.to_string());
         reply::json(500, &api::detail("A server error occurred."))
     })?;
     let headers = response.headers();
@@ -107,7 +107,7 @@ impl Call<'_> {
         match origin::call(self.config, method, path, identity, body, self.request_id).await {
             Ok(reply) => relay(reply),
             Err(e) => {
-                worker::console_error!("request {}: {}", self.request_id, e.0);
+                crate::log::error(self.request_id, "origin unavailable", &e.0);
                 reply::unavailable()
             }
         }
@@ -245,7 +245,7 @@ pub async fn handle(
             throttle!(call, &[(Scope::PasswordReset, &format!("email:{key}"))]);
             let code = OtpCode::generate(&mut OsRng);
             if let Err(e) = otp_store::issue(env, &key, &code).await {
-                worker::console_error!("otp store unavailable: {e}");
+                crate::log::error(request_id, "otp store unavailable", &e.to_string());
                 return reply::unavailable();
             }
             // The origin emails the code only if the account exists; the client gets the same
@@ -267,7 +267,7 @@ pub async fn handle(
                 )
                 .await
                 {
-                    worker::console_error!("request {request_id}: reset email not queued: {}", e.0);
+                    crate::log::error(&request_id, "reset email not queued", &e.0);
                 }
             });
             reply::json(200, &api::detail(api::DETAIL_RESET_REQUESTED))
@@ -353,7 +353,7 @@ async fn exchange_code(
         }
         Ok(false) => Ok(Err(invalid()?)),
         Err(e) => {
-            worker::console_error!("otp store unavailable: {e}");
+            crate::log::error(call.request_id, "otp store unavailable", &e.to_string());
             Ok(Err(reply::unavailable()?))
         }
     }

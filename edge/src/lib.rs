@@ -7,6 +7,7 @@ mod config;
 mod cors;
 mod handlers;
 mod limiter;
+mod log;
 mod origin;
 mod otp_store;
 mod reply;
@@ -45,11 +46,13 @@ fn config(env: &Env) -> std::result::Result<Rc<Config>, config::ConfigError> {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let request_id = handlers::request_id(&req);
+    let started = worker::Date::now().as_millis();
+    let (method, path) = (req.method().to_string(), req.path());
     let origin_header = req.headers().get("Origin").ok().flatten();
     let config = match config(&env) {
         Ok(config) => config,
         Err(e) => {
-            worker::console_error!("invalid configuration: {e}");
+            log::error(&request_id, "invalid configuration", &e.to_string());
             let body = shared::api::detail(&format!("Server misconfigured: {}.", e.variable));
             return handlers::finish(
                 reply::json(500, &body),
@@ -60,10 +63,23 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         }
     };
     let response = handlers::handle(req, &env, &ctx, &config, &request_id).await;
-    handlers::finish(
+    let response = handlers::finish(
         response,
         &request_id,
         Some(&config),
         origin_header.as_deref(),
-    )
+    );
+    if let Ok(response) = &response {
+        log::info(
+            &request_id,
+            "answered",
+            serde_json::json!({
+                "method": method,
+                "path": path,
+                "status": response.status_code(),
+                "duration_ms": worker::Date::now().as_millis().saturating_sub(started),
+            }),
+        );
+    }
+    response
 }

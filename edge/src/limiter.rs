@@ -69,7 +69,11 @@ pub async fn check(env: &Env, scope: Scope, rate: Rate, identity: &str) -> Verdi
         Ok(answer) if answer.allowed => Verdict::Allowed,
         Ok(answer) => Verdict::Throttled(answer.retry_after.max(1)),
         Err(e) => {
-            worker::console_error!("rate limiter {} unavailable: {e}", scope.name());
+            crate::log::error(
+                "-",
+                "rate limiter unavailable",
+                &format!("scope {}: {e}", scope.name()),
+            );
             if scope.fails_closed() {
                 Verdict::Unavailable
             } else {

@@ -1,10 +1,12 @@
-//! The command line: `origin serve | migrate | create-superuser | keygen`.
+//! The command line: `origin serve | migrate | create-superuser | set-role | audit |
+//! import-django | openapi | keygen`.
 
 use anyhow::Context;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use clap::{Parser, Subcommand};
 use rand_core::{OsRng, RngCore};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use shared::keys::{Ed25519PrivateKey, Jwks};
 use shared::validate::{Email, Username};
@@ -42,6 +44,67 @@ pub enum Command {
         password: String,
         #[command(flatten)]
         database: DatabaseArgs,
+    },
+    /// Give an account the `admin` or the `user` role (takes effect at once at the origin; access
+    /// tokens already issued keep their `role` claim until they expire).
+    SetRole {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = ["admin", "user"])]
+        role: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Print the audit log, newest first: logins, refresh-token reuse, resets, role changes.
+    Audit {
+        /// Only events of this account.
+        #[arg(long)]
+        email: Option<String>,
+        /// Only this event (register, login_ok, login_failed, login_locked,
+        /// refresh_reuse_detected, logout, reset_requested, reset_completed, superuser_set,
+        /// role_changed, password_rehashed, imported).
+        #[arg(long)]
+        event: Option<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Import users from the Django original (its database, or `manage.py dumpdata` JSON), with
+    /// their Django password hashes: they log in with their old passwords and are re-hashed to
+    /// argon2id at their first login.
+    ImportDjango {
+        /// Django's database, e.g. postgres://user@host/authref.
+        #[arg(
+            long,
+            env = "DJANGO_DATABASE_URL",
+            hide_env_values = true,
+            required_unless_present = "from_json",
+            conflicts_with = "from_json"
+        )]
+        from_database: Option<SecretString>,
+        /// The users table in Django's database (the stock model's is auth_user).
+        #[arg(long, default_value = "accounts_user")]
+        table: String,
+        /// Output of `manage.py dumpdata accounts.User` instead of a database.
+        #[arg(long)]
+        from_json: Option<std::path::PathBuf>,
+        /// Check and report, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Exit 0 when the origin at BIND answers `GET /healthz` with 200 within 3 s, else 1 (the
+    /// container image's HEALTHCHECK: the image has no shell or curl).
+    Healthcheck {
+        /// The address `serve` listens on; 0.0.0.0 is asked on 127.0.0.1.
+        #[arg(long, env = "BIND", default_value = "127.0.0.1:8000")]
+        bind: std::net::SocketAddr,
     },
     /// Write the OpenAPI 3.1 document of the public API (stdout without --out).
     Openapi {
@@ -108,6 +171,99 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::SetRole {
+            email,
+            role,
+            database,
+        } => {
+            let pool = crate::db::pool(&database)?;
+            crate::db::migrate(&pool).await?;
+            let client = pool.get().await.context("connecting to the database")?;
+            let Some((id, previous)) = users::set_role(&client, &email, &role).await? else {
+                anyhow::bail!("no account with the email {email}");
+            };
+            if previous != role {
+                audit::record(
+                    &client,
+                    Some(id),
+                    Event::RoleChanged,
+                    json!({ "from": previous, "to": role }),
+                )
+                .await?;
+            }
+            println!("{email} (id {id}): role {previous} -> {role}");
+            Ok(())
+        }
+        Command::Audit {
+            email,
+            event,
+            limit,
+            json,
+            database,
+        } => {
+            anyhow::ensure!(limit > 0, "--limit must be positive");
+            let pool = crate::db::pool(&database)?;
+            let client = pool.get().await.context("connecting to the database")?;
+            let entries = audit::recent(&client, email.as_deref(), event.as_deref(), limit).await?;
+            if json {
+                for entry in &entries {
+                    println!("{}", serde_json::to_string(entry)?);
+                }
+            } else {
+                println!(
+                    "{:<8} {:<25} {:<8} {:<24} {:<30} detail",
+                    "id", "at", "user", "event", "email"
+                );
+                for e in &entries {
+                    println!(
+                        "{:<8} {:<25} {:<8} {:<24} {:<30} {}",
+                        e.id,
+                        e.at.format("%Y-%m-%d %H:%M:%S%.3fZ"),
+                        e.user_id
+                            .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+                        e.event,
+                        e.email.as_deref().unwrap_or("-"),
+                        e.detail
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::ImportDjango {
+            from_database,
+            table,
+            from_json,
+            dry_run,
+            database,
+        } => {
+            let (users, source) = match (&from_database, &from_json) {
+                (Some(url), _) => (
+                    crate::import::from_database(url.expose_secret(), &table).await?,
+                    format!("django database table {table}"),
+                ),
+                (None, Some(path)) => (
+                    crate::import::read_dumpdata(path)?,
+                    format!("django dumpdata {}", path.display()),
+                ),
+                (None, None) => anyhow::bail!("give --from-database or --from-json"),
+            };
+            eprintln!("read {} users from the {source}", users.len());
+            let pool = crate::db::pool(&database)?;
+            crate::db::migrate(&pool).await?;
+            let mut client = pool.get().await.context("connecting to the database")?;
+            let report = crate::import::import(&mut client, &users, "django", dry_run).await?;
+            print!("{report}");
+            if dry_run {
+                println!("dry run: nothing was written");
+            }
+            Ok(())
+        }
+        Command::Healthcheck { bind } => {
+            let status = healthcheck(bind).await?;
+            anyhow::ensure!(status == 200, "/healthz answered {status}");
+            println!("healthy");
+            Ok(())
+        }
         Command::Openapi { out } => {
             let document = crate::openapi::document();
             match out {
@@ -125,6 +281,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `GET /healthz` over a plain TCP connection; returns the status code.
+async fn healthcheck(mut bind: std::net::SocketAddr) -> anyhow::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if bind.ip().is_unspecified() {
+        bind.set_ip(if bind.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(bind).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
+        let mut head = Vec::new();
+        stream.take(64).read_to_end(&mut head).await?;
+        anyhow::Ok(head)
+    };
+    let head = tokio::time::timeout(std::time::Duration::from_secs(3), exchange)
+        .await
+        .with_context(|| format!("no answer from {bind} within 3 s"))?
+        .with_context(|| format!("cannot reach {bind}"))?;
+    let head = String::from_utf8_lossy(&head);
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("not an HTTP answer from {bind}"))
 }
 
 fn random_secret() -> String {

@@ -130,6 +130,10 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
+
+    /// When set, `GET /metrics` requires `Authorization: Bearer <this token>`.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<SecretString>,
 }
 
 /// Token settings, validated.
@@ -153,6 +157,7 @@ pub struct Settings {
     pub lockout_threshold: i32,
     pub lockout_window: Duration,
     pub email: EmailSettings,
+    pub metrics_token: Option<SecretString>,
 }
 
 pub struct EmailSettings {
@@ -189,7 +194,12 @@ impl ServeArgs {
                 let mut jwks = Jwks {
                     keys: vec![current.clone()],
                 };
-                if let Some(previous) = &self.jwt_previous_public_keys {
+                // An empty value (compose's `${JWT_PREVIOUS_PUBLIC_KEYS:-}`) means none.
+                if let Some(previous) = self
+                    .jwt_previous_public_keys
+                    .as_ref()
+                    .filter(|v| !v.trim().is_empty())
+                {
                     let previous: Jwks = serde_json::from_str(previous)
                         .context("invalid JWT_PREVIOUS_PUBLIC_KEYS (expected a JWKS document)")?;
                     jwks.keys
@@ -263,6 +273,7 @@ impl ServeArgs {
                 smtp_url: self.smtp_url,
                 from: self.email_from,
             },
+            metrics_token: self.metrics_token.filter(|t| !t.expose_secret().is_empty()),
         })
     }
 }

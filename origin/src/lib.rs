@@ -8,6 +8,8 @@ pub mod db;
 pub mod edge_auth;
 pub mod email;
 pub mod error;
+pub mod import;
+pub mod metrics;
 pub mod openapi;
 pub mod password;
 pub mod routes;

@@ -20,6 +20,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::{Settings, TokenConfig};
 use crate::edge_auth::{require_edge_signature, MAX_BODY_BYTES};
 use crate::email::{sender, Mailer, Templates};
+use crate::metrics::Metrics;
 use crate::password::PasswordHasher;
 use crate::routes::{admin, health, password_reset, tokens, users};
 
@@ -33,6 +34,9 @@ pub struct Inner {
     pub lockout_window: Duration,
     pub templates: Templates,
     pub email_wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`.
+    pub metrics_token: Option<secrecy::SecretString>,
 }
 
 /// Shared by every handler; cheap to clone.
@@ -64,6 +68,11 @@ pub fn router(state: AppState) -> Router {
         .nest("/internal", internal)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(crate::metrics::scrape))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .fallback(|| async { crate::error::ApiError::NotFound("Not found.") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::make_span))
@@ -91,7 +100,13 @@ impl Application {
         }
         let mailer = Arc::new(Mailer::new(&settings.email)?);
         let email_wake = Arc::new(Notify::new());
-        tokio::spawn(sender::run(pool.clone(), mailer, email_wake.clone()));
+        let metrics = Arc::new(Metrics::new());
+        tokio::spawn(sender::run(
+            pool.clone(),
+            mailer,
+            email_wake.clone(),
+            metrics.clone(),
+        ));
         let state = AppState(Arc::new(Inner {
             pool,
             signer: settings.signer,
@@ -102,6 +117,8 @@ impl Application {
             lockout_window: settings.lockout_window,
             templates: Templates::new()?,
             email_wake,
+            metrics,
+            metrics_token: settings.metrics_token,
         }));
         let listener = TcpListener::bind(settings.bind)
             .await

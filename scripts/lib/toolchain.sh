@@ -52,3 +52,22 @@ vendor_docs() {
   cp node_modules/swagger-ui-dist/swagger-ui.css node_modules/swagger-ui-dist/swagger-ui-bundle.js edge/assets/swagger/
   cp node_modules/redoc/bundles/redoc.standalone.js edge/assets/redoc/
 }
+
+# `docker compose config` for compose.yaml. Docker's compose plugin when it is installed; else
+# docker-compose 1.29.2 from PyPI in a virtualenv under target/ (its PyYAML 5.4.1 only builds
+# with Cython < 3, hence the two steps).
+compose_config() {
+  if docker compose version >/dev/null 2>&1; then
+    docker compose "$@"
+    return
+  fi
+  local venv="$PWD/target/compose-venv"
+  if [ ! -x "$venv/bin/docker-compose" ]; then
+    echo "installing docker-compose 1.29.2 from PyPI into target/compose-venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "cython<3" wheel setuptools
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-build-isolation "pyyaml==5.4.1"
+    "$venv/bin/pip" install -q --disable-pip-version-check "docker-compose==1.29.2"
+  fi
+  "$venv/bin/docker-compose" "$@"
+}

@@ -8,6 +8,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::Notify;
 
 use super::Mailer;
+use crate::metrics::{Email, Metrics};
 use crate::store::outbox;
 
 const BATCH: i64 = 20;
@@ -22,9 +23,9 @@ pub fn backoff_secs(attempts_so_far: i32) -> f64 {
 }
 
 /// Runs until the process ends. `wake` is notified when a row is enqueued.
-pub async fn run(pool: Pool, mailer: Arc<Mailer>, wake: Arc<Notify>) {
+pub async fn run(pool: Pool, mailer: Arc<Mailer>, wake: Arc<Notify>, metrics: Arc<Metrics>) {
     loop {
-        let wait = match send_due(&pool, &mailer).await {
+        let wait = match send_due(&pool, &mailer, &metrics).await {
             Ok(Some(due_in)) => {
                 Duration::from_secs_f64(due_in.clamp(0.05, IDLE_POLL.as_secs_f64()))
             }
@@ -42,7 +43,7 @@ pub async fn run(pool: Pool, mailer: Arc<Mailer>, wake: Arc<Notify>) {
 }
 
 /// Sends every due row; returns the seconds until the next pending row is due.
-async fn send_due(pool: &Pool, mailer: &Mailer) -> anyhow::Result<Option<f64>> {
+async fn send_due(pool: &Pool, mailer: &Mailer, metrics: &Metrics) -> anyhow::Result<Option<f64>> {
     loop {
         let mut client = pool.get().await?;
         let tx = client.transaction().await?;
@@ -58,6 +59,7 @@ async fn send_due(pool: &Pool, mailer: &Mailer) -> anyhow::Result<Option<f64>> {
             {
                 Ok(()) => {
                     outbox::mark_sent(&tx, email.id).await?;
+                    metrics.email(Email::Sent);
                     tracing::info!(
                         outbox_id = email.id,
                         attempts = email.attempts + 1,
@@ -67,6 +69,7 @@ async fn send_due(pool: &Pool, mailer: &Mailer) -> anyhow::Result<Option<f64>> {
                 Err(e) => {
                     let retry_in = backoff_secs(email.attempts);
                     outbox::mark_failed(&tx, email.id, &format!("{e:#}"), retry_in).await?;
+                    metrics.email(Email::Failed);
                     tracing::warn!(outbox_id = email.id, attempts = email.attempts + 1, retry_in, error = %format!("{e:#}"), "email delivery failed");
                 }
             }

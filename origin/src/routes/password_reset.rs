@@ -57,6 +57,7 @@ pub async fn send_code(
         outbox::enqueue(&tx, &message).await?;
         audit::record(&tx, Some(user.id), Event::ResetRequested, json!({})).await?;
         tx.commit().await?;
+        state.metrics.email(crate::metrics::Email::Queued);
         state.email_wake.notify_one();
     }
     Ok((StatusCode::ACCEPTED, Json(json!({}))))

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::edge_auth::{require_user, JsonBody};
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::Login;
 use crate::startup::AppState;
 use crate::store::audit::{self, Event};
 use crate::store::tokens::{self, RevokeReason};
@@ -82,14 +83,16 @@ pub async fn login(
 
     let client = state.pool.get().await?;
     let user = users::by_email(&client, &email).await?;
-    let password_ok = state
+    let password = SecretString::from(password);
+    let verified = state
         .hasher
         .verify(
-            SecretString::from(password),
+            password.clone(),
             user.as_ref().map(|u| u.password_hash.clone()),
         )
         .await?;
     let Some(user) = user else {
+        state.metrics.login(Login::Failed);
         // Recorded (without the address tried) so an unknown email costs the same writes as a
         // wrong password: timing does not tell them apart.
         audit::record(
@@ -105,15 +108,32 @@ pub async fn login(
     let window = chrono::Duration::from_std(state.lockout_window).map_err(anyhow::Error::from)?;
     if user.locked_out(state.lockout_threshold, window, now) {
         audit::record(&client, Some(user.id), Event::LoginLocked, json!({})).await?;
+        state.metrics.login(Login::Locked);
         return Err(ApiError::InvalidCredentials);
     }
-    if !password_ok {
+    if !verified.ok {
         users::record_failed_login(&client, user.id, state.lockout_window.as_secs_f64()).await?;
         audit::record(&client, Some(user.id), Event::LoginFailed, json!({})).await?;
+        state.metrics.login(Login::Failed);
         return Err(ApiError::InvalidCredentials);
     }
     if !user.is_active {
+        state.metrics.login(Login::Failed);
         return Err(ApiError::InvalidCredentials);
+    }
+    if verified.needs_rehash {
+        let new_hash = state.hasher.hash(password).await?;
+        if users::upgrade_hash(&client, user.id, &user.password_hash, &new_hash).await? {
+            let from = user.password_hash.split('$').next().unwrap_or_default();
+            audit::record(
+                &client,
+                Some(user.id),
+                Event::PasswordRehashed,
+                json!({ "from": if from.is_empty() { "argon2id" } else { from } }),
+            )
+            .await?;
+            state.metrics.rehashed();
+        }
     }
 
     let now = now.timestamp();
@@ -132,6 +152,7 @@ pub async fn login(
     )
     .await?;
     tx.commit().await?;
+    state.metrics.login(Login::Ok);
     Ok(Json(TokenPair {
         refresh: refresh_token(&state, &user, jti, now, exp)?,
         access: access_token(&state, &user, now)?,

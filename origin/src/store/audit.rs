@@ -1,6 +1,8 @@
 //! The append-only audit log of security events.
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
+use serde::Serialize;
 use serde_json::Value;
 
 /// Security events, by name as stored.
@@ -15,6 +17,9 @@ pub enum Event {
     ResetRequested,
     ResetCompleted,
     SuperuserSet,
+    RoleChanged,
+    PasswordRehashed,
+    Imported,
 }
 
 impl Event {
@@ -29,6 +34,9 @@ impl Event {
             Self::ResetRequested => "reset_requested",
             Self::ResetCompleted => "reset_completed",
             Self::SuperuserSet => "superuser_set",
+            Self::RoleChanged => "role_changed",
+            Self::PasswordRehashed => "password_rehashed",
+            Self::Imported => "imported",
         }
     }
 }
@@ -46,4 +54,45 @@ pub async fn record(
         .execute(&stmt, &[&user_id, &event.as_str(), &detail])
         .await?;
     Ok(())
+}
+
+/// One audit row, with the account's current email.
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub user_id: Option<i64>,
+    pub email: Option<String>,
+    pub event: String,
+    pub detail: Value,
+}
+
+/// The newest `limit` rows, optionally of one account (by email) and one event.
+pub async fn recent(
+    client: &impl GenericClient,
+    email: Option<&str>,
+    event: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Entry>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT a.id, a.at, a.user_id, u.email, a.event, a.detail FROM audit_log a \
+             LEFT JOIN users u ON u.id = a.user_id \
+             WHERE ($1::text IS NULL OR lower(u.email) = lower($1)) AND ($2::text IS NULL OR a.event = $2) \
+             ORDER BY a.id DESC LIMIT $3",
+        )
+        .await?;
+    Ok(client
+        .query(&stmt, &[&email, &event, &limit])
+        .await?
+        .iter()
+        .map(|row| Entry {
+            id: row.get(0),
+            at: row.get(1),
+            user_id: row.get(2),
+            email: row.get(3),
+            event: row.get(4),
+            detail: row.get(5),
+        })
+        .collect())
 }

@@ -183,6 +183,41 @@ pub async fn record_login(
     Ok(())
 }
 
+/// Sets the role of the account with this email; returns its id and the previous role.
+pub async fn set_role(
+    client: &impl GenericClient,
+    email: &str,
+    role: &str,
+) -> Result<Option<(i64, String)>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "UPDATE users u SET role = $2 FROM (SELECT id, role FROM users WHERE lower(email) = lower($1) FOR UPDATE) old \
+             WHERE u.id = old.id RETURNING u.id, old.role",
+        )
+        .await?;
+    Ok(client
+        .query_opt(&stmt, &[&email, &role])
+        .await?
+        .map(|row| (row.get(0), row.get(1))))
+}
+
+/// Same password, stronger hash (a Django import's first login): the password is unchanged, so
+/// tokens stay valid. Only replaces the hash that was verified (a concurrent change wins).
+pub async fn upgrade_hash(
+    client: &impl GenericClient,
+    id: i64,
+    verified_hash: &str,
+    new_hash: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+        .await?;
+    Ok(client
+        .execute(&stmt, &[&id, &verified_hash, &new_hash])
+        .await?
+        == 1)
+}
+
 /// Profile fields only: role, email and flags are never written here.
 pub async fn update_profile(
     client: &impl GenericClient,

@@ -193,6 +193,8 @@ pub struct Options {
     pub policy: PasswordPolicy,
     /// `Some(port)`: EMAIL_BACKEND=smtp to 127.0.0.1:port.
     pub smtp_port: Option<u16>,
+    /// METRICS_TOKEN.
+    pub metrics_token: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -204,6 +206,7 @@ impl Default for Options {
             access_ttl: 300,
             policy: PasswordPolicy::Seed,
             smtp_port: None,
+            metrics_token: None,
         }
     }
 }
@@ -217,6 +220,8 @@ pub struct TestApp {
     pub resets: ResetTokens,
     /// Signs tokens with the app's own key (to forge edge cases the app would not issue).
     pub issuer: TokenIssuer,
+    /// The app's public key as a JWKS document (what the edge would be given).
+    pub public_jwks: String,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -261,6 +266,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
                 .map(|p| SecretString::from(format!("smtp://127.0.0.1:{p}"))),
             from: "Auth API <no-reply@example.com>".into(),
         },
+        metrics_token: options.metrics_token.map(SecretString::from),
     };
     let app = Application::build(settings)
         .await
@@ -275,7 +281,23 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         verifier: TokenVerifier::new(VerifyingKeys::from_jwks(&jwks).unwrap(), audience()),
         resets: ResetTokens::new(RESET_SECRET, audience()).unwrap(),
         issuer: TokenIssuer::new(SigningKey::ed25519(&key), audience()),
+        public_jwks: serde_json::to_string(&jwks).unwrap(),
     }
+}
+
+/// Runs the `origin` binary as an operator would, against `db_url`: (success, stdout, stderr).
+pub fn origin_cli(db_url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_origin"))
+        .args(args)
+        .env_clear()
+        .env("DATABASE_URL", db_url)
+        .output()
+        .expect("origin runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 pub fn now() -> i64 {
@@ -298,6 +320,19 @@ impl TestApp {
         identity: Identity,
         body: Option<&Value>,
     ) -> Reply {
+        self.send_at(&self.address, method, path, identity, body)
+            .await
+    }
+
+    /// `send` to another origin instance (same secrets) at `base`.
+    pub async fn send_at(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        identity: Identity,
+        body: Option<&Value>,
+    ) -> Reply {
         let bytes = body
             .map(|b| serde_json::to_vec(b).unwrap())
             .unwrap_or_default();
@@ -311,7 +346,7 @@ impl TestApp {
         });
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.address))
+            .request(method, format!("{base}{path}"))
             .header(HEADER_TIMESTAMP, timestamp.to_string())
             .header(HEADER_IDENTITY, identity.to_header())
             .header(HEADER_SIGNATURE, signature);

@@ -2,10 +2,13 @@
 //! requests signed the way the edge signs them.
 
 mod admin;
+mod audit;
 mod email;
 mod health;
 mod helpers;
+mod import;
 mod me;
+mod metrics;
 mod reset;
 mod signature;
 mod tokens;

@@ -4,7 +4,15 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use shared::token::TokenKind;
 
-use crate::helpers::{now, spawn_app, spawn_app_with, Options, PASSWORD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use origin::startup::Application;
+use shared::keys::Ed25519PrivateKey;
+use shared::signing::Identity;
+
+use crate::helpers::{
+    now, spawn_app, spawn_app_with, Options, PASSWORD, RESET_SECRET, SIGNING_SECRET,
+};
 
 fn no_account() -> serde_json::Value {
     json!({"detail": "No active account found with the given credentials"})
@@ -291,4 +299,77 @@ async fn logout_requires_the_owner() {
         json!({"detail": "Authentication credentials were not provided."})
     );
     assert_eq!(app.refresh(&ada_refresh).await.status, StatusCode::OK);
+}
+
+/// docs/deploy.md §4: the origin restarted with a new key B and `JWT_PREVIOUS_PUBLIC_KEYS` = A
+/// still rotates refresh tokens signed by A, and signs the new pair with B.
+#[tokio::test]
+async fn signing_key_rotation_keeps_refresh_tokens_of_the_previous_key() {
+    use clap::Parser;
+    use origin::cli::{Cli, Command};
+
+    let app = spawn_app().await;
+    let (_, _, refresh_a) = app.signed_up("rot@example.com", "rot").await;
+    let pem_b = Ed25519PrivateKey::from_seed([7u8; 32]).to_pem();
+    let kid_b = Ed25519PrivateKey::from_seed([7u8; 32]).public_jwk().kid;
+    let parse = |previous: Option<&str>| {
+        let mut args = vec![
+            "origin".to_owned(),
+            "serve".into(),
+            "--bind=127.0.0.1:0".into(),
+            format!("--database-url={}", app.db.url),
+            format!(
+                "--origin-signing-secret={}",
+                std::str::from_utf8(SIGNING_SECRET).unwrap()
+            ),
+            format!(
+                "--reset-token-secret={}",
+                std::str::from_utf8(RESET_SECRET).unwrap()
+            ),
+            format!("--jwt-private-key={pem_b}"),
+        ];
+        if let Some(jwks) = previous {
+            args.push(format!("--jwt-previous-public-keys={jwks}"));
+        }
+        let Command::Serve(serve) = Cli::try_parse_from(args).unwrap().command else {
+            unreachable!()
+        };
+        serve.validate().unwrap()
+    };
+    let start = |settings| async move {
+        let rotated = Application::build(settings).await.unwrap();
+        let address = format!("http://127.0.0.1:{}", rotated.port());
+        tokio::spawn(rotated.run_until_stopped());
+        address
+    };
+
+    // Without the previous key, an A-signed refresh token is refused.
+    let refresh_at = |base: String| {
+        let app = &app;
+        let body = json!({ "refresh": refresh_a });
+        async move {
+            app.send_at(
+                &base,
+                Method::POST,
+                "/internal/tokens/refresh",
+                Identity::Anonymous,
+                Some(&body),
+            )
+            .await
+        }
+    };
+    let without = start(parse(None)).await;
+    assert_eq!(refresh_at(without).await.body, not_valid());
+
+    // With it, the token rotates and the new pair is signed by B.
+    let with = start(parse(Some(&app.public_jwks))).await;
+    let reply = refresh_at(with).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    for token in [&reply.body["access"], &reply.body["refresh"]] {
+        let header = token.as_str().unwrap().split('.').next().unwrap();
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        assert_eq!(header["kid"], kid_b.as_str());
+        assert_eq!(header["alg"], "EdDSA");
+    }
 }

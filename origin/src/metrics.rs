@@ -1,0 +1,289 @@
+//! Prometheus metrics at `GET /metrics` (text exposition format).
+//!
+//! One registry per application (not a process-wide recorder), so tests that run several
+//! applications in one process each read their own figures. Gauges that describe a current
+//! state (pool, argon2 queue) are sampled when scraped.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+
+use crate::startup::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// How a login attempt ended.
+#[derive(Debug, Clone, Copy)]
+pub enum Login {
+    Ok,
+    Failed,
+    Locked,
+}
+
+/// What happened to an email in the outbox.
+#[derive(Debug, Clone, Copy)]
+pub enum Email {
+    Queued,
+    Sent,
+    Failed,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms … ~16 s: internal lookups take about a millisecond, logins tens of milliseconds.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Counts of argon2 work: permits held and tasks waiting for one.
+#[derive(Debug, Default)]
+pub struct QueueDepth {
+    pub running: AtomicUsize,
+    pub waiting: AtomicUsize,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily<RouteLabels>,
+    logins: Family<OutcomeLabels, Counter>,
+    emails: Family<OutcomeLabels, Counter>,
+    rehashes: Counter,
+    pool_size: Gauge,
+    pool_available: Gauge,
+    pool_waiting: Gauge,
+    pool_max: Gauge,
+    argon2_running: Gauge,
+    argon2_waiting: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("origin");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route template and status",
+            requests.clone(),
+        );
+        let latency: HistogramFamily<RouteLabels> = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer, by method and route template",
+            latency.clone(),
+        );
+        let logins = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "logins",
+            "Login attempts by outcome (ok, failed, locked)",
+            logins.clone(),
+        );
+        let emails = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "emails",
+            "Outbox emails by event (queued, sent, failed attempt)",
+            emails.clone(),
+        );
+        let rehashes = Counter::default();
+        registry.register(
+            "password_rehashes",
+            "Stored hashes upgraded to the current argon2id parameters at login",
+            rehashes.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        Self {
+            pool_size: gauge(
+                &mut registry,
+                "db_pool_connections",
+                "Open database connections",
+            ),
+            pool_available: gauge(
+                &mut registry,
+                "db_pool_available",
+                "Idle database connections",
+            ),
+            pool_waiting: gauge(
+                &mut registry,
+                "db_pool_waiting",
+                "Requests waiting for a database connection",
+            ),
+            pool_max: gauge(
+                &mut registry,
+                "db_pool_max",
+                "Maximum database connections (DATABASE_POOL_SIZE)",
+            ),
+            argon2_running: gauge(
+                &mut registry,
+                "argon2_running",
+                "Password hashes being computed",
+            ),
+            argon2_waiting: gauge(
+                &mut registry,
+                "argon2_waiting",
+                "Password hashes waiting for a permit (ARGON2_MAX_CONCURRENCY)",
+            ),
+            registry,
+            requests,
+            latency,
+            logins,
+            emails,
+            rehashes,
+        }
+    }
+
+    pub fn request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status: status.to_string(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn login(&self, outcome: Login) {
+        let outcome = match outcome {
+            Login::Ok => "ok",
+            Login::Failed => "failed",
+            Login::Locked => "locked",
+        };
+        self.logins.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn email(&self, event: Email) {
+        let outcome = match event {
+            Email::Queued => "queued",
+            Email::Sent => "sent",
+            Email::Failed => "failed",
+        };
+        self.emails.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn rehashed(&self) {
+        self.rehashes.inc();
+    }
+
+    /// The text exposition, after sampling the pool and the argon2 queue.
+    pub fn render(&self, pool: &deadpool_postgres::Status, argon2: &QueueDepth) -> String {
+        let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.pool_size.set(as_i64(pool.size));
+        self.pool_available.set(as_i64(pool.available));
+        self.pool_waiting.set(as_i64(pool.waiting));
+        self.pool_max.set(as_i64(pool.max_size));
+        self.argon2_running
+            .set(as_i64(argon2.running.load(Ordering::Relaxed)));
+        self.argon2_waiting
+            .set(as_i64(argon2.waiting.load(Ordering::Relaxed)));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Route middleware: counts and times every routed request by its route template (never the
+/// concrete path, so ids in paths cannot blow up the label set), and writes one access-log line.
+pub async fn track(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = matched.map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .request(method.as_str(), &route, status, elapsed);
+    let latency_ms = elapsed.as_secs_f64() * 1_000.0;
+    if matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") {
+        tracing::debug!(status, latency_ms, "answered");
+    } else {
+        tracing::info!(status, latency_ms, "answered");
+    }
+    response
+}
+
+/// `GET /metrics`; with METRICS_TOKEN set, only for `Authorization: Bearer <token>`.
+pub async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &state.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let ok: bool = presented
+            .as_bytes()
+            .ct_eq(expected.expose_secret().as_bytes())
+            .into();
+        if !ok {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+            )
+                .into_response();
+        }
+    }
+    let body = state
+        .metrics
+        .render(&state.pool.status(), state.hasher.queue());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Shared by the hasher and the metrics.
+pub type SharedQueue = Arc<QueueDepth>;
