@@ -164,6 +164,7 @@ async fn main() {
     })
     .await;
     let tps = pgbench(seconds);
+    let timing = login_timing(app).await;
 
     let ceiling = cores as f64 * 1_000.0 / hash_median;
     println!();
@@ -183,4 +184,55 @@ async fn main() {
         "| internal me (signature + 1 row) | {} | {} | {:.1} | {:.2} | {:.2} | {pg_ref} |",
         me.requests, me.errors, me.per_sec, me.p50_ms, me.p99_ms
     );
+    println!();
+    println!(
+        "login timing, {} interleaved rounds, medians: unknown email {:.1} ms, known email + wrong password {:.1} ms, right password {:.1} ms; unknown vs wrong differ by {:.1} ms ({:.1}%)",
+        timing.rounds,
+        timing.unknown_ms,
+        timing.wrong_ms,
+        timing.right_ms,
+        (timing.unknown_ms - timing.wrong_ms).abs(),
+        100.0 * (timing.unknown_ms - timing.wrong_ms).abs() / timing.wrong_ms
+    );
+}
+
+struct Timing {
+    rounds: usize,
+    unknown_ms: f64,
+    wrong_ms: f64,
+    right_ms: f64,
+}
+
+/// Sequential logins, one of each kind per round (so drift hits all three alike): the
+/// enumeration question is whether an unknown email answers faster than a known one.
+async fn login_timing(app: &TestApp) -> Timing {
+    const ROUNDS: usize = 40; // below the lockout threshold of 100 failures
+    let reply = app.register("timing@example.com", "timing", PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let mut samples: [Vec<Duration>; 3] = Default::default();
+    for _ in 0..ROUNDS {
+        for (i, (email, password)) in [
+            ("nobody-here@example.com", "00000000"),
+            ("timing@example.com", "00000000"),
+            ("timing@example.com", PASSWORD),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let started = Instant::now();
+            let _ = app.login(email, password).await;
+            samples[i].push(started.elapsed());
+        }
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        percentile(v, 0.5)
+    };
+    let [mut unknown, mut wrong, mut right] = samples;
+    Timing {
+        rounds: ROUNDS,
+        unknown_ms: median(&mut unknown),
+        wrong_ms: median(&mut wrong),
+        right_ms: median(&mut right),
+    }
 }

@@ -46,7 +46,14 @@ impl From<deadpool_postgres::PoolError> for ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.is_closed() {
+        // Connection lost, or the server shutting down / restarting (SQLSTATE classes 08 and
+        // 57P): a transient outage (503), not a bug (500).
+        let transient = e.is_closed()
+            || e.code().is_some_and(|c| {
+                let code = c.code();
+                code.starts_with("08") || code.starts_with("57P")
+            });
+        if transient {
             Self::Unavailable(e.into())
         } else {
             Self::Internal(e.into())

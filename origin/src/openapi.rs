@@ -73,7 +73,7 @@ pub fn jwt_verify() {}
 #[utoipa::path(post, path = "/api/auth/logout/", tag = "tokens", request_body = RefreshRequest, security(("bearer" = [])),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "Not authenticated, or the refresh token is not valid", body = TokenErrorBody),
+        (status = 401, description = "Not authenticated (`{\"detail\"}`), or the refresh token is not valid (`{\"detail\", \"code\": \"token_not_valid\"}`)", body = Detail),
     ))]
 pub fn logout() {}
 
@@ -145,6 +145,88 @@ pub fn swagger() {}
 #[utoipa::path(get, path = "/redoc/", tag = "docs", responses((status = 200, description = "HTML", content_type = "text/html")))]
 pub fn redoc() {}
 
+/// Answers every operation can give besides its own, added to each one so the document lists
+/// every status the edge really sends (Schemathesis checks this): 400 with `{"detail"}` for a
+/// body that is not JSON (beside the field errors), 413 and 415 for bodies, 429 when
+/// throttled, 503 when the origin or the rate limiter cannot answer.
+struct CommonResponses;
+
+fn detail_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Detail")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::OneOfBuilder;
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/auth/") {
+                continue;
+            }
+            for operation in [item.get.as_mut(), item.post.as_mut(), item.patch.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                let responses = &mut operation.responses.responses;
+                if operation.request_body.is_some() {
+                    let field_or_detail = OneOfBuilder::new()
+                        .item(Ref::from_schema_name("FieldErrors"))
+                        .item(Ref::from_schema_name("Detail"));
+                    let description = match responses.get("400") {
+                        Some(RefOr::T(existing)) => format!(
+                            "{}; or `{{\"detail\"}}` when the body is not JSON",
+                            existing.description
+                        ),
+                        _ => "Field errors (missing or blank field, too long); or `{\"detail\"}` when the body is not JSON".to_owned(),
+                    };
+                    let example = match responses.get("400") {
+                        Some(RefOr::T(existing)) => existing
+                            .content
+                            .get("application/json")
+                            .and_then(|c| c.example.clone()),
+                        _ => None,
+                    };
+                    let mut content = ContentBuilder::new().schema(Some(field_or_detail));
+                    if let Some(example) = example {
+                        content = content.example(Some(example));
+                    }
+                    responses.insert(
+                        "400".into(),
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content("application/json", content.build())
+                            .build()
+                            .into(),
+                    );
+                    responses.insert("413".into(), detail_response("Body larger than 64 KiB"));
+                    responses.insert(
+                        "415".into(),
+                        detail_response("Body missing or not `application/json`"),
+                    );
+                }
+                responses
+                    .entry("429".into())
+                    .or_insert_with(|| detail_response("Throttled"));
+                responses.entry("503".into()).or_insert_with(|| {
+                    detail_response(
+                        "The origin or the rate limiter cannot answer (`auth` and `password_reset` fail closed)",
+                    )
+                });
+            }
+        }
+    }
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -169,7 +251,7 @@ impl Modify for BearerAuth {
     paths(register, list_users, jwt_create, jwt_refresh, jwt_verify, logout, me, patch_me,
           reset_request, reset_verify_otp, reset_confirm, jwks, schema, swagger, redoc),
     components(schemas(FieldErrors, Detail, TokenErrorBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
 )]
 struct ApiDoc;
 

@@ -14,7 +14,7 @@ mod helpers;
 use std::future::Future;
 use std::os::unix::process::CommandExt;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -56,6 +56,63 @@ fn origin_log_path() -> PathBuf {
 
 fn wrangler_log_path() -> PathBuf {
     repo_root().join("target/e2e-wrangler.log")
+}
+
+/// `wrangler dev` (the repository's wrangler.toml, or `config`) in its own process group, output
+/// to `log_path`.
+fn wrangler_dev(
+    config: Option<&Path>,
+    port: u16,
+    state: &Path,
+    log_path: &Path,
+    vars: &[String],
+) -> Group {
+    let root = repo_root();
+    let log = std::fs::File::create(log_path).unwrap();
+    let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
+    cmd.current_dir(&root).arg("dev");
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    cmd.args([
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        // Two wrangler dev may run at once (the Durable Object fault scenario).
+        "--inspector-port",
+        &free_port().to_string(),
+        "--persist-to",
+    ])
+    .arg(state)
+    // `log`: the Worker's console lines (our JSON logs) are written to the file.
+    .args(["--log-level", "log"])
+    .env(
+        "PATH",
+        format!(
+            "{}:{}",
+            root.join("node_modules/.bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    )
+    .env("WRANGLER_SEND_METRICS", "false")
+    .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+    .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+    .env(
+        "WASM_BINDGEN_BIN",
+        tool("WASM_BINDGEN_BIN", home_bin("wasm-bindgen")),
+    )
+    .env(
+        "ESBUILD_BIN",
+        tool("ESBUILD_BIN", root.join("node_modules/.bin/esbuild")),
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::from(log.try_clone().unwrap()))
+    .stderr(Stdio::from(log));
+    for v in vars {
+        cmd.arg("--var").arg(v);
+    }
+    Group::spawn(&mut cmd)
 }
 
 fn free_port() -> u16 {
@@ -111,6 +168,8 @@ impl Drop for Group {
 }
 
 struct Stack {
+    /// The `--var`s the Worker runs with.
+    edge_vars: Vec<String>,
     edge: String,
     http: reqwest::Client,
     db: TestDb,
@@ -193,14 +252,13 @@ impl Stack {
             .unwrap();
         let state = tempdir::Dir::new();
         let edge_port = free_port();
-        let root = repo_root();
-        let wrangler = root.join("node_modules/.bin/wrangler");
+        let wrangler = repo_root().join("node_modules/.bin/wrangler");
         assert!(
             wrangler.exists(),
             "{} missing: run `npm ci` (scripts/test does)",
             wrangler.display()
         );
-        let vars = [
+        let vars = vec![
             format!("ORIGIN_URL:http://127.0.0.1:{origin_port}"),
             format!("JWT_PUBLIC_KEYS:{jwks}"),
             format!("ORIGIN_SIGNING_SECRET:{SIGNING}"),
@@ -209,51 +267,12 @@ impl Stack {
             format!("CORS_ALLOWED_ORIGINS:{ALLOWED_ORIGIN}"),
             "ORIGIN_TIMEOUT_MS:3000".to_owned(),
         ];
-        // wrangler's output (including the Worker build it runs) goes to a file kept after the run.
-        let log_path = wrangler_log_path();
         std::fs::write(origin_log_path(), "").unwrap();
-        let log = std::fs::File::create(&log_path).unwrap();
-        let mut cmd = Command::new(&wrangler);
-        cmd.current_dir(&root)
-            .args([
-                "dev",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                &edge_port.to_string(),
-                "--persist-to",
-            ])
-            .arg(&state.0)
-            // `log`: the Worker's console lines (our JSON logs) are written to the file.
-            .args(["--log-level", "log"])
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    root.join("node_modules/.bin").display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
-            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-            .env(
-                "WASM_BINDGEN_BIN",
-                tool("WASM_BINDGEN_BIN", home_bin("wasm-bindgen")),
-            )
-            .env(
-                "ESBUILD_BIN",
-                tool("ESBUILD_BIN", root.join("node_modules/.bin/esbuild")),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log));
-        for v in &vars {
-            cmd.arg("--var").arg(v);
-        }
-        let wrangler = Group::spawn(&mut cmd);
+        let log_path = wrangler_log_path();
+        let wrangler = wrangler_dev(None, edge_port, &state.0, &log_path, &vars);
 
         let mut stack = Self {
+            edge_vars: vars,
             edge: format!("http://127.0.0.1:{edge_port}"),
             http,
             db,
@@ -1068,7 +1087,7 @@ fn contains_token(text: &str, needle: &str) -> bool {
 /// and the Worker's console through wrangler) are read: the id crosses edge → origin, and no
 /// password, code, token or secret of the run appears in either.
 async fn logs_carry_request_ids_and_no_secrets(s: &mut Stack) {
-    let ip = "198.51.100.60";
+    let ip = "198.51.100.160";
     let (email, password) = ("lola@example.com", "61803398");
     let request_id = format!("e2e-{}", uuid::Uuid::new_v4().simple());
     let mut secrets: Vec<String> = vec![
@@ -1196,6 +1215,521 @@ async fn logs_carry_request_ids_and_no_secrets(s: &mut Stack) {
     );
 }
 
+/// base64url without padding of a JSON value (a JWT segment).
+fn segment(value: &Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+/// A JWT with exactly this header and payload, signed by `sign` over `header.payload`.
+fn forge(header: &Value, payload: &Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+    use base64::Engine;
+    let input = format!("{}.{}", segment(header), segment(payload));
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sign(input.as_bytes()));
+    format!("{input}.{signature}")
+}
+
+/// The token attack matrix (issue 5) through the edge: every forged or misused token is refused
+/// on `/jwt/verify/`, as a bearer on `/me/` and on `/jwt/refresh/`, with API.md's bodies and
+/// never a 5xx; a genuine token passes the same checks (so the matrix can fail).
+async fn forged_and_misused_tokens_are_refused(s: &mut Stack) {
+    use ed25519_dalek::Signer;
+    use hmac::Mac;
+
+    let (access, refresh) = s
+        .register_and_login("198.51.100.170", "mal@example.com", "mal")
+        .await;
+    let me = s
+        .request(
+            Method::GET,
+            "/api/auth/me/",
+            "198.51.100.170",
+            Some(&access),
+            None,
+        )
+        .await;
+    let user_id = me.body["id"].as_i64().unwrap();
+    let pem = &s
+        .origin_env
+        .iter()
+        .find(|(k, _)| k == "JWT_PRIVATE_KEY")
+        .unwrap()
+        .1;
+    let ours = Ed25519PrivateKey::from_pem(pem).unwrap();
+    let our_kid = ours.public_jwk().kid;
+    // PKCS#8 for Ed25519 ends with the 32-byte seed.
+    let der: Vec<u8> = {
+        use base64::Engine;
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    };
+    let our_signer =
+        ed25519_dalek::SigningKey::from_bytes(&der[der.len() - 32..].try_into().unwrap());
+    assert_eq!(our_signer.verifying_key().to_bytes(), ours.public_key());
+    let attacker = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
+    let now = chrono::Utc::now().timestamp();
+    let claims = |changes: Value| {
+        let mut c = json!({
+            "token_type": "access", "user_id": user_id, "jti": uuid::Uuid::new_v4().simple().to_string(),
+            "iat": now, "exp": now + 300, "ver": 0, "role": "admin",
+            "iss": "auth-api", "aud": "auth-api"
+        });
+        for (k, v) in changes.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    let eddsa = |kid: &str| json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
+    let ours_sign = |m: &[u8]| our_signer.sign(m).to_bytes().to_vec();
+    let attacker_sign = |m: &[u8]| attacker.sign(m).to_bytes().to_vec();
+    let hmac_with = |key: Vec<u8>| {
+        move |m: &[u8]| {
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+            mac.update(m);
+            mac.finalize().into_bytes().to_vec()
+        }
+    };
+    let jwks_text = s
+        .request(
+            Method::GET,
+            "/.well-known/jwks.json",
+            "198.51.100.171",
+            None,
+            None,
+        )
+        .await
+        .body
+        .to_string();
+    let (head, rest) = access.split_once('.').unwrap();
+    let (_, genuine_sig) = rest.split_once('.').unwrap();
+    let reset = shared::token::ResetTokens::new(
+        RESET.as_bytes(),
+        shared::token::Audience {
+            issuer: "auth-api".into(),
+            audience: "auth-api".into(),
+        },
+    )
+    .unwrap()
+    .issue("mal@example.com", "r1".into(), now, 900)
+    .unwrap();
+
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                segment(&json!({"alg": "none", "typ": "JWT"})),
+                segment(&claims(json!({})))
+            ),
+        ),
+        (
+            "alg none with our kid",
+            format!(
+                "{}.{}.",
+                segment(&json!({"alg": "none", "kid": our_kid})),
+                segment(&claims(json!({})))
+            ),
+        ),
+        (
+            "HS256 keyed with our raw public key",
+            forge(
+                &json!({"alg": "HS256", "kid": our_kid}),
+                &claims(json!({})),
+                hmac_with(ours.public_key().to_vec()),
+            ),
+        ),
+        (
+            "HS256 keyed with our JWKS text",
+            forge(
+                &json!({"alg": "HS256", "typ": "JWT"}),
+                &claims(json!({})),
+                hmac_with(jwks_text.clone().into_bytes()),
+            ),
+        ),
+        (
+            "unknown kid",
+            forge(&eddsa("attacker-key"), &claims(json!({})), attacker_sign),
+        ),
+        (
+            "our kid, attacker's signature",
+            forge(&eddsa(&our_kid), &claims(json!({})), attacker_sign),
+        ),
+        (
+            "kid path injection",
+            forge(
+                &eddsa("../../../../dev/null"),
+                &claims(json!({})),
+                attacker_sign,
+            ),
+        ),
+        (
+            "kid SQL injection",
+            forge(&eddsa("x' OR '1'='1"), &claims(json!({})), attacker_sign),
+        ),
+        (
+            "jku to the attacker's JWKS",
+            forge(
+                &json!({"alg": "EdDSA", "kid": "attacker-key", "jku": "http://127.0.0.1:9/jwks.json"}),
+                &claims(json!({})),
+                attacker_sign,
+            ),
+        ),
+        (
+            "x5u to the attacker's certificate",
+            forge(
+                &json!({"alg": "EdDSA", "x5u": "http://127.0.0.1:9/cert.pem"}),
+                &claims(json!({})),
+                attacker_sign,
+            ),
+        ),
+        (
+            "embedded jwk of the attacker",
+            forge(
+                &json!({"alg": "EdDSA", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}}),
+                &claims(json!({})),
+                attacker_sign,
+            ),
+        ),
+        (
+            "crit header",
+            forge(
+                &json!({"alg": "EdDSA", "kid": our_kid, "crit": ["exp"]}),
+                &claims(json!({})),
+                ours_sign,
+            ),
+        ),
+        (
+            "expired",
+            forge(
+                &eddsa(&our_kid),
+                &claims(json!({"iat": now - 4000, "exp": now - 3600})),
+                ours_sign,
+            ),
+        ),
+        (
+            "issued in the future",
+            forge(
+                &eddsa(&our_kid),
+                &claims(json!({"iat": now + 3600, "exp": now + 7200})),
+                ours_sign,
+            ),
+        ),
+        (
+            "not yet valid (nbf)",
+            forge(
+                &eddsa(&our_kid),
+                &claims(json!({"nbf": now + 3600})),
+                ours_sign,
+            ),
+        ),
+        (
+            "wrong issuer",
+            forge(
+                &eddsa(&our_kid),
+                &claims(json!({"iss": "someone-else"})),
+                ours_sign,
+            ),
+        ),
+        (
+            "wrong audience",
+            forge(
+                &eddsa(&our_kid),
+                &claims(json!({"aud": "another-api"})),
+                ours_sign,
+            ),
+        ),
+        (
+            "unknown token type",
+            forge(
+                &eddsa(&our_kid),
+                &claims(json!({"token_type": "id"})),
+                ours_sign,
+            ),
+        ),
+        ("password-reset token", reset.clone()),
+        (
+            "reset claims signed by our key",
+            forge(
+                &eddsa(&our_kid),
+                &json!({"token_type": "password_reset", "email": "mal@example.com", "jti": "x", "iat": now, "exp": now + 900, "iss": "auth-api", "aud": "auth-api"}),
+                ours_sign,
+            ),
+        ),
+        (
+            "tampered payload (admin role)",
+            format!("{head}.{}.{genuine_sig}", segment(&claims(json!({})))),
+        ),
+        ("truncated signature", access[..access.len() - 6].to_owned()),
+        (
+            "signature of another token",
+            format!("{}.{genuine_sig}", refresh.rsplit_once('.').unwrap().0),
+        ),
+        (
+            "two segments",
+            format!("{head}.{}", segment(&claims(json!({})))),
+        ),
+        (
+            "oversized (20 KB)",
+            format!("{head}.{}.{genuine_sig}", "A".repeat(20_000)),
+        ),
+        ("not base64", "!!!.???.***".to_owned()),
+        ("empty", String::new()),
+    ];
+    let not_valid_body = not_valid();
+    let mut n = 0u32;
+    let mut ip = || {
+        n += 1;
+        format!("198.18.{}.{}", n / 250, n % 250 + 1)
+    };
+    let mut failures = Vec::new();
+    for (name, token) in &cases {
+        // Malformed input is a DRF field error (400) before it is a token: blank, as the
+        // original answers, and over 4096 characters (our bound on work per request).
+        let expected = |field: &str| match token.len() {
+            0 => (
+                StatusCode::BAD_REQUEST,
+                json!({ field: ["This field may not be blank."] }),
+            ),
+            n if n > shared::token::MAX_TOKEN_BYTES => (
+                StatusCode::BAD_REQUEST,
+                json!({ field: ["Ensure this field has no more than 4096 characters."] }),
+            ),
+            _ => (StatusCode::UNAUTHORIZED, not_valid_body.clone()),
+        };
+        let verify = s
+            .post("/api/auth/jwt/verify/", &ip(), json!({ "token": token }))
+            .await;
+        if (verify.status, verify.body.clone()) != expected("token") {
+            failures.push(format!("{name}: verify {} {}", verify.status, verify.body));
+        }
+        let refreshed = s
+            .post("/api/auth/jwt/refresh/", &ip(), json!({ "refresh": token }))
+            .await;
+        if (refreshed.status, refreshed.body.clone()) != expected("refresh") {
+            failures.push(format!(
+                "{name}: refresh {} {}",
+                refreshed.status, refreshed.body
+            ));
+        }
+        if !token.is_empty() {
+            let bearer = s
+                .request(Method::GET, "/api/auth/me/", &ip(), Some(token), None)
+                .await;
+            if bearer.status != StatusCode::UNAUTHORIZED
+                || bearer.body["code"] != "token_not_valid"
+                || bearer.body["detail"] != shared::api::DETAIL_NO_TOKEN_TYPE
+                || bearer.headers["www-authenticate"] != "Bearer realm=\"api\""
+            {
+                failures.push(format!("{name}: me {} {}", bearer.status, bearer.body));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "accepted or mis-answered:\n{}",
+        failures.join("\n")
+    );
+
+    // Controls: the genuine pair passes, and a well-signed access token with an outdated `ver`
+    // (as after a password reset) passes the edge's signature check but not the origin.
+    let ok = s
+        .post("/api/auth/jwt/verify/", &ip(), json!({ "token": access }))
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let me = s
+        .request(Method::GET, "/api/auth/me/", &ip(), Some(&access), None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    let outdated = forge(
+        &eddsa(&our_kid),
+        &claims(json!({"ver": 1, "role": "user"})),
+        ours_sign,
+    );
+    let me = s
+        .request(Method::GET, "/api/auth/me/", &ip(), Some(&outdated), None)
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.body);
+    assert_eq!(me.body["code"], "token_not_valid");
+    // Reset-token claims signed by our key at confirm: refused like any invalid reset token.
+    let confirm = s
+        .post(
+            "/api/auth/password/reset/confirm/",
+            &ip(),
+            json!({"reset_token": cases[19].1, "new_password": NEW_PASSWORD, "re_new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(confirm.status, StatusCode::BAD_REQUEST, "{}", confirm.body);
+    assert_eq!(
+        confirm.body,
+        json!({"reset_token": ["Invalid or expired reset token."]})
+    );
+    println!(
+        "  {} forged or misused tokens refused on 3 endpoints each",
+        cases.len()
+    );
+}
+
+/// 10 logins at once from one address, `auth` = 3/min: exactly 3 reach the origin.
+async fn parallel_calls_in_one_scope_allow_exactly_the_rate(s: &mut Stack) {
+    let replies = futures::future::join_all((0..10).map(|_| {
+        s.post(
+            "/api/auth/jwt/create/",
+            "198.51.100.180",
+            json!({"email": "nobody@example.com", "password": PASSWORD}),
+        )
+    }))
+    .await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|&&c| c == 401).count(),
+        3,
+        "exactly the rate gets through: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&c| c == 429).count(),
+        7,
+        "{statuses:?}"
+    );
+}
+
+/// Four wrong guesses at once, then a fifth: if a parallel guess were lost, the code would
+/// still be live and the right code accepted. It must be burned.
+async fn parallel_otp_guesses_are_all_counted(s: &mut Stack) {
+    s.register_and_login("198.51.100.190", "gus@example.com", "gus")
+        .await;
+    let code = s.reset_code("198.51.100.191", "gus@example.com").await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let invalid = json!({"otp": ["Invalid or expired code."]});
+    let ips: Vec<String> = (0..4).map(|i| format!("198.51.101.{}", 10 + i)).collect();
+    let guesses = futures::future::join_all(ips.iter().map(|ip| {
+        s.post(
+            "/api/auth/password/reset/verify-otp/",
+            ip,
+            json!({"email": "gus@example.com", "otp": wrong}),
+        )
+    }))
+    .await;
+    for g in &guesses {
+        assert_eq!((g.status, &g.body), (StatusCode::BAD_REQUEST, &invalid));
+    }
+    let fifth = s
+        .post(
+            "/api/auth/password/reset/verify-otp/",
+            "198.51.101.20",
+            json!({"email": "gus@example.com", "otp": wrong}),
+        )
+        .await;
+    assert_eq!(fifth.body, invalid);
+    let right = s
+        .post(
+            "/api/auth/password/reset/verify-otp/",
+            "198.51.101.21",
+            json!({"email": "gus@example.com", "otp": code}),
+        )
+        .await;
+    assert_eq!(
+        right.body, invalid,
+        "5 attempts (4 of them parallel) burn the code"
+    );
+}
+
+/// The same Worker build with its Durable Object bindings missing (every limiter and OTP store
+/// call fails): `auth` and `password_reset` refuse with 503 JSON (fail closed), `anon` and
+/// `user` let requests through (fail open), as the README documents.
+async fn durable_objects_down_fail_closed_for_auth_and_open_for_reads(s: &mut Stack) {
+    let (access, _) = s
+        .register_and_login("198.51.100.200", "dory@example.com", "dory")
+        .await;
+    let root = repo_root();
+    let dir = root.join("target/e2e-no-durable-objects");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("wrangler.toml");
+    // The Worker already built by the main wrangler dev, without DO bindings or a build step.
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"auth-edge-no-do\"\nmain = \"{}\"\ncompatibility_date = \"2025-09-01\"\n",
+            root.join("edge/build/index.js").display()
+        ),
+    )
+    .unwrap();
+    let state = tempdir::Dir::new();
+    let port = free_port();
+    let log_path = dir.join("wrangler.log");
+    let _edge = wrangler_dev(Some(&config), port, &state.0, &log_path, &s.edge_vars);
+    let edge = format!("http://127.0.0.1:{port}");
+    wait_until_up(
+        &s.http,
+        &format!("{edge}/.well-known/jwks.json"),
+        Duration::from_secs(120),
+    )
+    .await;
+
+    let post = |path: &str, body: Value| {
+        s.http
+            .post(format!("{edge}{path}"))
+            .header("CF-Connecting-IP", "198.51.100.201")
+            .json(&body)
+            .send()
+    };
+    let unavailable = json!({"detail": shared::api::DETAIL_UNAVAILABLE});
+    // Fail closed: login and the reset request.
+    let login = read(
+        post(
+            "/api/auth/jwt/create/",
+            json!({"email": "dory@example.com", "password": PASSWORD}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (login.status, &login.body),
+        (StatusCode::SERVICE_UNAVAILABLE, &unavailable)
+    );
+    let reset = read(
+        post(
+            "/api/auth/password/reset/",
+            json!({"email": "dory@example.com"}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (reset.status, &reset.body),
+        (StatusCode::SERVICE_UNAVAILABLE, &unavailable)
+    );
+    // Fail open: verifying a token (anon) and reading the profile (user).
+    let verify = read(
+        post("/api/auth/jwt/verify/", json!({ "token": access }))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((verify.status, verify.body), (StatusCode::OK, json!({})));
+    let me = read(
+        s.http
+            .get(format!("{edge}/api/auth/me/"))
+            .header("CF-Connecting-IP", "198.51.100.201")
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.body["email"], "dory@example.com");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("rate limiter unavailable"),
+        "the failure is logged"
+    );
+}
+
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -1224,6 +1758,10 @@ fn main() {
             api_docs_are_served_offline_and_render,
             origin_down_is_503_json_then_recovers,
             logs_carry_request_ids_and_no_secrets,
+            forged_and_misused_tokens_are_refused,
+            parallel_calls_in_one_scope_allow_exactly_the_rate,
+            parallel_otp_guesses_are_all_counted,
+            durable_objects_down_fail_closed_for_auth_and_open_for_reads,
         ] {
             if filter.as_deref().is_some_and(|f| !name.contains(f)) {
                 continue;

@@ -82,8 +82,10 @@ impl Mailer {
         })
     }
 
+    /// Sends one email; `message_id` is the outbox row's, the same on every retry.
     pub async fn send(
         &self,
+        message_id: uuid::Uuid,
         to: &str,
         subject: &str,
         text: &str,
@@ -92,6 +94,7 @@ impl Mailer {
         match self {
             Self::Smtp { transport, from } => {
                 let message = Message::builder()
+                    .message_id(Some(format!("<{message_id}@{}>", from.email.domain())))
                     .from(from.clone())
                     .to(to.parse().context("invalid recipient address")?)
                     .subject(subject)

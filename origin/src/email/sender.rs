@@ -54,7 +54,13 @@ async fn send_due(pool: &Pool, mailer: &Mailer, metrics: &Metrics) -> anyhow::Re
         }
         for email in &batch {
             match mailer
-                .send(&email.to, &email.subject, &email.text, &email.html)
+                .send(
+                    email.message_id,
+                    &email.to,
+                    &email.subject,
+                    &email.text,
+                    &email.html,
+                )
                 .await
             {
                 Ok(()) => {

@@ -12,6 +12,7 @@ pub struct OutgoingEmail {
 
 pub struct PendingEmail {
     pub id: i64,
+    pub message_id: uuid::Uuid,
     pub to: String,
     pub subject: String,
     pub text: String,
@@ -52,7 +53,7 @@ pub async fn claim_due(
 ) -> Result<Vec<PendingEmail>, tokio_postgres::Error> {
     let stmt = client
         .prepare_cached(
-            "SELECT id, to_address, subject, body_text, body_html, attempts FROM email_outbox \
+            "SELECT id, to_address, subject, body_text, body_html, attempts, message_id FROM email_outbox \
              WHERE sent_at IS NULL AND next_attempt_at <= now() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .await?;
@@ -67,6 +68,7 @@ pub async fn claim_due(
             text: r.get(3),
             html: r.get(4),
             attempts: r.get(5),
+            message_id: r.get(6),
         })
         .collect())
 }

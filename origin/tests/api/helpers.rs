@@ -97,6 +97,9 @@ impl Drop for TestDb {
 #[derive(Clone, Default)]
 pub struct SmtpSink {
     messages: Arc<Mutex<Vec<String>>>,
+    /// While set, a DATA command waits before its 354 answer (a send in progress).
+    hold: Arc<std::sync::atomic::AtomicBool>,
+    data_commands: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SmtpSink {
@@ -104,9 +107,11 @@ impl SmtpSink {
     pub fn serve(listener: TcpListener) -> Self {
         let sink = Self::default();
         let messages = sink.messages.clone();
+        let (hold, data_commands) = (sink.hold.clone(), sink.data_commands.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let messages = messages.clone();
+                let (hold, data_commands) = (hold.clone(), data_commands.clone());
                 tokio::spawn(async move {
                     let (read, mut write) = stream.into_split();
                     let mut lines = BufReader::new(read).lines();
@@ -135,6 +140,10 @@ impl SmtpSink {
                             "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
                             "HELO" | "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 OK\r\n",
                             "DATA" => {
+                                data_commands.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                while hold.load(std::sync::atomic::Ordering::SeqCst) {
+                                    tokio::time::sleep(Duration::from_millis(20)).await;
+                                }
                                 data = Some(String::new());
                                 b"354 End data with <CR><LF>.<CR><LF>\r\n"
                             }
@@ -152,6 +161,18 @@ impl SmtpSink {
             }
         });
         sink
+    }
+
+    /// Holds (or releases) every DATA command before its 354 answer.
+    #[allow(dead_code)] // tests/faults.rs
+    pub fn hold(&self, on: bool) {
+        self.hold.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// DATA commands received so far (sends that got as far as the message body).
+    #[allow(dead_code)] // tests/faults.rs
+    pub fn data_commands(&self) -> usize {
+        self.data_commands.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn messages(&self) -> Vec<String> {

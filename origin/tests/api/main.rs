@@ -9,6 +9,7 @@ mod helpers;
 mod import;
 mod me;
 mod metrics;
+mod races;
 mod reset;
 mod signature;
 mod tokens;
