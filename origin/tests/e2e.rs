@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use helpers::{code_in, read, Reply, SmtpSink, TestDb};
+use helpers::{code_in, free_port, read, Reply, SmtpSink, TestDb};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use reqwest::{Method, StatusCode};
@@ -113,14 +113,6 @@ fn wrangler_dev(
         cmd.arg("--var").arg(v);
     }
     Group::spawn(&mut cmd)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A child process in its own process group, stopped (group-wide) on drop.

@@ -11,27 +11,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use helpers::{read, Reply, SmtpSink, TestDb};
+use helpers::{free_port, read, signed_request, Reply, SmtpSink, TestDb};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use shared::keys::Ed25519PrivateKey;
-use shared::signing::{
-    Identity, RequestSigner, SignedParts, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
-};
+use shared::signing::{Identity, RequestSigner};
 use tokio::net::TcpListener;
 
 const SIGNING: &str = "faults-origin-signing-secret-0123456789abc";
 const RESET: &str = "faults-reset-token-secret-0123456789abcdef";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The origin binary, killed (SIGKILL) when dropped.
 struct Origin {
@@ -115,31 +105,9 @@ async fn signed(
     identity: Identity,
     body: Option<Value>,
 ) -> Reply {
-    let bytes = body
-        .as_ref()
-        .map(|b| serde_json::to_vec(b).unwrap())
-        .unwrap_or_default();
-    let timestamp = chrono::Utc::now().timestamp();
-    let signature = RequestSigner::new(SIGNING.as_bytes())
-        .unwrap()
-        .sign(&SignedParts {
-            method: method.as_str(),
-            path_and_query: path,
-            timestamp,
-            identity,
-            body: &bytes,
-        });
-    let mut request = http
-        .request(method, format!("{base}{path}"))
-        .timeout(Duration::from_secs(10))
-        .header(HEADER_TIMESTAMP, timestamp.to_string())
-        .header(HEADER_IDENTITY, identity.to_header())
-        .header(HEADER_SIGNATURE, signature);
-    if body.is_some() {
-        request = request
-            .header("content-type", "application/json")
-            .body(bytes);
-    }
+    let signer = RequestSigner::new(SIGNING.as_bytes()).unwrap();
+    let request = signed_request(http, &signer, base, method, path, identity, body.as_ref())
+        .timeout(Duration::from_secs(10));
     match request.send().await {
         Ok(response) => read(response).await,
         Err(e) => Reply {

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::helpers::{code_in, spawn_app_with, Options, SmtpSink};
+use crate::helpers::{code_in, free_port, spawn_app_with, Options, SmtpSink};
 
 #[tokio::test]
 async fn reset_email_is_delivered_over_smtp_with_the_code() {
@@ -49,12 +49,7 @@ async fn reset_email_is_delivered_over_smtp_with_the_code() {
 #[tokio::test]
 async fn emails_wait_in_the_outbox_while_smtp_is_down_and_go_out_once_it_is_back() {
     // Reserve a port, then close it: SMTP is "down" until a listener takes the port again.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let app = spawn_app_with(Options {
         smtp_port: Some(port),
         ..Options::default()

@@ -321,6 +321,50 @@ pub fn origin_cli(db_url: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A request to `{base}{path}` signed as the edge signs it.
+pub fn signed_request(
+    http: &reqwest::Client,
+    signer: &RequestSigner,
+    base: &str,
+    method: Method,
+    path: &str,
+    identity: Identity,
+    body: Option<&Value>,
+) -> reqwest::RequestBuilder {
+    let bytes = body
+        .map(|b| serde_json::to_vec(b).unwrap())
+        .unwrap_or_default();
+    let timestamp = now();
+    let signature = signer.sign(&SignedParts {
+        method: method.as_str(),
+        path_and_query: path,
+        timestamp,
+        identity,
+        body: &bytes,
+    });
+    let request = http
+        .request(method, format!("{base}{path}"))
+        .header(HEADER_TIMESTAMP, timestamp.to_string())
+        .header(HEADER_IDENTITY, identity.to_header())
+        .header(HEADER_SIGNATURE, signature);
+    if body.is_some() {
+        request
+            .header("content-type", "application/json")
+            .body(bytes)
+    } else {
+        request
+    }
+}
+
+/// A port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -354,28 +398,7 @@ impl TestApp {
         identity: Identity,
         body: Option<&Value>,
     ) -> Reply {
-        let bytes = body
-            .map(|b| serde_json::to_vec(b).unwrap())
-            .unwrap_or_default();
-        let timestamp = now();
-        let signature = self.signer.sign(&SignedParts {
-            method: method.as_str(),
-            path_and_query: path,
-            timestamp,
-            identity,
-            body: &bytes,
-        });
-        let mut request = self
-            .http
-            .request(method, format!("{base}{path}"))
-            .header(HEADER_TIMESTAMP, timestamp.to_string())
-            .header(HEADER_IDENTITY, identity.to_header())
-            .header(HEADER_SIGNATURE, signature);
-        if body.is_some() {
-            request = request
-                .header("content-type", "application/json")
-                .body(bytes);
-        }
+        let request = signed_request(&self.http, &self.signer, base, method, path, identity, body);
         read(request.send().await.expect("request sent")).await
     }
 
