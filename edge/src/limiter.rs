@@ -1,19 +1,19 @@
 //! The `RateLimiter` Durable Object (one per `scope:identity`) and the Worker's client for it.
 //! The object is a thin shell around `shared::throttle::check`: history in, decision, history out.
+//! The call is a bodiless GET (`?requests=N&period_secs=S`) answered by a bodiless status (204
+//! allowed, 429 with `Retry-After`): request and response bodies are streams, and reading them
+//! through workers-rs was a large part of the call's CPU.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use shared::throttle::{self, Decision, Rate, Scope};
-use worker::{
-    durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
-};
+use worker::{durable_object, Date, DurableObject, Env, Request, Response, Result, State};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Ask {
     requests: u32,
     period_secs: u64,
 }
 
-#[derive(Serialize, Deserialize)]
 struct Answer {
     allowed: bool,
     retry_after: u64,
@@ -29,8 +29,8 @@ impl DurableObject for RateLimiter {
         Self { state }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let ask: Ask = req.json().await?;
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let ask: Ask = req.query()?;
         let rate = Rate {
             requests: ask.requests,
             period_secs: ask.period_secs,
@@ -41,17 +41,16 @@ impl DurableObject for RateLimiter {
         let mut history: Vec<u64> = storage.get("history").await?.unwrap_or_default();
         let decision = throttle::check(&mut history, rate, Date::now().as_millis());
         storage.put("history", &history).await?;
-        let answer = match decision {
-            Decision::Allowed => Answer {
-                allowed: true,
-                retry_after: 0,
-            },
-            Decision::Throttled { retry_after_secs } => Answer {
-                allowed: false,
-                retry_after: retry_after_secs,
-            },
-        };
-        Response::from_json(&answer)
+        match decision {
+            Decision::Allowed => Ok(Response::empty()?.with_status(204)),
+            Decision::Throttled { retry_after_secs } => {
+                let response = Response::empty()?.with_status(429);
+                response
+                    .headers()
+                    .set("Retry-After", &retry_after_secs.to_string())?;
+                Ok(response)
+            }
+        }
     }
 }
 
@@ -87,20 +86,26 @@ async fn ask(env: &Env, scope: Scope, rate: Rate, identity: &str) -> Result<Answ
     let stub = env
         .durable_object("RATE_LIMITER")?
         .get_by_name(&format!("{}:{identity}", scope.name()))?;
-    let body = serde_json::to_string(&Ask {
-        requests: rate.requests,
-        period_secs: rate.period_secs,
-    })?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let mut response = stub
-        .fetch_with_request(Request::new_with_init("https://rate-limiter/check", &init)?)
-        .await?;
-    if response.status_code() != 200 {
-        return Err(worker::Error::RustError(format!(
-            "limiter answered {}",
-            response.status_code()
-        )));
+    let url = format!(
+        "https://rate-limiter/check?requests={}&period_secs={}",
+        rate.requests, rate.period_secs
+    );
+    let response = stub.fetch_with_str(&url).await?;
+    match response.status_code() {
+        204 => Ok(Answer {
+            allowed: true,
+            retry_after: 0,
+        }),
+        429 => Ok(Answer {
+            allowed: false,
+            retry_after: response
+                .headers()
+                .get("Retry-After")?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1),
+        }),
+        other => Err(worker::Error::RustError(format!(
+            "limiter answered {other}"
+        ))),
     }
-    response.json().await
 }

@@ -12,43 +12,23 @@
 mod helpers;
 
 use std::future::Future;
-use std::os::unix::process::CommandExt;
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use helpers::{code_in, free_port, read, Reply, SmtpSink, TestDb};
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use shared::keys::{Ed25519PrivateKey, Jwks};
 use tokio::net::TcpListener;
 
-const SIGNING: &str = "e2e-origin-signing-secret-0123456789abcdef";
-const RESET: &str = "e2e-reset-token-secret-0123456789abcdefghij";
-const OTP: &str = "e2e-otp-secret-0123456789abcdefghijklmnopq";
-const PASSWORD: &str = "73926481";
-const NEW_PASSWORD: &str = "58203917";
-const ALLOWED_ORIGIN: &str = "http://app.example.test";
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A tool's path from the environment, or the default place it is installed.
-fn tool(var: &str, default: PathBuf) -> PathBuf {
-    std::env::var_os(var).map_or(default, PathBuf::from)
-}
-
-fn home_bin(name: &str) -> PathBuf {
-    PathBuf::from(std::env::var("HOME").unwrap_or_default())
-        .join(".cargo/bin")
-        .join(name)
-}
+#[path = "support/process.rs"]
+#[allow(dead_code)]
+mod process;
+use process::{repo_root, wait_until_up, wrangler_dev, Group};
 
 fn origin_log_path() -> PathBuf {
     repo_root().join("target/e2e-origin.log")
@@ -58,106 +38,12 @@ fn wrangler_log_path() -> PathBuf {
     repo_root().join("target/e2e-wrangler.log")
 }
 
-/// `wrangler dev` (the repository's wrangler.toml, or `config`) in its own process group, output
-/// to `log_path`.
-fn wrangler_dev(
-    config: Option<&Path>,
-    port: u16,
-    state: &Path,
-    log_path: &Path,
-    vars: &[String],
-) -> Group {
-    let root = repo_root();
-    let log = std::fs::File::create(log_path).unwrap();
-    let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
-    cmd.current_dir(&root).arg("dev");
-    if let Some(config) = config {
-        cmd.arg("--config").arg(config);
-    }
-    cmd.args([
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        // Two wrangler dev may run at once (the Durable Object fault scenario).
-        "--inspector-port",
-        &free_port().to_string(),
-        "--persist-to",
-    ])
-    .arg(state)
-    // `log`: the Worker's console lines (our JSON logs) are written to the file.
-    .args(["--log-level", "log"])
-    .env(
-        "PATH",
-        format!(
-            "{}:{}",
-            root.join("node_modules/.bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    )
-    .env("WRANGLER_SEND_METRICS", "false")
-    .env("WRANGLER_SEND_ERROR_REPORTS", "false")
-    .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-    .env(
-        "WASM_BINDGEN_BIN",
-        tool("WASM_BINDGEN_BIN", home_bin("wasm-bindgen")),
-    )
-    .env(
-        "ESBUILD_BIN",
-        tool("ESBUILD_BIN", root.join("node_modules/.bin/esbuild")),
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::from(log.try_clone().unwrap()))
-    .stderr(Stdio::from(log));
-    for v in vars {
-        cmd.arg("--var").arg(v);
-    }
-    Group::spawn(&mut cmd)
-}
-
-/// A child process in its own process group, stopped (group-wide) on drop.
-struct Group(Child);
-
-impl Group {
-    fn spawn(cmd: &mut Command) -> Self {
-        Self(
-            cmd.process_group(0)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
-        )
-    }
-
-    /// TERM to the whole group, KILL after 10 s. Only while the leader has not been reaped:
-    /// signalling a stale id could reach an unrelated process group.
-    fn stop(&mut self) {
-        if !matches!(self.0.try_wait(), Ok(None)) {
-            return;
-        }
-        let Ok(raw) = i32::try_from(self.0.id()) else {
-            return;
-        };
-        if raw <= 1 {
-            return;
-        }
-        let group = Pid::from_raw(raw);
-        let _ = killpg(group, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+const SIGNING: &str = "e2e-origin-signing-secret-0123456789abcdef";
+const RESET: &str = "e2e-reset-token-secret-0123456789abcdefghij";
+const OTP: &str = "e2e-otp-secret-0123456789abcdefghijklmnopq";
+const PASSWORD: &str = "73926481";
+const NEW_PASSWORD: &str = "58203917";
+const ALLOWED_ORIGIN: &str = "http://app.example.test";
 
 struct Stack {
     /// The `--var`s the Worker runs with.
@@ -188,22 +74,6 @@ mod tempdir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
-    }
-}
-
-async fn wait_until_up(http: &reqwest::Client, url: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(r) = http.get(url).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{url} did not come up within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

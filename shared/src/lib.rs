@@ -16,3 +16,4 @@ pub mod token;
 pub mod validate;
 
 mod common_passwords;
+mod jwt_crypto;

@@ -137,6 +137,7 @@ impl TokenIssuer {
     /// Encodes claims. Ed25519 and HMAC signatures are deterministic, so the same claims give
     /// the same token (the refresh grace window relies on this).
     pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+        crate::jwt_crypto::install();
         let mut header = Header::new(self.key.algorithm.to_jwt());
         header.kid = self.key.kid.clone();
         encode(&header, claims, &self.key.key).map_err(|e| TokenError::Signing(e.to_string()))
@@ -219,6 +220,7 @@ impl ResetTokens {
             aud: self.audience.audience.clone(),
             nbf: None,
         };
+        crate::jwt_crypto::install();
         encode(
             &Header::new(Algorithm::HS256.to_jwt()),
             &claims,
@@ -247,6 +249,7 @@ fn verify_signed<T: DeserializeOwned>(
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::TooLarge);
     }
+    crate::jwt_crypto::install();
     let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
     let pinned = keys.algorithm.to_jwt();
     if header.alg != pinned {
