@@ -88,7 +88,11 @@ impl Call<'_> {
     /// Counts the request in each scope; the first refusal answers.
     async fn throttle(&self, checks: &[(Scope, &str)]) -> Option<Result<Response>> {
         for &(scope, identity) in checks {
-            match limiter::check(self.env, scope, self.config.rates.get(scope), identity).await {
+            // A scope configured `none` is not throttled: no limiter call.
+            let Some(rate) = self.config.rates.get(scope) else {
+                continue;
+            };
+            match limiter::check(self.env, scope, rate, identity).await {
                 Verdict::Allowed => {}
                 Verdict::Throttled(wait) => return Some(reply::throttled(wait)),
                 Verdict::Unavailable => return Some(reply::unavailable()),

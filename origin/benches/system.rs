@@ -44,6 +44,9 @@ const OTP: &str = "bench-otp-secret-0123456789abcdefghijklmnopq";
 const HS_SECRET: &str = "bench-hs256-secret-0123456789abcdefghijklmn";
 /// Limits no benchmark reaches (the DO calls still happen on every request).
 const RATES: &str = "anon=100000/sec,user=100000/sec,auth=100000/sec,password_reset=100000/sec";
+/// The diagnostic rows: `anon` and `user` not throttled, so no limiter call on verify and /me.
+const RATES_OFF: &str = "anon=none,user=none,auth=100000/sec,password_reset=100000/sec";
+const UNTHROTTLED: &str = "ours (workerd, anon/user=none)";
 const COMPATIBILITY_DATE: &str = "2025-09-01";
 
 // ---------------------------------------------------------------------------------------------
@@ -231,16 +234,16 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1_000.0
 }
 
-/// `CONCURRENCY` loops of `one(worker)` for `seconds`; `one` says whether the answer was the
+/// `concurrency` loops of `one(worker)` for `seconds`; `one` says whether the answer was the
 /// expected one.
-async fn load<F, Fut>(seconds: f64, one: F) -> Figures
+async fn load<F, Fut>(seconds: f64, concurrency: usize, one: F) -> Figures
 where
     F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = bool> + Send,
 {
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
-    let workers: Vec<_> = (0..CONCURRENCY)
+    let workers: Vec<_> = (0..concurrency)
         .map(|w| {
             let one = one.clone();
             tokio::spawn(async move {
@@ -280,6 +283,8 @@ struct Bench {
     opts: Opts,
     ticks: f64,
     rows: Vec<Row>,
+    /// Load loops per workload (CONCURRENCY unless a row says otherwise).
+    concurrency: usize,
 }
 
 impl Bench {
@@ -300,7 +305,7 @@ impl Bench {
         print!("  {system:<22} {workload:<34} ");
         let cpu = |w: Option<&Watch>| w.map(|w| w.cpu_seconds(self.ticks));
         let (server0, origin0) = (cpu(server), cpu(origin));
-        let f = load(self.opts.seconds, one).await;
+        let f = load(self.opts.seconds, self.concurrency, one).await;
         let (server1, origin1) = (cpu(server), cpu(origin));
         let per_request =
             |a: Option<f64>, b: Option<f64>| Some((b? - a?) * 1_000.0 / f.requests.max(1) as f64);
@@ -487,8 +492,13 @@ fn argon2_median_ms(samples: usize) -> f64 {
     times[times.len() / 2]
 }
 
-/// `pgbench -S` tps on a scratch database (created, initialised at scale 10, dropped).
-fn pgbench(seconds: f64) -> Option<f64> {
+/// `pgbench -S` tps at each of `clients` on a scratch database (created, initialised at scale
+/// 10, dropped).
+fn pgbench(seconds: f64, clients: &[usize]) -> Vec<Option<f64>> {
+    pgbench_runs(seconds, clients).unwrap_or_else(|| vec![None; clients.len()])
+}
+
+fn pgbench_runs(seconds: f64, clients: &[usize]) -> Option<Vec<Option<f64>>> {
     let url = reqwest::Url::parse(&helpers::admin_url()).ok()?;
     let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
     let port = url.port().unwrap_or(5432).to_string();
@@ -507,25 +517,27 @@ fn pgbench(seconds: f64) -> Option<f64> {
     pg("createdb", &[&db])?;
     let init = pg("pgbench", &["-i", "-q", "-s", "10", &db])?;
     let secs = (seconds.ceil() as u64).max(1).to_string();
-    let clients = CONCURRENCY.to_string();
-    let tps = if init.status.success() {
-        let out = pg(
-            "pgbench",
-            &["-S", "-c", &clients, "-j", "2", "-T", &secs, &db],
-        )?;
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("tps = "))
-            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+    let runs = if init.status.success() {
+        clients
+            .iter()
+            .map(|c| {
+                let c = c.to_string();
+                let out = pg("pgbench", &["-S", "-c", &c, "-j", "2", "-T", &secs, &db])?;
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .find_map(|l| l.strip_prefix("tps = "))
+                    .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            })
+            .collect()
     } else {
         eprintln!(
             "pgbench -i failed: {}",
             String::from_utf8_lossy(&init.stderr)
         );
-        None
+        vec![None; clients.len()]
     };
     pg("dropdb", &[&db]);
-    tps
+    Some(runs)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -800,64 +812,21 @@ async fn public_workloads(
 ) {
     let http = http();
     let (access, _) = public_tokens(&http, base, email).await;
-    let verify_body = json!({ "token": access }).to_string();
-    let (h, b, v) = (http.clone(), base.to_owned(), verify_body);
-    bench
-        .run(
-            section,
-            system,
-            "POST /jwt/verify/",
-            Some(server),
-            None,
-            move |w| {
-                status_is(
-                    h.post(format!("{b}/api/auth/jwt/verify/"))
-                        .header("CF-Connecting-IP", ip(w))
-                        .header("content-type", "application/json")
-                        .body(v.clone()),
-                    StatusCode::OK,
-                )
-            },
-        )
-        .await;
-    let (h, b, a) = (http.clone(), base.to_owned(), access.clone());
-    bench
-        .run(
-            section,
-            system,
-            "GET /me/",
-            Some(server),
-            origin,
-            move |w| {
-                status_is(
-                    h.get(format!("{b}/api/auth/me/"))
-                        .header("CF-Connecting-IP", ip(w))
-                        .bearer_auth(&a),
-                    StatusCode::OK,
-                )
-            },
-        )
-        .await;
-    let login_body = json!({"email": email, "password": PASSWORD}).to_string();
-    let (h, b) = (http.clone(), base.to_owned());
-    bench
-        .run(
-            section,
-            system,
+    let verify = Payload::Json(json!({ "token": access }).to_string());
+    let login = Payload::Json(json!({"email": email, "password": PASSWORD}).to_string());
+    for (workload, path, origin, send) in [
+        ("POST /jwt/verify/", "/api/auth/jwt/verify/", None, verify),
+        ("GET /me/", "/api/auth/me/", origin, Payload::Bearer(access)),
+        (
             "POST /jwt/create/ (login)",
-            Some(server),
+            "/api/auth/jwt/create/",
             origin,
-            move |w| {
-                status_is(
-                    h.post(format!("{b}/api/auth/jwt/create/"))
-                        .header("CF-Connecting-IP", ip(w))
-                        .header("content-type", "application/json")
-                        .body(login_body.clone()),
-                    StatusCode::OK,
-                )
-            },
-        )
-        .await;
+            login,
+        ),
+    ] {
+        let url = format!("{base}{path}");
+        public(bench, section, system, workload, server, origin, url, send).await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -881,6 +850,7 @@ async fn run() -> bool {
         if opts.smoke { " (smoke)" } else { "" }
     );
     let mut bench = Bench {
+        concurrency: CONCURRENCY,
         ticks: clock_ticks(),
         opts,
         rows: Vec::new(),
@@ -903,7 +873,7 @@ async fn run() -> bool {
     };
     let o = Arc::new(origin);
     let ow = o.watch.clone();
-    let tps = if bench.wants("origin") {
+    let (tps, tps8) = if bench.wants("origin") {
         let (h, oo) = (http.clone(), o.clone());
         bench
             .run(
@@ -929,34 +899,7 @@ async fn run() -> bool {
                 },
             )
             .await;
-        let (h, oo) = (http.clone(), o.clone());
-        bench
-            .run(
-                "origin",
-                "origin",
-                "me (internal)",
-                Some(&ow),
-                None,
-                move |_| {
-                    let (h, oo) = (h.clone(), oo.clone());
-                    async move {
-                        status_is(
-                            signed_request(
-                                &h,
-                                &oo.signer,
-                                &oo.base,
-                                Method::GET,
-                                "/internal/me",
-                                identity,
-                                None,
-                            ),
-                            StatusCode::OK,
-                        )
-                        .await
-                    }
-                },
-            )
-            .await;
+        internal_me(&mut bench, "me (internal)", &o, identity).await;
         // Refresh rotation: each worker follows its own chain (every answer's refresh token is the
         // next request's).
         let mut chains = Vec::new();
@@ -1028,15 +971,19 @@ async fn run() -> bool {
                 },
             )
             .await;
-        print!("  pgbench -S -c {CONCURRENCY} -j 2 on the same PostgreSQL ... ");
-        let tps = pgbench(bench.opts.seconds);
-        println!(
-            "{}",
-            tps.map_or("unavailable".into(), |t| format!("{t:.0} tps"))
-        );
-        tps
+        // The one-row lookup again at concurrency 8, beside pgbench at both: on 2 cores,
+        // 16 loops over-subscribe the origin's runtime and the load generator more than they
+        // do pgbench's C client.
+        bench.concurrency = 8;
+        internal_me(&mut bench, "me (internal, concurrency 8)", &o, identity).await;
+        bench.concurrency = CONCURRENCY;
+        print!("  pgbench -S -j 2 on the same PostgreSQL, -c {CONCURRENCY} and -c 8 ... ");
+        let tps = pgbench(bench.opts.seconds, &[CONCURRENCY, 8]);
+        let show = |t: Option<f64>| t.map_or("unavailable".into(), |t| format!("{t:.0} tps"));
+        println!("{} and {}", show(tps[0]), show(tps[1]));
+        (tps[0], tps[1])
     } else {
-        None
+        (None, None)
     };
     let argon2_ms = argon2_median_ms(if bench.opts.smoke { 3 } else { 20 });
     let ceiling = cores as f64 * 1_000.0 / argon2_ms;
@@ -1120,7 +1067,33 @@ async fn run() -> bool {
         .await;
         drop(ours_hs);
 
+        // The same Worker with the anon and user scopes off: what the limiter call costs.
         let ed_body = json!({ "token": access }).to_string();
+        let mut bindings = our_worker_bindings(&o, "EdDSA");
+        bindings["THROTTLE_RATES"] = json!(RATES_OFF);
+        let off = our_worker(&bench.opts, "workerd-ours-unthrottled", bindings);
+        verify_loop(
+            &mut bench,
+            UNTHROTTLED,
+            "POST /jwt/verify/",
+            &off,
+            "/api/auth/jwt/verify/",
+            &ed_body,
+        )
+        .await;
+        public(
+            &mut bench,
+            "edge",
+            UNTHROTTLED,
+            "GET /me/",
+            &off.watch,
+            Some(&ow),
+            format!("{}/api/auth/me/", off.base),
+            Payload::Bearer(access.clone()),
+        )
+        .await;
+        drop(off);
+
         match jose_peer() {
             Some(dir) => {
                 let peer = serve_on_workerd(
@@ -1239,11 +1212,12 @@ async fn run() -> bool {
     let origin_rss = o.watch.peak_rss_mib();
     let micro = read_micro(&bench.opts);
     let wasm = worker_size();
-    let targets = targets(&bench, tps, ceiling, origin_rss, wasm, &micro);
+    let targets = targets(&bench, [tps, tps8], ceiling, origin_rss, wasm, &micro);
     let report = Report {
         bench: &bench,
         cores,
         tps,
+        tps8,
         argon2_ms,
         ceiling,
         origin_rss,
@@ -1288,9 +1262,10 @@ async fn run() -> bool {
         return false;
     }
     if bench.opts.smoke {
+        // Every shared case runs as Wasm too (argon2 is native only: the edge never hashes).
         let missing: Vec<_> = micro
             .iter()
-            .filter(|m| m.wasm_ns.is_none())
+            .filter(|m| m.wasm_ns.is_none() && !m.name.starts_with("argon2id"))
             .map(|m| m.name.clone())
             .collect();
         if !missing.is_empty() {
@@ -1299,6 +1274,35 @@ async fn run() -> bool {
         }
     }
     true
+}
+
+/// `GET /internal/me` signed as the edge signs it, for `identity`.
+async fn internal_me(bench: &mut Bench, workload: &str, o: &Arc<Origin>, identity: Identity) {
+    let (h, oo) = (http(), o.clone());
+    bench
+        .run(
+            "origin",
+            "origin",
+            workload,
+            Some(&o.watch),
+            None,
+            move |_| {
+                let (h, oo) = (h.clone(), oo.clone());
+                async move {
+                    let request = signed_request(
+                        &h,
+                        &oo.signer,
+                        &oo.base,
+                        Method::GET,
+                        "/internal/me",
+                        identity,
+                        None,
+                    );
+                    status_is(request, StatusCode::OK).await
+                }
+            },
+        )
+        .await;
 }
 
 const TIMING_ROUNDS: usize = 40; // below the lockout threshold of 100 failures
@@ -1341,6 +1345,42 @@ fn audience() -> Audience {
     helpers::audience()
 }
 
+/// What a public-API workload sends: a JSON body (`POST`) or a bearer token (`GET`).
+#[derive(Clone)]
+enum Payload {
+    Json(String),
+    Bearer(String),
+}
+
+/// One public-API workload against `url`, each load loop as its own client address; the answer
+/// must be 200.
+#[allow(clippy::too_many_arguments)]
+async fn public(
+    bench: &mut Bench,
+    section: &'static str,
+    system: &str,
+    workload: &str,
+    server: &Watch,
+    origin: Option<&Watch>,
+    url: String,
+    send: Payload,
+) {
+    let h = http();
+    bench
+        .run(section, system, workload, Some(server), origin, move |w| {
+            let request = match &send {
+                Payload::Json(body) => h
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone()),
+                Payload::Bearer(token) => h.get(&url).bearer_auth(token),
+            };
+            status_is(request.header("CF-Connecting-IP", ip(w)), StatusCode::OK)
+        })
+        .await;
+}
+
+/// A verify workload on a Worker served by workerd: `POST {path}` with `body`.
 async fn verify_loop(
     bench: &mut Bench,
     system: &str,
@@ -1349,25 +1389,19 @@ async fn verify_loop(
     path: &str,
     body: &str,
 ) {
-    let (h, url, body) = (http(), format!("{}{path}", server.base), body.to_owned());
-    bench
-        .run(
-            "edge",
-            system,
-            workload,
-            Some(&server.watch),
-            None,
-            move |w| {
-                status_is(
-                    h.post(&url)
-                        .header("CF-Connecting-IP", ip(w))
-                        .header("content-type", "application/json")
-                        .body(body.clone()),
-                    StatusCode::OK,
-                )
-            },
-        )
-        .await;
+    let url = format!("{}{path}", server.base);
+    let send = Payload::Json(body.to_owned());
+    public(
+        bench,
+        "edge",
+        system,
+        workload,
+        &server.watch,
+        None,
+        url,
+        send,
+    )
+    .await;
 }
 
 fn jose_peer() -> Option<PathBuf> {
@@ -1439,7 +1473,7 @@ fn worker_size() -> Option<(u64, u64)> {
 
 fn targets(
     bench: &Bench,
-    tps: Option<f64>,
+    [tps, tps8]: [Option<f64>; 2],
     ceiling: f64,
     origin_rss: f64,
     wasm: Option<(u64, u64)>,
@@ -1492,9 +1526,15 @@ fn targets(
         "×",
     );
     at_least(
-        "origin internal me vs pgbench -S (fraction)",
+        "origin internal me vs pgbench -S, both at concurrency 16 (fraction)",
         0.5,
         ratio(rate("origin", "me (internal)"), tps),
+        "",
+    );
+    at_least(
+        "origin internal me vs pgbench -S, both at concurrency 8 (fraction)",
+        0.5,
+        ratio(rate("origin", "me (internal, concurrency 8)"), tps8),
         "",
     );
     at_least(
@@ -1546,6 +1586,7 @@ struct Report<'a> {
     bench: &'a Bench,
     cores: usize,
     tps: Option<f64>,
+    tps8: Option<f64>,
     argon2_ms: f64,
     ceiling: f64,
     origin_rss: f64,
@@ -1590,8 +1631,9 @@ impl Report<'_> {
         }
         let _ = writeln!(
             m,
-            "\nCeilings in the same run: `pgbench -S -c {CONCURRENCY}` {} tps; argon2id hash median {:.1} ms → {} cores ÷ argon2 = {:.1} logins/s.\n",
+            "\nCeilings in the same run: `pgbench -S -c {CONCURRENCY}` {} tps, `-c 8` {} tps; argon2id hash median {:.1} ms → {} cores ÷ argon2 = {:.1} logins/s.\n",
             opt(self.tps, 0),
+            opt(self.tps8, 0),
             self.argon2_ms,
             self.cores,
             self.ceiling
@@ -1611,6 +1653,17 @@ impl Report<'_> {
             ),
             ("POST /jwt/verify/", "jose (workerd)", "POST /verify/eddsa"),
             (
+                "POST /jwt/verify/ (anon=none)",
+                "jose (workerd)",
+                "POST /verify/eddsa",
+            ),
+            (
+                "POST /jwt/verify/ (anon=none)",
+                "django (gunicorn)",
+                "POST /jwt/verify/",
+            ),
+            ("GET /me/ (user=none)", "django (gunicorn)", "GET /me/"),
+            (
                 "POST /jwt/verify/ HS256",
                 "jose (workerd)",
                 "POST /verify/hs256key",
@@ -1621,7 +1674,12 @@ impl Report<'_> {
                 "POST /verify/hs256",
             ),
         ] {
-            let a = b.find("ours (workerd)", ours_w).map(|r| r.per_sec);
+            // "(anon=none)" / "(user=none)" name the diagnostic rows of the unthrottled Worker.
+            let a = match ours_w.split_once(" (") {
+                Some((w, off)) if off.ends_with("=none)") => b.find(UNTHROTTLED, w),
+                _ => b.find("ours (workerd)", ours_w),
+            }
+            .map(|r| r.per_sec);
             let o = b.find(other_s, other_w).map(|r| r.per_sec);
             let _ = writeln!(
                 m,
@@ -1673,6 +1731,7 @@ impl Report<'_> {
             "smoke": b.opts.smoke,
             "workloads": b.rows.iter().map(Row::json).collect::<Vec<_>>(),
             "pgbench_select_tps": self.tps.map(|t| round(t, 0)),
+            "pgbench_select_tps_concurrency_8": self.tps8.map(|t| round(t, 0)),
             "argon2id_hash_median_ms": round(self.argon2_ms, 2),
             "login_ceiling_per_sec": round(self.ceiling, 1),
             "origin_peak_rss_mib": round(self.origin_rss, 1),

@@ -91,11 +91,13 @@ impl fmt::Display for Rate {
     }
 }
 
-/// The rate of every scope.
+/// The rate of every scope. `anon` and `user` may be `none` (DRF's `None`: not throttled, so
+/// no limiter call at all); `auth` and `password_reset` guard credentials and reset codes and
+/// always have a rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleRates {
-    pub anon: Rate,
-    pub user: Rate,
+    pub anon: Option<Rate>,
+    pub user: Option<Rate>,
     pub auth: Rate,
     pub password_reset: Rate,
 }
@@ -109,17 +111,18 @@ impl Default for ThrottleRates {
 }
 
 impl ThrottleRates {
-    /// `scope=N/period` entries separated by commas; scopes not named keep their default.
+    /// `scope=N/period` entries separated by commas; scopes not named keep their default;
+    /// `anon=none` / `user=none` turn those scopes off.
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut rates = Self {
-            anon: Rate {
+            anon: Some(Rate {
                 requests: 100,
                 period_secs: 86_400,
-            },
-            user: Rate {
+            }),
+            user: Some(Rate {
                 requests: 1_000,
                 period_secs: 86_400,
-            },
+            }),
             auth: Rate {
                 requests: 3,
                 period_secs: 60,
@@ -143,26 +146,33 @@ impl ThrottleRates {
                 return Err(format!("throttle scope {name:?} is given twice"));
             }
             seen.push(scope);
-            *rates.get_mut(scope) = Rate::parse(rate).map_err(|e| format!("scope {name}: {e}"))?;
+            let rate = if rate.trim().eq_ignore_ascii_case("none") {
+                None
+            } else {
+                Some(Rate::parse(rate).map_err(|e| format!("scope {name}: {e}"))?)
+            };
+            match (scope, rate) {
+                (Scope::Anon, rate) => rates.anon = rate,
+                (Scope::User, rate) => rates.user = rate,
+                (Scope::Auth, Some(rate)) => rates.auth = rate,
+                (Scope::PasswordReset, Some(rate)) => rates.password_reset = rate,
+                (_, None) => {
+                    return Err(format!(
+                    "throttle scope {name:?} cannot be none: it guards credentials or reset codes"
+                ))
+                }
+            }
         }
         Ok(rates)
     }
 
-    pub fn get(&self, scope: Scope) -> Rate {
+    /// The scope's rate; `None` when the scope is not throttled.
+    pub fn get(&self, scope: Scope) -> Option<Rate> {
         match scope {
             Scope::Anon => self.anon,
             Scope::User => self.user,
-            Scope::Auth => self.auth,
-            Scope::PasswordReset => self.password_reset,
-        }
-    }
-
-    fn get_mut(&mut self, scope: Scope) -> &mut Rate {
-        match scope {
-            Scope::Anon => &mut self.anon,
-            Scope::User => &mut self.user,
-            Scope::Auth => &mut self.auth,
-            Scope::PasswordReset => &mut self.password_reset,
+            Scope::Auth => Some(self.auth),
+            Scope::PasswordReset => Some(self.password_reset),
         }
     }
 }
@@ -205,17 +215,17 @@ mod tests {
         let r = ThrottleRates::default();
         assert_eq!(
             r.anon,
-            Rate {
+            Some(Rate {
                 requests: 100,
                 period_secs: 86_400
-            }
+            })
         );
         assert_eq!(
             r.user,
-            Rate {
+            Some(Rate {
                 requests: 1_000,
                 period_secs: 86_400
-            }
+            })
         );
         assert_eq!(
             r.auth,
@@ -258,6 +268,19 @@ mod tests {
         assert!(err("auth=3/week").contains("not a period"));
         assert!(err("auth=3/min,auth=4/min").contains("twice"));
         assert!(err("auth=-3/min").contains("whole number"));
+        assert!(err("auth=none").contains("cannot be none"));
+        assert!(err("password_reset=None").contains("cannot be none"));
+    }
+
+    #[test]
+    fn anon_and_user_can_be_turned_off() {
+        let r = ThrottleRates::parse("anon=none, user=NONE").unwrap();
+        assert_eq!((r.get(Scope::Anon), r.get(Scope::User)), (None, None));
+        assert_eq!(r.get(Scope::Auth), Some(ThrottleRates::default().auth));
+        assert_eq!(
+            r.get(Scope::PasswordReset),
+            Some(ThrottleRates::default().password_reset)
+        );
     }
 
     #[test]

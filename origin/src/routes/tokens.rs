@@ -139,19 +139,17 @@ pub async fn login(
     let now = now.timestamp();
     let (family, jti) = (Uuid::new_v4(), Uuid::new_v4());
     let exp = now + state.tokens.refresh_ttl;
-    let mut client = client;
-    let tx = client.transaction().await?;
-    tokens::create_family(&tx, family, user.id).await?;
-    tokens::insert(&tx, jti, family, None, user.id, now, exp).await?;
-    users::record_login(&tx, user.id).await?;
-    audit::record(
-        &tx,
-        Some(user.id),
-        Event::LoginOk,
-        json!({ "family": family }),
+    tokens::open_family(
+        &client,
+        family,
+        jti,
+        user.id,
+        now,
+        exp,
+        Event::LoginOk.as_str(),
+        &json!({ "family": family }),
     )
     .await?;
-    tx.commit().await?;
     state.metrics.login(Login::Ok);
     Ok(Json(TokenPair {
         refresh: refresh_token(&state, &user, jti, now, exp)?,

@@ -31,15 +31,41 @@ impl RevokeReason {
     }
 }
 
-pub async fn create_family(
+/// A successful login in one statement (one round trip, atomic without an explicit
+/// transaction): a new family, its first refresh token `jti`, the user's `last_login` with the
+/// failure counter reset, and the audit row (`event`, `detail`).
+#[allow(clippy::too_many_arguments)]
+pub async fn open_family(
     client: &impl GenericClient,
     family_id: Uuid,
+    jti: Uuid,
     user_id: i64,
+    iat: i64,
+    exp: i64,
+    event: &str,
+    detail: &serde_json::Value,
 ) -> Result<(), tokio_postgres::Error> {
     let stmt = client
-        .prepare_cached("INSERT INTO refresh_families (id, user_id) VALUES ($1, $2)")
+        .prepare_cached(
+            "WITH family AS ( \
+                 INSERT INTO refresh_families (id, user_id) VALUES ($1, $3) RETURNING id \
+             ), token AS ( \
+                 INSERT INTO refresh_tokens (jti, family_id, parent_jti, user_id, issued_at, expires_at) \
+                 SELECT $2, family.id, NULL, $3, to_timestamp($4::bigint), to_timestamp($5::bigint) FROM family \
+                 RETURNING jti \
+             ), login AS ( \
+                 UPDATE users SET last_login = now(), failed_logins = 0, failed_logins_since = NULL \
+                 WHERE id = $3 RETURNING id \
+             ) \
+             INSERT INTO audit_log (user_id, event, detail) SELECT login.id, $6, $7 FROM token, login",
+        )
         .await?;
-    client.execute(&stmt, &[&family_id, &user_id]).await?;
+    client
+        .execute(
+            &stmt,
+            &[&family_id, &jti, &user_id, &iat, &exp, &event, detail],
+        )
+        .await?;
     Ok(())
 }
 

@@ -172,17 +172,6 @@ pub async fn record_failed_login(
     Ok(())
 }
 
-pub async fn record_login(
-    client: &impl GenericClient,
-    id: i64,
-) -> Result<(), tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached("UPDATE users SET last_login = now(), failed_logins = 0, failed_logins_since = NULL WHERE id = $1")
-        .await?;
-    client.execute(&stmt, &[&id]).await?;
-    Ok(())
-}
-
 /// Sets the role of the account with this email; returns its id and the previous role.
 pub async fn set_role(
     client: &impl GenericClient,
