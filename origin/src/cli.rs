@@ -124,7 +124,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            crate::telemetry::init(args.log_format);
+            let _log_writer = crate::telemetry::init(args.log_format);
             let settings = args.validate()?;
             Application::build(settings)
                 .await?
