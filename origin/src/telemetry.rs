@@ -23,6 +23,8 @@ pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        // The queue's slots are allocated up front: the default 128,000 cost ~4 MiB of RSS.
+        .buffered_lines_limit(4_096)
         .thread_name("log-writer")
         .finish(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
