@@ -4,9 +4,20 @@
 //! allowed, 429 with `Retry-After`): request and response bodies are streams, and reading them
 //! through workers-rs was a large part of the call's CPU.
 
+use std::cell::RefCell;
+
 use serde::Deserialize;
 use shared::throttle::{self, Decision, Rate, Scope};
-use worker::{durable_object, Date, DurableObject, Env, Request, Response, Result, State};
+use worker::js_sys::Uint8Array;
+use worker::wasm_bindgen::JsCast;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{
+    durable_object, Date, DurableObject, Env, Error, Request, Response, Result, State, Storage,
+};
+
+/// The storage key of the history. Its value is `throttle::encode_history`'s bytes; objects
+/// written by earlier versions hold a list of numbers there, read once and then rewritten.
+const HISTORY: &str = "history";
 
 #[derive(Deserialize)]
 struct Ask {
@@ -22,11 +33,19 @@ struct Answer {
 #[durable_object]
 pub struct RateLimiter {
     state: State,
+    /// The history, read from storage by the object's first request. An object has exactly
+    /// one live instance, so while it lives this copy is the truth and storage is only
+    /// written, never read again: reading (and converting) the whole log on every request
+    /// was most of the limiter's CPU on a busy key.
+    history: RefCell<Option<Vec<u64>>>,
 }
 
 impl DurableObject for RateLimiter {
     fn new(state: State, _env: Env) -> Self {
-        Self { state }
+        Self {
+            state,
+            history: RefCell::new(None),
+        }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
@@ -36,11 +55,29 @@ impl DurableObject for RateLimiter {
             period_secs: ask.period_secs,
         };
         let storage = self.state.storage();
-        // Storage calls hold the object's input gate, so this read-check-write is not
-        // interleaved with another request to the same key: counting is exact.
-        let mut history: Vec<u64> = storage.get("history").await?.unwrap_or_default();
-        let decision = throttle::check(&mut history, rate, Date::now().as_millis());
-        storage.put("history", &history).await?;
+        if self.history.borrow().is_none() {
+            // A storage read closes the object's input gate: no other request runs until it
+            // completes, so no request can slip in between the load and the check.
+            let stored = load(&storage).await?;
+            self.history.borrow_mut().get_or_insert(stored);
+        }
+        // Check and record synchronously (no await while borrowed), so counting is exact even
+        // when the next request arrives while this one's write is in flight.
+        let (decision, changed) = {
+            let mut history = self.history.borrow_mut();
+            let history = history.get_or_insert_with(Vec::new);
+            let decision = throttle::check(history, rate, Date::now().as_millis());
+            let changed =
+                (decision == Decision::Allowed).then(|| throttle::encode_history(history));
+            (decision, changed)
+        };
+        // A refusal records nothing (expired entries are dropped again on the next load), so
+        // only an allowed request writes. The response waits for the write (output gate).
+        if let Some(bytes) = changed {
+            storage
+                .put_raw(HISTORY, Uint8Array::new_from_slice(&bytes))
+                .await?;
+        }
         match decision {
             Decision::Allowed => Ok(Response::empty()?.with_status(204)),
             Decision::Throttled { retry_after_secs } => {
@@ -52,6 +89,19 @@ impl DurableObject for RateLimiter {
             }
         }
     }
+}
+
+/// The stored history: bytes, or the list of numbers earlier versions wrote, or nothing yet.
+async fn load(storage: &Storage) -> Result<Vec<u64>> {
+    let value = JsFuture::from(storage.as_raw().get(HISTORY)?).await?;
+    if value.is_undefined() {
+        return Ok(Vec::new());
+    }
+    if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
+        return throttle::decode_history(&bytes.to_vec())
+            .ok_or_else(|| Error::RustError("stored throttle history is torn".into()));
+    }
+    serde_wasm_bindgen::from_value(value).map_err(|e| Error::RustError(e.to_string()))
 }
 
 /// What the Worker does with a request after asking the limiter.

@@ -35,7 +35,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use shared::keys::{Ed25519PrivateKey, Jwks, SigningKey};
 use shared::signing::{Identity, RequestSigner};
-use shared::token::{Audience, Claims, TokenIssuer, TokenKind};
+use shared::token::{Claims, TokenIssuer, TokenKind};
 
 const CONCURRENCY: usize = 16;
 const SIGNING: &str = "bench-origin-signing-secret-0123456789abcdef";
@@ -863,7 +863,7 @@ async fn run() -> bool {
     let (_, access, _) = origin.user(&http, "bench@example.com").await;
     let claims: Claims = {
         let keys = shared::keys::VerifyingKeys::from_jwks_json(&origin.jwks).unwrap();
-        shared::token::TokenVerifier::new(keys, audience())
+        shared::token::TokenVerifier::new(keys, helpers::audience())
             .access(&access, helpers::now())
             .unwrap()
     };
@@ -1034,8 +1034,10 @@ async fn run() -> bool {
 
         // HS256: a Worker configured for it; tokens minted here with the same secret.
         let hs_token = {
-            let issuer =
-                TokenIssuer::new(SigningKey::hs256(HS_SECRET.as_bytes()).unwrap(), audience());
+            let issuer = TokenIssuer::new(
+                SigningKey::hs256(HS_SECRET.as_bytes()).unwrap(),
+                helpers::audience(),
+            );
             let subject = shared::token::Subject {
                 user_id: claims.user_id,
                 token_version: claims.ver,
@@ -1339,10 +1341,6 @@ async fn login_timing(origin: &Origin, http: &reqwest::Client) -> [f64; 3] {
         v.sort();
         percentile(&v, 0.5)
     })
-}
-
-fn audience() -> Audience {
-    helpers::audience()
 }
 
 /// What a public-API workload sends: a JSON body (`POST`) or a bearer token (`GET`).

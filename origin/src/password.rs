@@ -69,13 +69,12 @@ impl Memory {
     fn compute(
         &mut self,
         ctx: &Argon2<'_>,
-        params: &Params,
         password: &[u8],
         salt: &[u8],
         out: &mut [u8],
     ) -> argon2::Result<()> {
-        let blocks = params.block_count();
-        if blocks > params_block_count() {
+        let blocks = ctx.params().block_count();
+        if blocks > params().block_count() {
             return ctx.hash_password_into(password, salt, out);
         }
         if self.0.len() < blocks {
@@ -96,7 +95,7 @@ impl Memory {
         let params = params();
         let ctx = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-        self.compute(&ctx, &params, password.as_bytes(), raw_salt, &mut out)
+        self.compute(&ctx, password.as_bytes(), raw_salt, &mut out)
             .map_err(|e| anyhow::anyhow!("argon2 hash failed: {e}"))?;
         let phc = PasswordHash {
             algorithm: argon2::ARGON2ID_IDENT,
@@ -135,10 +134,10 @@ impl Memory {
         let Ok(raw_salt) = salt.decode_b64(&mut salt_bytes) else {
             return Verified::default();
         };
-        let ctx = Argon2::new(algorithm, version, params.clone());
+        let ctx = Argon2::new(algorithm, version, params);
         let mut out = vec![0u8; expected.len()];
         let ok = self
-            .compute(&ctx, &params, password.as_bytes(), raw_salt, &mut out)
+            .compute(&ctx, password.as_bytes(), raw_salt, &mut out)
             .is_ok()
             && Output::new(&out).is_ok_and(|computed| computed == expected);
         Verified {
@@ -168,10 +167,6 @@ impl Memory {
         }
         Verified::default()
     }
-}
-
-fn params_block_count() -> usize {
-    params().block_count()
 }
 
 /// Synchronous hash with the configured parameters (CLI and benchmarks).

@@ -1504,22 +1504,10 @@ async fn durable_objects_down_fail_closed_for_auth_and_open_for_reads(s: &mut St
     let (access, _) = s
         .register_and_login("198.51.100.200", "dory@example.com", "dory")
         .await;
-    let root = repo_root();
-    let dir = root.join("target/e2e-no-durable-objects");
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("wrangler.toml");
-    // The Worker already built by the main wrangler dev, without DO bindings or a build step.
-    std::fs::write(
-        &config,
-        format!(
-            "name = \"auth-edge-no-do\"\nmain = \"{}\"\ncompatibility_date = \"2025-09-01\"\n",
-            root.join("edge/build/index.js").display()
-        ),
-    )
-    .unwrap();
+    let config = prebuilt_worker_config("no-durable-objects", false);
     let state = tempdir::Dir::new();
     let port = free_port();
-    let log_path = dir.join("wrangler.log");
+    let log_path = config.with_file_name("wrangler.log");
     let _edge = wrangler_dev(Some(&config), port, &state.0, &log_path, &s.edge_vars);
     let edge = format!("http://127.0.0.1:{port}");
     wait_until_up(
@@ -1592,6 +1580,92 @@ async fn durable_objects_down_fail_closed_for_auth_and_open_for_reads(s: &mut St
     );
 }
 
+/// `wrangler.toml` for the Worker already built by the main wrangler dev, without a build step
+/// or assets: its Durable Object bindings only if `durable_objects`.
+fn prebuilt_worker_config(name: &str, durable_objects: bool) -> PathBuf {
+    let root = repo_root();
+    let dir = root.join("target").join(format!("e2e-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut config = format!(
+        "name = \"auth-edge-{name}\"\nmain = \"{}\"\ncompatibility_date = \"2025-09-01\"\n",
+        root.join("edge/build/index.js").display()
+    );
+    if durable_objects {
+        let ours = std::fs::read_to_string(root.join("wrangler.toml")).unwrap();
+        let (_, vars) = ours.split_once("[vars]").unwrap();
+        config.push_str(concat!(
+            "[[durable_objects.bindings]]\nname = \"RATE_LIMITER\"\nclass_name = \"RateLimiter\"\n",
+            "[[durable_objects.bindings]]\nname = \"OTP_STORE\"\nclass_name = \"OtpStore\"\n",
+            "[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"RateLimiter\", \"OtpStore\"]\n",
+        ));
+        config.push_str("[vars]");
+        config.push_str(vars);
+    }
+    let path = dir.join("wrangler.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// The limiter keeps each key's history in memory and writes it through: after workerd
+/// restarts on the same Durable Object state, a client that used up `auth` (3/min) is still
+/// refused, and another client is not.
+async fn throttle_counts_survive_a_worker_restart(s: &mut Stack) {
+    let config = prebuilt_worker_config("restart", true);
+    let state = tempdir::Dir::new();
+    let log_path = config.with_file_name("wrangler.log");
+    let login = |edge: String, ip: &'static str| {
+        let http = s.http.clone();
+        async move {
+            let r = http
+                .post(format!("{edge}/api/auth/jwt/create/"))
+                .header("CF-Connecting-IP", ip)
+                .json(&json!({"email": "nobody@example.com", "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap();
+            read(r).await
+        }
+    };
+    let start = || async {
+        let port = free_port();
+        let edge = wrangler_dev(Some(&config), port, &state.0, &log_path, &s.edge_vars);
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until_up(
+            &s.http,
+            &format!("{url}/.well-known/jwks.json"),
+            Duration::from_secs(120),
+        )
+        .await;
+        (edge, url)
+    };
+
+    let (mut edge, url) = start().await;
+    for _ in 0..3 {
+        let r = login(url.clone(), "198.51.100.220").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    }
+    let fourth = login(url.clone(), "198.51.100.220").await;
+    assert_eq!(fourth.status, StatusCode::TOO_MANY_REQUESTS);
+    edge.stop();
+
+    let (_edge, url) = start().await;
+    let after = login(url.clone(), "198.51.100.220").await;
+    assert_eq!(
+        after.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the history was reloaded from storage: {}",
+        after.body
+    );
+    let wait: u64 = after.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let other = login(url, "198.51.100.221").await;
+    assert_eq!(other.status, StatusCode::UNAUTHORIZED, "{}", other.body);
+}
+
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -1624,6 +1698,7 @@ fn main() {
             parallel_calls_in_one_scope_allow_exactly_the_rate,
             parallel_otp_guesses_are_all_counted,
             durable_objects_down_fail_closed_for_auth_and_open_for_reads,
+            throttle_counts_survive_a_worker_restart,
         ] {
             if filter.as_deref().is_some_and(|f| !name.contains(f)) {
                 continue;
