@@ -76,7 +76,9 @@ impl Opts {
                     repo_root().join("bench/results")
                 }
             },
-            PathBuf::from,
+            // cargo runs benches in the package's directory; a relative path means the
+            // repository's, where `./scripts/bench` is run.
+            |dir| repo_root().join(dir),
         );
         Self {
             seconds,

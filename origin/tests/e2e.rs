@@ -13,7 +13,7 @@ mod helpers;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -1506,16 +1506,7 @@ async fn durable_objects_down_fail_closed_for_auth_and_open_for_reads(s: &mut St
         .await;
     let config = prebuilt_worker_config("no-durable-objects", false);
     let state = tempdir::Dir::new();
-    let port = free_port();
-    let log_path = config.with_file_name("wrangler.log");
-    let _edge = wrangler_dev(Some(&config), port, &state.0, &log_path, &s.edge_vars);
-    let edge = format!("http://127.0.0.1:{port}");
-    wait_until_up(
-        &s.http,
-        &format!("{edge}/.well-known/jwks.json"),
-        Duration::from_secs(120),
-    )
-    .await;
+    let (_edge, edge) = serve_prebuilt(s, &config, &state.0).await;
 
     let post = |path: &str, body: Value| {
         s.http
@@ -1573,7 +1564,7 @@ async fn durable_objects_down_fail_closed_for_auth_and_open_for_reads(s: &mut St
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
     assert_eq!(me.body["email"], "dory@example.com");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let log = std::fs::read_to_string(&log_path).unwrap();
+    let log = std::fs::read_to_string(config.with_file_name("wrangler.log")).unwrap();
     assert!(
         log.contains("rate limiter unavailable"),
         "the failure is logged"
@@ -1606,13 +1597,28 @@ fn prebuilt_worker_config(name: &str, durable_objects: bool) -> PathBuf {
     path
 }
 
+/// `wrangler dev` on a [`prebuilt_worker_config`] and a Durable Object state directory, once it
+/// answers; its log is `wrangler.log` beside the config.
+async fn serve_prebuilt(s: &Stack, config: &Path, state: &Path) -> (Group, String) {
+    let port = free_port();
+    let log_path = config.with_file_name("wrangler.log");
+    let edge = wrangler_dev(Some(config), port, state, &log_path, &s.edge_vars);
+    let url = format!("http://127.0.0.1:{port}");
+    wait_until_up(
+        &s.http,
+        &format!("{url}/.well-known/jwks.json"),
+        Duration::from_secs(120),
+    )
+    .await;
+    (edge, url)
+}
+
 /// The limiter keeps each key's history in memory and writes it through: after workerd
 /// restarts on the same Durable Object state, a client that used up `auth` (3/min) is still
 /// refused, and another client is not.
 async fn throttle_counts_survive_a_worker_restart(s: &mut Stack) {
     let config = prebuilt_worker_config("restart", true);
     let state = tempdir::Dir::new();
-    let log_path = config.with_file_name("wrangler.log");
     let login = |edge: String, ip: &'static str| {
         let http = s.http.clone();
         async move {
@@ -1626,20 +1632,7 @@ async fn throttle_counts_survive_a_worker_restart(s: &mut Stack) {
             read(r).await
         }
     };
-    let start = || async {
-        let port = free_port();
-        let edge = wrangler_dev(Some(&config), port, &state.0, &log_path, &s.edge_vars);
-        let url = format!("http://127.0.0.1:{port}");
-        wait_until_up(
-            &s.http,
-            &format!("{url}/.well-known/jwks.json"),
-            Duration::from_secs(120),
-        )
-        .await;
-        (edge, url)
-    };
-
-    let (mut edge, url) = start().await;
+    let (mut edge, url) = serve_prebuilt(s, &config, &state.0).await;
     for _ in 0..3 {
         let r = login(url.clone(), "198.51.100.220").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
@@ -1648,7 +1641,7 @@ async fn throttle_counts_survive_a_worker_restart(s: &mut Stack) {
     assert_eq!(fourth.status, StatusCode::TOO_MANY_REQUESTS);
     edge.stop();
 
-    let (_edge, url) = start().await;
+    let (_edge, url) = serve_prebuilt(s, &config, &state.0).await;
     let after = login(url.clone(), "198.51.100.220").await;
     assert_eq!(
         after.status,
