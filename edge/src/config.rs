@@ -15,6 +15,8 @@ pub struct Config {
     pub origin_url: String,
     pub origin_timeout_ms: u64,
     pub rates: ThrottleRates,
+    /// IPv6 clients are throttled per network of this prefix length (`shared::client`).
+    pub ipv6_prefix: u8,
     pub cors: CorsPolicy,
 }
 
@@ -96,6 +98,11 @@ impl Config {
                 &lookup("THROTTLE_RATES").unwrap_or_else(|| DEFAULT_RATES.into()),
             )
             .map_err(|e| err("THROTTLE_RATES", e))?,
+            ipv6_prefix: match lookup("THROTTLE_IPV6_PREFIX") {
+                None => shared::client::DEFAULT_IPV6_PREFIX,
+                Some(v) => shared::client::parse_ipv6_prefix(&v)
+                    .map_err(|e| err("THROTTLE_IPV6_PREFIX", e))?,
+            },
             cors: CorsPolicy::parse(&lookup("CORS_ALLOWED_ORIGINS").unwrap_or_default())
                 .map_err(|e| err("CORS_ALLOWED_ORIGINS", e))?,
         })
@@ -131,12 +138,13 @@ mod tests {
         assert_eq!(c.origin_url, "http://127.0.0.1:8000");
         assert_eq!(c.origin_timeout_ms, 10_000);
         assert_eq!(c.rates, ThrottleRates::default());
+        assert_eq!(c.ipv6_prefix, 64);
         assert_eq!(c.cors, CorsPolicy::None);
     }
 
     #[test]
     fn each_problem_names_its_variable_without_the_value() {
-        let cases: [(&str, Option<&str>, &str); 9] = [
+        let cases: [(&str, Option<&str>, &str); 10] = [
             ("JWT_PUBLIC_KEYS", None, "JWT_PUBLIC_KEYS"),
             ("JWT_PUBLIC_KEYS", Some("{}"), "JWT_PUBLIC_KEYS"),
             ("ORIGIN_URL", Some("ftp://x"), "ORIGIN_URL"),
@@ -154,6 +162,7 @@ mod tests {
                 "CORS_ALLOWED_ORIGINS",
             ),
             ("JWT_ALGORITHM", Some("RS256"), "JWT_ALGORITHM"),
+            ("THROTTLE_IPV6_PREFIX", Some("16"), "THROTTLE_IPV6_PREFIX"),
         ];
         for (name, value, expected) in cases {
             let mut vars = good();

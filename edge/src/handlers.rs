@@ -6,11 +6,12 @@ use std::rc::Rc;
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 use shared::api::{self, FieldErrors};
+use shared::client;
 use shared::form::Form;
 use shared::otp::OtpCode;
 use shared::signing::Identity;
 use shared::throttle::Scope;
-use shared::token::MAX_TOKEN_BYTES;
+use shared::token::{TokenKind, MAX_TOKEN_BYTES};
 use shared::validate::{Email, EMAIL_MAX_CHARS};
 use worker::{Context, Date, Env, Method, Request, Response, Result};
 
@@ -79,18 +80,33 @@ struct Call<'a> {
     env: &'a Env,
     config: &'a Config,
     request_id: &'a str,
-    /// The client address for anonymous throttling: Cloudflare's `CF-Connecting-IP`, never
-    /// `X-Forwarded-For` (which the client controls).
-    ip: String,
+    /// The client's network for anonymous throttling (`shared::client::network_key`) from
+    /// Cloudflare's `CF-Connecting-IP`, never `X-Forwarded-For` (which the client controls);
+    /// `None` when the request did not come through Cloudflare.
+    client: Option<String>,
+}
+
+/// Who a throttle check counts: the anonymous client's network, or a named key.
+#[derive(Clone, Copy)]
+enum Who<'a> {
+    Client,
+    Key(&'a str),
 }
 
 impl Call<'_> {
     /// Counts the request in each scope; the first refusal answers.
-    async fn throttle(&self, checks: &[(Scope, &str)]) -> Option<Result<Response>> {
-        for &(scope, identity) in checks {
+    async fn throttle(&self, checks: &[(Scope, Who<'_>)]) -> Option<Result<Response>> {
+        for &(scope, who) in checks {
             // A scope configured `none` is not throttled: no limiter call.
             let Some(rate) = self.config.rates.get(scope) else {
                 continue;
+            };
+            let identity = match who {
+                Who::Key(key) => key,
+                Who::Client => match client::throttle_identity(self.client.as_deref(), scope) {
+                    Ok(identity) => identity,
+                    Err(client::UnknownClient) => return Some(reply::client_unknown()),
+                },
             };
             match limiter::check(self.env, scope, rate, identity).await {
                 Verdict::Allowed => {}
@@ -171,17 +187,16 @@ pub async fn handle(
             return reply::method_not_allowed(method.as_ref(), allow)
         }
     };
-    let ip = req
+    let client = req
         .headers()
         .get("CF-Connecting-IP")?
-        .unwrap_or_else(|| "unknown".into());
+        .and_then(|raw| client::network_key(&raw, config.ipv6_prefix));
     let call = Call {
         env,
         config,
         request_id,
-        ip,
+        client,
     };
-    let ip = call.ip.as_str();
 
     match route {
         Route::Jwks => reply::json(200, &serde_json::to_value(config.verifier.keys().jwks())?),
@@ -190,16 +205,33 @@ pub async fn handle(
         Route::Redoc => asset(env, &req, "/redoc/").await,
         Route::DocsAsset => asset(env, &req, url.path()).await,
         Route::JwtVerify => {
-            throttle!(call, &[(Scope::Anon, ip)]);
+            throttle!(call, &[(Scope::Anon, Who::Client)]);
             let (body, _) = try_reply!(read_json(&mut req).await?);
             let token = try_reply!(required_token(&body, "token")?);
             match config.verifier.session(&token, now()) {
+                // A refresh token can be revoked (rotated out, logged out, reset) long before
+                // it expires, and only the origin knows its family: it answers 400 "Token is
+                // blacklisted" for those, as SimpleJWT's blacklist does. Access tokens are
+                // short-lived and answered here alone.
+                Ok(claims) if claims.token_type == TokenKind::Refresh => {
+                    let bytes = serde_json::to_vec(&json!({ "token": token }))?;
+                    call.origin(
+                        Method::Post,
+                        "/internal/tokens/verify",
+                        Identity::Anonymous,
+                        Some(&bytes),
+                    )
+                    .await
+                }
                 Ok(_) => reply::json(200, &json!({})),
                 Err(_) => reply::unauthorized(&api::token_not_valid()),
             }
         }
         Route::Register | Route::JwtCreate | Route::JwtRefresh => {
-            throttle!(call, &[(Scope::Anon, ip), (Scope::Auth, ip)]);
+            throttle!(
+                call,
+                &[(Scope::Anon, Who::Client), (Scope::Auth, Who::Client)]
+            );
             let (_, bytes) = try_reply!(read_json(&mut req).await?);
             let path = match route {
                 Route::Register => "/internal/users",
@@ -214,7 +246,7 @@ pub async fn handle(
             let Identity::User { id, .. } = identity else {
                 return reply::unauthorized(&api::bearer_not_valid());
             };
-            throttle!(call, &[(Scope::User, &id.to_string())]);
+            throttle!(call, &[(Scope::User, Who::Key(&id.to_string()))]);
             match route {
                 Route::Me => {
                     call.origin(Method::Get, "/internal/me", identity, None)
@@ -240,17 +272,33 @@ pub async fn handle(
             }
         }
         Route::ResetRequest => {
-            throttle!(call, &[(Scope::Anon, ip), (Scope::PasswordReset, ip)]);
+            throttle!(
+                call,
+                &[
+                    (Scope::Anon, Who::Client),
+                    (Scope::PasswordReset, Who::Client)
+                ]
+            );
             let (body, _) = try_reply!(read_json(&mut req).await?);
             let email = try_reply!(email_field(&body)?);
-            // Per email as well as per address: nobody can make us mail one inbox more than
-            // the rate allows. Guessing is bounded per email by the code's 5 attempts instead.
+            // Per email as well as per client network: nobody can make us mail one inbox more
+            // than the rate allows. Guessing is bounded per code instead (`OtpRecord::attempt`).
             let key = email.lookup_key();
-            throttle!(call, &[(Scope::PasswordReset, &format!("email:{key}"))]);
+            let network = call.client.clone().unwrap_or_default();
+            throttle!(
+                call,
+                &[(Scope::PasswordReset, Who::Key(&format!("email:{key}")))]
+            );
             let code = OtpCode::generate(&mut OsRng);
-            if let Err(e) = otp_store::issue(env, &key, &code).await {
-                crate::log::error(request_id, "otp store unavailable", &e.to_string());
-                return reply::unavailable();
+            match otp_store::issue(env, &key, &code, &network).await {
+                Ok(true) => {}
+                // The live code asked for from another network stays, and nothing is sent:
+                // the same answer, so the request reveals nothing either.
+                Ok(false) => return reply::json(200, &api::detail(api::DETAIL_RESET_REQUESTED)),
+                Err(e) => {
+                    crate::log::error(request_id, "otp store unavailable", &e.to_string());
+                    return reply::unavailable();
+                }
             }
             // The origin emails the code only if the account exists; the client gets the same
             // answer at the same time either way, so that call runs after the response.
@@ -277,7 +325,13 @@ pub async fn handle(
             reply::json(200, &api::detail(api::DETAIL_RESET_REQUESTED))
         }
         Route::ResetVerifyOtp => {
-            throttle!(call, &[(Scope::Anon, ip), (Scope::PasswordReset, ip)]);
+            throttle!(
+                call,
+                &[
+                    (Scope::Anon, Who::Client),
+                    (Scope::PasswordReset, Who::Client)
+                ]
+            );
             let (body, _) = try_reply!(read_json(&mut req).await?);
             let (email, code) = try_reply!(email_and_code(&body)?);
             let token = try_reply!(exchange_code(&call, &email, code).await?);
@@ -287,7 +341,13 @@ pub async fn handle(
             )
         }
         Route::ResetConfirm => {
-            throttle!(call, &[(Scope::Anon, ip), (Scope::PasswordReset, ip)]);
+            throttle!(
+                call,
+                &[
+                    (Scope::Anon, Who::Client),
+                    (Scope::PasswordReset, Who::Client)
+                ]
+            );
             let (mut body, bytes) = try_reply!(read_json(&mut req).await?);
             let has_token = body
                 .get("reset_token")
@@ -308,20 +368,34 @@ pub async fn handle(
                 );
             }
             let (email, code) = try_reply!(email_and_code(&body)?);
-            let token = try_reply!(exchange_code(&call, &email, code).await?);
+            // The new passwords are checked before the code is spent: a typo in
+            // `re_new_password` must not cost the user their code.
+            try_reply!(new_passwords(&body)?);
+            let token = try_reply!(exchange_code(&call, &email, code.clone()).await?);
             if let Some(fields) = body.as_object_mut() {
                 fields.remove("email");
                 fields.remove("otp");
                 fields.insert("reset_token".into(), Value::String(token));
             }
             let bytes = serde_json::to_vec(&body)?;
-            call.origin(
-                Method::Post,
-                "/internal/password-reset/confirm",
-                Identity::Anonymous,
-                Some(&bytes),
-            )
-            .await
+            let response = call
+                .origin(
+                    Method::Post,
+                    "/internal/password-reset/confirm",
+                    Identity::Anonymous,
+                    Some(&bytes),
+                )
+                .await?;
+            // The origin refused the new password (policy, similarity to the account): the
+            // code was only spent for a reset that did not happen, so it is given back.
+            if response.status_code() == 400 {
+                if let Some(code) = &code {
+                    if let Err(e) = otp_store::reinstate(env, &email.lookup_key(), code).await {
+                        crate::log::error(request_id, "otp not reinstated", &e.to_string());
+                    }
+                }
+            }
+            Ok(response)
         }
     }
 }
@@ -341,7 +415,8 @@ async fn exchange_code(
     let Some(code) = code else {
         return Ok(Err(invalid()?));
     };
-    match otp_store::accept(call.env, &email.lookup_key(), &code).await {
+    let network = call.client.as_deref().unwrap_or_default();
+    match otp_store::accept(call.env, &email.lookup_key(), &code, network).await {
         Ok(true) => {
             let token = call
                 .config
@@ -377,6 +452,18 @@ fn required_token(body: &Value, field: &str) -> Result<std::result::Result<Strin
         (Ok(()), Some(token)) => Ok(Ok(token)),
         (Err(errors), _) => Ok(Err(form_errors(errors)?)),
         (Ok(()), None) => Ok(Err(reply::unauthorized(&api::token_not_valid())?)),
+    }
+}
+
+fn new_passwords(body: &Value) -> Result<std::result::Result<(), Response>> {
+    let mut form = match Form::new(body) {
+        Ok(form) => form,
+        Err(errors) => return Ok(Err(form_errors(errors)?)),
+    };
+    shared::form::new_password_pair(&mut form);
+    match form.finish() {
+        Ok(()) => Ok(Ok(())),
+        Err(errors) => Ok(Err(form_errors(errors)?)),
     }
 }
 

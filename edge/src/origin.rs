@@ -2,7 +2,10 @@
 //! 5xx turned into one `Unavailable` the caller answers with 503.
 
 use futures_util::future::{select, Either};
-use shared::signing::{Identity, SignedParts, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use shared::signing::{
+    Identity, SignedParts, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_SIGNATURE_REFUSED,
+    HEADER_TIMESTAMP,
+};
 use worker::{
     AbortController, Date, Delay, Fetch, Headers, Method, Request, RequestInit, Response,
 };
@@ -34,7 +37,9 @@ pub async fn call(
         identity,
         body: bytes,
     });
-    let fail = |what: &str| Unavailable(format!("origin {method} {path_and_query}: {what}"));
+    // The path only: a query string can carry what a client typed, and logs keep no input.
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    let fail = |what: &str| Unavailable(format!("origin {method} {path}: {what}"));
     let headers = Headers::new();
     let set = |name: &str, value: &str| headers.set(name, value).map_err(|e| fail(&e.to_string()));
     set(HEADER_TIMESTAMP, &timestamp.to_string())?;
@@ -65,6 +70,17 @@ pub async fn call(
         }
     };
     let status = response.status_code();
+    if response
+        .headers()
+        .has(HEADER_SIGNATURE_REFUSED)
+        .unwrap_or(false)
+    {
+        // Not the client's fault: the two sides disagree on ORIGIN_SIGNING_SECRET, or a clock
+        // is off by more than the allowed skew. 503 for the client, the cause in the log.
+        return Err(fail(
+            "refused the edge's signature (check that ORIGIN_SIGNING_SECRET is the same on both sides and both clocks are right)",
+        ));
+    }
     let body = response.bytes().await.map_err(|e| fail(&e.to_string()))?;
     if status >= 500 {
         return Err(fail(&format!("answered {status}")));

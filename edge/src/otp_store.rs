@@ -10,10 +10,13 @@ use worker::{
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Op {
-    /// Store a new code, replacing the previous one.
-    Issue { code: String },
-    /// Present a code.
-    Attempt { code: String },
+    /// Store a new code asked for from `network`, replacing the previous one unless that one
+    /// is live and was asked for from another network (`OtpRecord::replaceable_by`).
+    Issue { code: String, network: String },
+    /// Present a code from `network`.
+    Attempt { code: String, network: String },
+    /// Give back a code accepted by `Attempt` whose use failed (`OtpRecord::reinstate`).
+    Reinstate { code: String },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -38,23 +41,34 @@ impl DurableObject for OtpStore {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let op: Op = req.json().await?;
-        let email_key = self.state.id().name().unwrap_or_default();
+        let email_key = bound_email(self.state.id().name())?;
         let secret = self.env.secret("OTP_SECRET")?.to_string();
         let storage = self.state.storage();
         let parse = |code: &str| {
             OtpCode::parse(code).ok_or_else(|| worker::Error::RustError("malformed code".into()))
         };
         match op {
-            Op::Issue { code } => {
-                let record = OtpRecord::issue(secret.as_bytes(), &email_key, &parse(&code)?, now());
+            Op::Issue { code, network } => {
+                let stored = storage.get::<OtpRecord>("otp").await?;
+                if stored.is_some_and(|r| !r.replaceable_by(&network, now())) {
+                    return Response::from_json(&Outcome { accepted: false });
+                }
+                let record = OtpRecord::issue(secret.as_bytes(), &email_key, &parse(&code)?, now())
+                    .requested_from(&network);
                 storage.put("otp", &record).await?;
                 Response::from_json(&Outcome { accepted: true })
             }
-            Op::Attempt { code } => {
+            Op::Attempt { code, network } => {
                 let Some(mut record) = storage.get::<OtpRecord>("otp").await? else {
                     return Response::from_json(&Outcome { accepted: false });
                 };
-                let outcome = record.attempt(secret.as_bytes(), &email_key, &parse(&code)?, now());
+                let outcome = record.attempt(
+                    secret.as_bytes(),
+                    &email_key,
+                    &parse(&code)?,
+                    now(),
+                    &network,
+                );
                 if outcome != Attempt::NoLiveCode {
                     storage.put("otp", &record).await?;
                 }
@@ -62,8 +76,28 @@ impl DurableObject for OtpStore {
                     accepted: outcome == Attempt::Accepted,
                 })
             }
+            Op::Reinstate { code } => {
+                let Some(mut record) = storage.get::<OtpRecord>("otp").await? else {
+                    return Response::from_json(&Outcome { accepted: false });
+                };
+                let live = record.reinstate(secret.as_bytes(), &email_key, &parse(&code)?, now());
+                if live {
+                    storage.put("otp", &record).await?;
+                }
+                Response::from_json(&Outcome { accepted: live })
+            }
         }
     }
+}
+
+/// The email this object's codes are bound to: its name (the Worker addresses it with
+/// `get_by_name(email)`). An object without one (addressed by a raw id) refuses to work rather
+/// than hash codes with an empty email, which would make a code valid for any address whose
+/// object was reached that way.
+fn bound_email(name: Option<String>) -> Result<String> {
+    name.filter(|n| !n.is_empty()).ok_or_else(|| {
+        worker::Error::RustError("OtpStore reached without an email name; refused".into())
+    })
 }
 
 async fn call(env: &Env, email_key: &str, op: &Op) -> Result<bool> {
@@ -83,27 +117,56 @@ async fn call(env: &Env, email_key: &str, op: &Op) -> Result<bool> {
     Ok(response.json::<Outcome>().await?.accepted)
 }
 
-/// Stores a fresh code for the email.
-pub async fn issue(env: &Env, email_key: &str, code: &OtpCode) -> Result<()> {
+/// Stores a fresh code for the email, asked for from `network`; false when the email's live
+/// code was asked for from another network and is kept (then nothing is to be emailed).
+pub async fn issue(env: &Env, email_key: &str, code: &OtpCode, network: &str) -> Result<bool> {
     call(
         env,
         email_key,
         &Op::Issue {
             code: code.expose().to_owned(),
+            network: network.to_owned(),
         },
     )
     .await
-    .map(|_| ())
 }
 
-/// Whether `code` is the email's live code (consuming it when it is).
-pub async fn accept(env: &Env, email_key: &str, code: &OtpCode) -> Result<bool> {
+/// Whether `code`, presented from `network`, is the email's live code (consuming it when it is).
+pub async fn accept(env: &Env, email_key: &str, code: &OtpCode, network: &str) -> Result<bool> {
     call(
         env,
         email_key,
         &Op::Attempt {
             code: code.expose().to_owned(),
+            network: network.to_owned(),
         },
     )
     .await
+}
+
+/// Makes `code`, accepted earlier, live again (its use failed).
+pub async fn reinstate(env: &Env, email_key: &str, code: &OtpCode) -> Result<bool> {
+    call(
+        env,
+        email_key,
+        &Op::Reinstate {
+            code: code.expose().to_owned(),
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_object_without_an_email_name_refuses() {
+        assert!(bound_email(None).is_err());
+        assert!(bound_email(Some(String::new())).is_err());
+        assert_eq!(
+            bound_email(Some("ada@example.com".into())).unwrap(),
+            "ada@example.com"
+        );
+    }
 }

@@ -29,6 +29,10 @@ pub fn unavailable() -> Result<Response> {
     json(503, &api::detail(api::DETAIL_UNAVAILABLE))
 }
 
+pub fn client_unknown() -> Result<Response> {
+    json(403, &api::detail(api::DETAIL_CLIENT_UNKNOWN))
+}
+
 pub fn bad_request(body: &Value) -> Result<Response> {
     json(400, body)
 }

@@ -111,7 +111,14 @@ impl IntoResponse for ApiError {
                 )
             }
         };
+        let refused_signature = matches!(self, Self::BadSignature);
         let mut response = (status, Json(body)).into_response();
+        if refused_signature {
+            response.headers_mut().insert(
+                shared::signing::HEADER_SIGNATURE_REFUSED,
+                header::HeaderValue::from_static("1"),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -59,10 +59,12 @@ pub fn jwt_create() {}
     ))]
 pub fn jwt_refresh() {}
 
-/// Check an access or refresh token.
+/// Check an access or refresh token (a refresh token also against its revocation).
 #[utoipa::path(post, path = "/api/auth/jwt/verify/", tag = "tokens", request_body = VerifyRequest,
     responses(
         (status = 200, description = "Valid", body = Object, example = json!({})),
+        (status = 400, description = "A refresh token that was rotated out, logged out or revoked (or a malformed body)", body = FieldErrors,
+            example = json!({"non_field_errors": ["Token is blacklisted"]})),
         (status = 401, description = "Not valid", body = TokenErrorBody,
             example = json!({"detail": "Token is invalid or expired", "code": "token_not_valid"})),
         (status = 429, description = "Throttled (anon)", body = Detail, headers(("Retry-After" = u64, description = "Seconds to wait"))),

@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens", post(tokens::login))
         .route("/tokens/refresh", post(tokens::refresh))
         .route("/tokens/logout", post(tokens::logout))
+        .route("/tokens/verify", post(tokens::verify))
         .route("/me", get(users::me).patch(users::patch_me))
         .route("/password-reset/code", post(password_reset::send_code))
         .route("/password-reset/confirm", post(password_reset::confirm))

@@ -1600,9 +1600,19 @@ fn prebuilt_worker_config(name: &str, durable_objects: bool) -> PathBuf {
 /// `wrangler dev` on a [`prebuilt_worker_config`] and a Durable Object state directory, once it
 /// answers; its log is `wrangler.log` beside the config.
 async fn serve_prebuilt(s: &Stack, config: &Path, state: &Path) -> (Group, String) {
+    serve_prebuilt_with(s, config, state, &s.edge_vars).await
+}
+
+/// [`serve_prebuilt`] with other `--var`s.
+async fn serve_prebuilt_with(
+    s: &Stack,
+    config: &Path,
+    state: &Path,
+    vars: &[String],
+) -> (Group, String) {
     let port = free_port();
     let log_path = config.with_file_name("wrangler.log");
-    let edge = wrangler_dev(Some(config), port, state, &log_path, &s.edge_vars);
+    let edge = wrangler_dev(Some(config), port, state, &log_path, vars);
     let url = format!("http://127.0.0.1:{port}");
     wait_until_up(
         &s.http,
@@ -1659,6 +1669,380 @@ async fn throttle_counts_survive_a_worker_restart(s: &mut Stack) {
     assert_eq!(other.status, StatusCode::UNAUTHORIZED, "{}", other.body);
 }
 
+// ------------------------------------------------ security findings (issue 12)
+
+/// Every address of one IPv6 /64 is one client: 10 logins from 10 addresses of one /64 in a
+/// minute, `auth` = 3/min → the 4th and later are 429. Another /64 is another client.
+async fn ipv6_clients_are_throttled_per_64(s: &mut Stack) {
+    let login = |ip: String| async move {
+        s.post(
+            "/api/auth/jwt/create/",
+            &ip,
+            json!({"email": "nobody@example.com", "password": PASSWORD}),
+        )
+        .await
+        .status
+    };
+    let mut statuses = Vec::new();
+    for host in 1..=10 {
+        // Spellings vary too: upper case, zeros written out.
+        let ip = if host % 2 == 0 {
+            format!("2001:DB8:0:12::{host:x}")
+        } else {
+            format!("2001:0db8:0000:0012:{host:x}:0:0:1")
+        };
+        statuses.push(login(ip).await);
+    }
+    let allowed = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert_eq!(statuses[..3], [StatusCode::UNAUTHORIZED; 3], "{statuses:?}");
+    assert!(
+        statuses[3..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    println!(
+        "  one /64, 10 addresses: {allowed} logins let through, {} throttled",
+        10 - allowed
+    );
+    assert_eq!(
+        login("2001:db8:0:13::1".into()).await,
+        StatusCode::UNAUTHORIZED,
+        "another /64 is another client"
+    );
+}
+
+/// SimpleJWT's blacklist through the Worker: a refresh token rotated out, logged out, or
+/// revoked by a password reset answers 400 "Token is blacklisted" at `jwt/verify/`.
+async fn verify_refuses_revoked_refresh_tokens(s: &mut Stack) {
+    let ip = "192.0.2.10";
+    let blacklisted = json!({"non_field_errors": ["Token is blacklisted"]});
+    let verify = |token: String| async move {
+        s.post(
+            "/api/auth/jwt/verify/",
+            "192.0.2.11",
+            json!({ "token": token }),
+        )
+        .await
+    };
+    let (access, refresh) = s
+        .register_and_login(ip, "blanche@example.com", "blanche")
+        .await;
+    assert_eq!(verify(refresh.clone()).await.status, StatusCode::OK);
+
+    // 1. Rotated out.
+    let rotated = s
+        .post("/api/auth/jwt/refresh/", ip, json!({ "refresh": refresh }))
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let r = verify(refresh.clone()).await;
+    assert_eq!((r.status, &r.body), (StatusCode::BAD_REQUEST, &blacklisted));
+    let child = rotated.body["refresh"].as_str().unwrap().to_owned();
+    assert_eq!(verify(child.clone()).await.status, StatusCode::OK);
+
+    // 2. Logged out.
+    let out = s
+        .request(
+            Method::POST,
+            "/api/auth/logout/",
+            ip,
+            Some(&access),
+            Some(json!({ "refresh": child })),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    let r = verify(child).await;
+    assert_eq!((r.status, &r.body), (StatusCode::BAD_REQUEST, &blacklisted));
+
+    // 3. Revoked by a password reset.
+    let login = s
+        .post(
+            "/api/auth/jwt/create/",
+            "192.0.2.12",
+            json!({"email": "blanche@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let live = login.body["refresh"].as_str().unwrap().to_owned();
+    assert_eq!(verify(live.clone()).await.status, StatusCode::OK);
+    let code = s.reset_code("192.0.2.13", "blanche@example.com").await;
+    let reset = s
+        .post(
+            "/api/auth/password/reset/confirm/",
+            "192.0.2.14",
+            json!({"email": "blanche@example.com", "otp": code, "new_password": NEW_PASSWORD, "re_new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::NO_CONTENT, "{}", reset.body);
+    let r = verify(live).await;
+    assert_eq!((r.status, &r.body), (StatusCode::BAD_REQUEST, &blacklisted));
+}
+
+/// U+0000 in a string field is a DRF field error through the Worker (it used to reach
+/// PostgreSQL: 500 at the origin, 503 here).
+async fn null_characters_are_field_errors(s: &mut Stack) {
+    let ip = "192.0.2.20";
+    let (access, _) = s.register_and_login(ip, "nola@example.com", "nola").await;
+    let null = json!(["Null characters are not allowed."]);
+    let login = s
+        .post(
+            "/api/auth/jwt/create/",
+            "192.0.2.21",
+            json!({"email": "nola\u{0}@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        (login.status, &login.body["email"]),
+        (StatusCode::BAD_REQUEST, &null),
+        "{}",
+        login.body
+    );
+    for field in ["first_name", "last_name", "username"] {
+        let patch = s
+            .request(
+                Method::PATCH,
+                "/api/auth/me/",
+                ip,
+                Some(&access),
+                Some(json!({ field: "a\u{0}b" })),
+            )
+            .await;
+        assert_eq!(
+            (patch.status, &patch.body[field]),
+            (StatusCode::BAD_REQUEST, &null),
+            "{field}: {}",
+            patch.body
+        );
+    }
+    let register = s
+        .post(
+            "/api/auth/users/",
+            "192.0.2.22",
+            json!({"email": "x@example.com", "username": "x\u{0}", "password": "40718263"}),
+        )
+        .await;
+    assert_eq!(
+        (register.status, &register.body["username"]),
+        (StatusCode::BAD_REQUEST, &null)
+    );
+    let verify = s
+        .post(
+            "/api/auth/jwt/verify/",
+            "192.0.2.23",
+            json!({"token": "\u{0}"}),
+        )
+        .await;
+    assert_eq!(
+        (verify.status, &verify.body["token"]),
+        (StatusCode::BAD_REQUEST, &null)
+    );
+    let reset = s
+        .post(
+            "/api/auth/password/reset/",
+            "192.0.2.24",
+            json!({"email": "nola@example.com\u{0}"}),
+        )
+        .await;
+    assert_eq!(
+        (reset.status, &reset.body["email"]),
+        (StatusCode::BAD_REQUEST, &null)
+    );
+}
+
+/// `confirm` with `{email, otp}`: a typo in `re_new_password`, or a new password the origin
+/// refuses, leaves the code usable; the right passwords then succeed with the same code.
+async fn confirm_with_a_bad_new_password_keeps_the_code(s: &mut Stack) {
+    s.register_and_login("192.0.2.30", "tilda@example.com", "tilda")
+        .await;
+    let code = s.reset_code("192.0.2.31", "tilda@example.com").await;
+    let confirm = |ip: &'static str, new: &'static str, re: &'static str| {
+        let code = code.clone();
+        async move {
+            s.post(
+                "/api/auth/password/reset/confirm/",
+                ip,
+                json!({"email": "tilda@example.com", "otp": code, "new_password": new, "re_new_password": re}),
+            )
+            .await
+        }
+    };
+    let typo = confirm("192.0.2.32", NEW_PASSWORD, "58203918").await;
+    assert_eq!(
+        (typo.status, &typo.body),
+        (
+            StatusCode::BAD_REQUEST,
+            &json!({"re_new_password": ["The two password fields didn't match."]})
+        )
+    );
+    // Refused by the origin's policy (the seed policy wants exactly 8 digits).
+    let weak = confirm("192.0.2.33", "1234", "1234").await;
+    assert_eq!(weak.status, StatusCode::BAD_REQUEST, "{}", weak.body);
+    assert!(weak.body["new_password"].is_array(), "{}", weak.body);
+    let ok = confirm("192.0.2.34", NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(ok.status, StatusCode::NO_CONTENT, "{}", ok.body);
+    // Now it is spent.
+    let again = confirm("192.0.2.35", "40718263", "40718263").await;
+    assert_eq!(
+        (again.status, &again.body),
+        (
+            StatusCode::BAD_REQUEST,
+            &json!({"otp": ["Invalid or expired code."]})
+        )
+    );
+}
+
+/// A Worker whose ORIGIN_SIGNING_SECRET differs from the origin's: clients get the documented
+/// 503 (not the origin's 401 about our signature), and the cause is logged, for the reset email
+/// too; an origin failure's log line carries no query string.
+async fn a_signature_mismatch_is_503_and_logged(s: &mut Stack) {
+    let config = prebuilt_worker_config("wrong-secret", true);
+    let state = tempdir::Dir::new();
+    let vars: Vec<String> = s
+        .edge_vars
+        .iter()
+        .map(|v| {
+            if v.starts_with("ORIGIN_SIGNING_SECRET:") {
+                "ORIGIN_SIGNING_SECRET:not-the-origins-secret-0123456789abcdef".to_owned()
+            } else {
+                v.clone()
+            }
+        })
+        .collect();
+    let (_edge, edge) = serve_prebuilt_with(s, &config, &state.0, &vars).await;
+    let unavailable = json!({"detail": shared::api::DETAIL_UNAVAILABLE});
+    let post = |path: &'static str, body: Value| {
+        let (http, edge) = (s.http.clone(), edge.clone());
+        async move {
+            read(
+                http.post(format!("{edge}{path}"))
+                    .header("CF-Connecting-IP", "192.0.2.40")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let login = post(
+        "/api/auth/jwt/create/",
+        json!({"email": "nobody@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(
+        (login.status, &login.body),
+        (StatusCode::SERVICE_UNAVAILABLE, &unavailable)
+    );
+    assert!(login.headers.get("www-authenticate").is_none());
+    let reset = post(
+        "/api/auth/password/reset/",
+        json!({"email": "nobody@example.com"}),
+    )
+    .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    let (access, _) = s
+        .register_and_login("192.0.2.41", "sigrid@example.com", "sigrid")
+        .await;
+    let listed = read(
+        s.http
+            .get(format!("{edge}/api/auth/users/?page=query-marker-7f3a"))
+            .header("CF-Connecting-IP", "192.0.2.40")
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        listed.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        listed.body
+    );
+    let log_path = config.with_file_name("wrangler.log");
+    let mut log = String::new();
+    for _ in 0..50 {
+        log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains("reset email not queued") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(log.contains("refused the edge's signature"), "cause logged");
+    assert!(
+        log.contains("reset email not queued"),
+        "the reset email's failure is logged"
+    );
+    assert!(
+        !log.contains("query-marker-7f3a"),
+        "no query string in the logs"
+    );
+}
+
+/// The reset channel cannot be taken from the owner from another network: a request from
+/// elsewhere does not replace the owner's live code, and wrong guesses from elsewhere do not
+/// burn it.
+async fn the_reset_channel_cannot_be_taken_from_the_owner(s: &mut Stack) {
+    let (owner, attacker) = ("192.0.2.60", "2001:db8:66::1");
+    let email = "vicky@example.com";
+    s.register_and_login(owner, email, "vicky").await;
+    let code = s.reset_code(owner, email).await;
+    // Another network asks for a code for the same email: the same answer, but the owner's live
+    // code stays and nothing is mailed.
+    let sent = s.sink.messages().len();
+    let r = s
+        .post(
+            "/api/auth/password/reset/",
+            attacker,
+            json!({ "email": email }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        s.sink.messages().len(),
+        sent,
+        "no code mailed for the other network"
+    );
+    // Five wrong guesses from two other networks...
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let invalid = json!({"otp": ["Invalid or expired code."]});
+    for (i, ip) in [
+        "192.0.2.61",
+        "192.0.2.61",
+        "192.0.2.61",
+        "192.0.2.62",
+        "192.0.2.62",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = s
+            .post(
+                "/api/auth/password/reset/verify-otp/",
+                ip,
+                json!({"email": email, "otp": wrong}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, &r.body),
+            (StatusCode::BAD_REQUEST, &invalid),
+            "guess {i}"
+        );
+    }
+    // ...leave the owner's code usable from the owner's network.
+    let r = s
+        .post(
+            "/api/auth/password/reset/confirm/",
+            owner,
+            json!({"email": email, "otp": code, "new_password": NEW_PASSWORD, "re_new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+}
+
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -1692,6 +2076,12 @@ fn main() {
             parallel_otp_guesses_are_all_counted,
             durable_objects_down_fail_closed_for_auth_and_open_for_reads,
             throttle_counts_survive_a_worker_restart,
+            ipv6_clients_are_throttled_per_64,
+            verify_refuses_revoked_refresh_tokens,
+            null_characters_are_field_errors,
+            confirm_with_a_bad_new_password_keeps_the_code,
+            a_signature_mismatch_is_503_and_logged,
+            the_reset_channel_cannot_be_taken_from_the_owner,
         ] {
             if filter.as_deref().is_some_and(|f| !name.contains(f)) {
                 continue;

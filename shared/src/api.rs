@@ -15,9 +15,15 @@ pub const DETAIL_RESET_REQUESTED: &str =
     "If an account exists for this email, a code has been sent.";
 pub const DETAIL_UNAVAILABLE: &str = "Service temporarily unavailable.";
 pub const DETAIL_NOT_FOUND: &str = "Not found.";
+/// A request to a credential or reset endpoint without `CF-Connecting-IP` (it did not come
+/// through Cloudflare's edge): refused, see `client::throttle_identity`.
+pub const DETAIL_CLIENT_UNKNOWN: &str = "Could not determine the client address.";
 pub const MSG_EMAIL_TAKEN: &str = "user with this email address already exists.";
 pub const MSG_USERNAME_TAKEN: &str = "A user with that username already exists.";
 pub const MSG_OTP_INVALID: &str = "Invalid or expired code.";
+/// SimpleJWT's `TokenVerifySerializer` with the blacklist app: a refresh token that was rotated
+/// out, logged out or revoked (`non_field_errors`, 400).
+pub const MSG_TOKEN_BLACKLISTED: &str = "Token is blacklisted";
 pub const MSG_RESET_TOKEN_INVALID: &str = "Invalid or expired reset token.";
 pub const CODE_TOKEN_NOT_VALID: &str = "token_not_valid";
 /// Every 401 carries this, as DRF's `authenticate_header` does.

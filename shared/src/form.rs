@@ -13,6 +13,11 @@ pub const MSG_REQUIRED: &str = "This field is required.";
 pub const MSG_NULL: &str = "This field may not be null.";
 pub const MSG_BLANK: &str = "This field may not be blank.";
 pub const MSG_NOT_STRING: &str = "Not a valid string.";
+/// Django's `ProhibitNullCharactersValidator`, which DRF's `CharField` runs: PostgreSQL cannot
+/// store U+0000 in `text` (SQLSTATE 22021), so such a value must be a field error, never a 500.
+/// It is the only code point a JSON string can carry that PostgreSQL refuses: `serde_json`
+/// already refuses lone surrogates as a parse error.
+pub const MSG_NULL_CHARACTER: &str = "Null characters are not allowed.";
 
 pub fn max_length_message(max: usize) -> String {
     format!("Ensure this field has no more than {max} characters.")
@@ -121,6 +126,10 @@ impl<'a> Form<'a> {
                 self.errors.add(name, MSG_NULL);
                 return None;
             }
+            Value::String(s) if s.contains('\0') => {
+                self.errors.add(name, MSG_NULL_CHARACTER);
+                return None;
+            }
             Value::String(s) => s.trim().to_owned(),
             // DRF's CharField accepts numbers (and renders them as text), not booleans.
             Value::Number(n) => n.to_string(),
@@ -138,6 +147,23 @@ impl<'a> Form<'a> {
             return None;
         }
         Some(text)
+    }
+}
+
+/// Djoser's `PasswordRetypeSerializer` fields of a reset confirm: `new_password` and
+/// `re_new_password`, both required, and equal (the mismatch reported under
+/// `re_new_password`). The password policy is checked by the origin, which knows the account.
+pub fn new_password_pair(form: &mut Form<'_>) -> Option<String> {
+    use crate::validate::{MSG_PASSWORD_MISMATCH, PASSWORD_MAX_CHARS};
+    let new_password = form.required("new_password", PASSWORD_MAX_CHARS);
+    let re_new_password = form.required("re_new_password", PASSWORD_MAX_CHARS);
+    match (new_password, re_new_password) {
+        (Some(a), Some(b)) if a == b => Some(a),
+        (Some(_), Some(_)) => {
+            form.error("re_new_password", MSG_PASSWORD_MISMATCH);
+            None
+        }
+        _ => None,
     }
 }
 
@@ -181,6 +207,50 @@ mod tests {
         );
         assert!(form.has("first_name") && !form.has("role"));
         assert!(form.finish().is_ok());
+    }
+
+    #[test]
+    fn null_characters_are_a_field_error_wherever_they_stand() {
+        let body = json!({
+            "a": "\u{0}",
+            "b": "ada\u{0}@example.com",
+            "c": " x\u{0}",
+            "d": "\u{0}",
+            "e": "fine",
+        });
+        let mut form = Form::new(&body).unwrap();
+        assert_eq!(form.required("a", 10), None);
+        assert_eq!(form.required("b", 100), None);
+        assert_eq!(form.optional("c", 10, true), None);
+        assert_eq!(form.optional("d", 10, true), None);
+        assert_eq!(form.required("e", 10).as_deref(), Some("fine"));
+        let errors = serde_json::to_value(form.finish().unwrap_err()).unwrap();
+        for field in ["a", "b", "c", "d"] {
+            assert_eq!(errors[field], json!([MSG_NULL_CHARACTER]), "{field}");
+        }
+        assert!(errors.get("e").is_none());
+    }
+
+    #[test]
+    fn new_password_pair_must_match() {
+        let body = json!({"new_password": "58203917", "re_new_password": "58203917"});
+        let mut form = Form::new(&body).unwrap();
+        assert_eq!(new_password_pair(&mut form).as_deref(), Some("58203917"));
+        assert!(form.finish().is_ok());
+        let body = json!({"new_password": "58203917", "re_new_password": "58203918"});
+        let mut form = Form::new(&body).unwrap();
+        assert_eq!(new_password_pair(&mut form), None);
+        assert_eq!(
+            serde_json::to_value(form.finish().unwrap_err()).unwrap(),
+            json!({"re_new_password": [crate::validate::MSG_PASSWORD_MISMATCH]})
+        );
+        let body = json!({"re_new_password": "x"});
+        let mut form = Form::new(&body).unwrap();
+        assert_eq!(new_password_pair(&mut form), None);
+        assert_eq!(
+            serde_json::to_value(form.finish().unwrap_err()).unwrap(),
+            json!({"new_password": [MSG_REQUIRED]})
+        );
     }
 
     #[test]

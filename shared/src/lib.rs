@@ -6,6 +6,7 @@
 //! source, so every rule is a pure function that `cargo test` exercises natively.
 
 pub mod api;
+pub mod client;
 pub mod form;
 pub mod hex;
 pub mod keys;

@@ -10,6 +10,9 @@ pub const OTP_DIGITS: usize = 6;
 pub const OTP_TTL_SECS: i64 = 600;
 /// Wrong guesses after which a code is burned.
 pub const OTP_MAX_ATTEMPTS: u32 = 5;
+/// How many of those wrong guesses may come from networks other than the one that asked for
+/// the code (all of them together): an outsider can never burn the asker's last three.
+pub const OTP_OTHER_NETWORK_ATTEMPTS: u32 = 2;
 
 const CODES: u32 = 1_000_000;
 /// The largest multiple of 10^6 that fits in a u32: draws at or above it are rejected, so
@@ -76,10 +79,23 @@ pub struct OtpRecord {
     pub hash: String,
     /// Unix seconds after which the code is refused.
     pub expires_at: i64,
-    /// Wrong guesses so far.
+    /// Wrong guesses from the requester's network.
     pub attempts: u32,
     /// Set once the code was accepted or burned; it is never accepted again.
     pub spent: bool,
+    /// The client network (`shared::client::network_key`) that asked for this code: its wrong
+    /// guesses are `attempts`, every other network's together `other_attempts` (records written
+    /// before this field have `""`).
+    #[serde(default)]
+    pub requester: String,
+    /// Wrong guesses from networks other than the requester's, all together (at most
+    /// `OTP_OTHER_NETWORK_ATTEMPTS`).
+    #[serde(default)]
+    pub other_attempts: u32,
+    /// Set when the code was spent by being accepted (not burned by wrong guesses), so that
+    /// [`OtpRecord::reinstate`] can give it back.
+    #[serde(default)]
+    pub accepted: bool,
 }
 
 /// The result of presenting a code.
@@ -100,27 +116,81 @@ impl OtpRecord {
             hash: crate::hex::encode(&hash(secret, email_key, code)),
             expires_at: now + OTP_TTL_SECS,
             attempts: 0,
+            requester: String::new(),
+            other_attempts: 0,
             spent: false,
+            accepted: false,
         }
     }
 
-    /// Checks `code` and updates the record: single use, expiry, and at most
-    /// `OTP_MAX_ATTEMPTS` wrong guesses before the code is burned.
-    pub fn attempt(&mut self, secret: &[u8], email_key: &str, code: &OtpCode, now: i64) -> Attempt {
-        if self.spent || now >= self.expires_at || self.attempts >= OTP_MAX_ATTEMPTS {
+    /// The same record, asked for by `network`.
+    pub fn requested_from(mut self, network: &str) -> Self {
+        self.requester = network.to_owned();
+        self
+    }
+
+    /// Whether a new code asked for by `network` may take this one's place. A live code is only
+    /// replaced from the network that asked for it: otherwise anyone could void the owner's
+    /// emailed code at will by asking for another one (the new code goes to the owner's inbox
+    /// too, but its guesses would then be the asker's to burn).
+    pub fn replaceable_by(&self, network: &str, now: i64) -> bool {
+        self.spent || now >= self.expires_at || network == self.requester
+    }
+
+    /// Checks `code`, presented from `network`, and updates the record: single use, expiry,
+    /// and at most `OTP_MAX_ATTEMPTS` wrong guesses in all (then the code is burned), of which
+    /// at most `OTP_OTHER_NETWORK_ATTEMPTS` from networks other than the requester's (then it is
+    /// closed to them, and still open to the requester's). Nobody gets more guesses per code
+    /// than before, and an outsider can no longer burn the owner's code.
+    pub fn attempt(
+        &mut self,
+        secret: &[u8],
+        email_key: &str,
+        code: &OtpCode,
+        now: i64,
+        network: &str,
+    ) -> Attempt {
+        let own = network == self.requester;
+        if self.spent
+            || now >= self.expires_at
+            || self.attempts + self.other_attempts >= OTP_MAX_ATTEMPTS
+            || (!own && self.other_attempts >= OTP_OTHER_NETWORK_ATTEMPTS)
+        {
             return Attempt::NoLiveCode;
         }
         let stored = crate::hex::decode(&self.hash).unwrap_or_default();
         if matches(secret, email_key, code, &stored) {
             self.spent = true;
-            Attempt::Accepted
-        } else {
-            self.attempts += 1;
-            if self.attempts >= OTP_MAX_ATTEMPTS {
-                self.spent = true;
-            }
-            Attempt::Wrong
+            self.accepted = true;
+            return Attempt::Accepted;
         }
+        if own {
+            self.attempts += 1;
+        } else {
+            self.other_attempts += 1;
+        }
+        if self.attempts + self.other_attempts >= OTP_MAX_ATTEMPTS {
+            self.spent = true;
+        }
+        Attempt::Wrong
+    }
+}
+
+impl OtpRecord {
+    /// Makes an accepted code live again, because what it was exchanged for did not happen:
+    /// `confirm` with `{email, otp}` whose new password the origin refused (a typo in
+    /// `re_new_password` must not cost the user their code). Only the very code that was
+    /// accepted, and only until it expires: its wrong-guess count is kept, a burned code stays
+    /// burned, and whoever reinstates a code has just proved they know it, so nothing is
+    /// gained by an attacker. Returns whether the code is live again.
+    pub fn reinstate(&mut self, secret: &[u8], email_key: &str, code: &OtpCode, now: i64) -> bool {
+        let stored = crate::hex::decode(&self.hash).unwrap_or_default();
+        if !self.accepted || now >= self.expires_at || !matches(secret, email_key, code, &stored) {
+            return false;
+        }
+        self.spent = false;
+        self.accepted = false;
+        true
     }
 }
 
@@ -198,6 +268,9 @@ mod tests {
     }
 
     const NOW: i64 = 1_800_000_000;
+    /// The network the records in these tests were requested from.
+    const OWNER: &str = "";
+    const ELSEWHERE: &str = "203.0.113.7";
 
     fn code(s: &str) -> OtpCode {
         OtpCode::parse(s).unwrap()
@@ -208,11 +281,11 @@ mod tests {
         let mut r = OtpRecord::issue(b"k", "a@example.com", &code("123456"), NOW);
         assert!(!r.hash.contains("123456"));
         assert_eq!(
-            r.attempt(b"k", "a@example.com", &code("123456"), NOW + 1),
+            r.attempt(b"k", "a@example.com", &code("123456"), NOW + 1, OWNER),
             Attempt::Accepted
         );
         assert_eq!(
-            r.attempt(b"k", "a@example.com", &code("123456"), NOW + 2),
+            r.attempt(b"k", "a@example.com", &code("123456"), NOW + 2, OWNER),
             Attempt::NoLiveCode
         );
     }
@@ -221,12 +294,12 @@ mod tests {
     fn record_expires_after_ten_minutes() {
         let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
         assert_eq!(
-            r.attempt(b"k", "a", &code("123456"), NOW + OTP_TTL_SECS),
+            r.attempt(b"k", "a", &code("123456"), NOW + OTP_TTL_SECS, OWNER),
             Attempt::NoLiveCode
         );
         let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
         assert_eq!(
-            r.attempt(b"k", "a", &code("123456"), NOW + OTP_TTL_SECS - 1),
+            r.attempt(b"k", "a", &code("123456"), NOW + OTP_TTL_SECS - 1, OWNER),
             Attempt::Accepted
         );
     }
@@ -235,22 +308,122 @@ mod tests {
     fn five_wrong_guesses_burn_the_code() {
         let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
         for _ in 0..OTP_MAX_ATTEMPTS {
-            assert_eq!(r.attempt(b"k", "a", &code("000000"), NOW), Attempt::Wrong);
+            assert_eq!(
+                r.attempt(b"k", "a", &code("000000"), NOW, OWNER),
+                Attempt::Wrong
+            );
         }
         assert!(r.spent);
         assert_eq!(
-            r.attempt(b"k", "a", &code("123456"), NOW),
+            r.attempt(b"k", "a", &code("123456"), NOW, OWNER),
             Attempt::NoLiveCode
         );
         // Four wrong guesses leave the right one usable.
         let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
         for _ in 0..OTP_MAX_ATTEMPTS - 1 {
-            r.attempt(b"k", "a", &code("000000"), NOW);
+            r.attempt(b"k", "a", &code("000000"), NOW, OWNER);
         }
         assert_eq!(
-            r.attempt(b"k", "a", &code("123456"), NOW),
+            r.attempt(b"k", "a", &code("123456"), NOW, OWNER),
             Attempt::Accepted
         );
+    }
+
+    #[test]
+    fn an_accepted_code_can_be_reinstated_once_by_its_holder_until_it_expires() {
+        let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
+        assert_eq!(
+            r.attempt(b"k", "a", &code("000000"), NOW, OWNER),
+            Attempt::Wrong
+        );
+        // Not accepted yet: nothing to give back.
+        assert!(!r.reinstate(b"k", "a", &code("123456"), NOW));
+        assert_eq!(
+            r.attempt(b"k", "a", &code("123456"), NOW, OWNER),
+            Attempt::Accepted
+        );
+        // Another code, email or secret does not bring it back.
+        assert!(!r.reinstate(b"k", "a", &code("654321"), NOW));
+        assert!(!r.reinstate(b"k", "b", &code("123456"), NOW));
+        assert!(!r.reinstate(b"other", "a", &code("123456"), NOW));
+        assert!(r.reinstate(b"k", "a", &code("123456"), NOW + 1));
+        // Live again, with the earlier wrong guess still counted.
+        assert_eq!(r.attempts, 1);
+        assert!(
+            !r.reinstate(b"k", "a", &code("123456"), NOW + 1),
+            "only once per acceptance"
+        );
+        assert_eq!(
+            r.attempt(b"k", "a", &code("123456"), NOW + 2, OWNER),
+            Attempt::Accepted
+        );
+        // Past its expiry it stays spent.
+        assert!(!r.reinstate(b"k", "a", &code("123456"), NOW + OTP_TTL_SECS));
+        // A burned code is never reinstated, even with the right code.
+        let mut burned = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
+        for _ in 0..OTP_MAX_ATTEMPTS {
+            burned.attempt(b"k", "a", &code("000000"), NOW, OWNER);
+        }
+        assert!(!burned.reinstate(b"k", "a", &code("123456"), NOW));
+    }
+
+    #[test]
+    fn guesses_from_other_networks_cannot_burn_the_owners_code() {
+        let owner = "2001:db8:1::/64";
+        let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW).requested_from(owner);
+        for _ in 0..OTP_OTHER_NETWORK_ATTEMPTS {
+            assert_eq!(
+                r.attempt(b"k", "a", &code("000000"), NOW, ELSEWHERE),
+                Attempt::Wrong
+            );
+        }
+        // Closed to every other network, even for the right code...
+        for network in [ELSEWHERE, "198.51.100.1"] {
+            assert_eq!(
+                r.attempt(b"k", "a", &code("123456"), NOW, network),
+                Attempt::NoLiveCode
+            );
+        }
+        assert!(!r.spent);
+        // ...and still open to the owner's network, for what is left of the five.
+        for _ in 0..OTP_MAX_ATTEMPTS - OTP_OTHER_NETWORK_ATTEMPTS - 1 {
+            assert_eq!(
+                r.attempt(b"k", "a", &code("000001"), NOW, owner),
+                Attempt::Wrong
+            );
+        }
+        assert_eq!(
+            r.attempt(b"k", "a", &code("123456"), NOW, owner),
+            Attempt::Accepted
+        );
+        // Five wrong guesses in all burn it, whoever made them.
+        let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW).requested_from(owner);
+        r.attempt(b"k", "a", &code("000000"), NOW, ELSEWHERE);
+        for _ in 0..OTP_MAX_ATTEMPTS - 1 {
+            r.attempt(b"k", "a", &code("000000"), NOW, owner);
+        }
+        assert!(r.spent);
+        assert_eq!(
+            r.attempt(b"k", "a", &code("123456"), NOW, owner),
+            Attempt::NoLiveCode
+        );
+    }
+
+    #[test]
+    fn a_live_code_is_replaced_only_from_the_network_that_asked_for_it() {
+        let owner = "192.0.2.1";
+        let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW).requested_from(owner);
+        assert!(r.replaceable_by(owner, NOW + 1));
+        assert!(!r.replaceable_by(ELSEWHERE, NOW + 1));
+        // Even with its outsiders' guesses used up.
+        for _ in 0..OTP_MAX_ATTEMPTS {
+            r.attempt(b"k", "a", &code("000000"), NOW, ELSEWHERE);
+        }
+        assert!(!r.replaceable_by(ELSEWHERE, NOW + 1));
+        // Expired or spent: anyone may ask for a new one.
+        assert!(r.replaceable_by(ELSEWHERE, NOW + OTP_TTL_SECS));
+        r.attempt(b"k", "a", &code("123456"), NOW, owner);
+        assert!(r.replaceable_by(ELSEWHERE, NOW + 1));
     }
 
     #[test]
@@ -260,9 +433,9 @@ mod tests {
         let first = OtpRecord::issue(b"k", "a", &old, NOW);
         let mut r = OtpRecord::issue(b"k", "a", &code("222222"), NOW + 5);
         assert_ne!(first.hash, r.hash);
-        assert_eq!(r.attempt(b"k", "a", &old, NOW + 6), Attempt::Wrong);
+        assert_eq!(r.attempt(b"k", "a", &old, NOW + 6, OWNER), Attempt::Wrong);
         assert_eq!(
-            r.attempt(b"k", "a", &code("222222"), NOW + 6),
+            r.attempt(b"k", "a", &code("222222"), NOW + 6, OWNER),
             Attempt::Accepted
         );
     }
@@ -275,7 +448,7 @@ mod tests {
         let mut corrupt = r.clone();
         corrupt.hash = "zz".into();
         assert_eq!(
-            corrupt.attempt(b"k", "a", &code("123456"), NOW),
+            corrupt.attempt(b"k", "a", &code("123456"), NOW, OWNER),
             Attempt::Wrong
         );
     }
@@ -290,7 +463,7 @@ mod tests {
             let mut judged = 0;
             let mut accepted = 0;
             for g in guesses {
-                match r.attempt(b"k", "a", &code(&format!("{g:06}")), NOW) {
+                match r.attempt(b"k", "a", &code(&format!("{g:06}")), NOW, OWNER) {
                     Attempt::Accepted => { judged += 1; accepted += 1; }
                     Attempt::Wrong => judged += 1,
                     Attempt::NoLiveCode => {}

@@ -11,6 +11,10 @@ use sha2::{Digest, Sha256};
 pub const HEADER_TIMESTAMP: &str = "x-edge-timestamp";
 pub const HEADER_IDENTITY: &str = "x-edge-identity";
 pub const HEADER_SIGNATURE: &str = "x-edge-signature";
+/// Set by the origin on its answer to a request whose signature it refused, so the edge can
+/// tell a misconfiguration (different `ORIGIN_SIGNING_SECRET`, clock skew) from a client's 401
+/// and answer 503 instead of passing a 401 on to a client that did nothing wrong.
+pub const HEADER_SIGNATURE_REFUSED: &str = "x-edge-signature-refused";
 pub const MAX_SKEW_SECS: i64 = 60;
 pub const MIN_SECRET_BYTES: usize = 32;
 

@@ -268,3 +268,43 @@ pub async fn logout(
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `POST /internal/tokens/verify` `{token}` — the revocation half of `jwt/verify/` for refresh
+/// tokens (the edge checks signatures and access tokens itself, but only the database knows a
+/// family's state): 200 `{}` while the token can still refresh, 400 `Token is blacklisted` when
+/// it was rotated out, logged out, or revoked by reuse detection or a password reset
+/// (SimpleJWT's blacklist answer), 401 when it is not a refresh token we issued.
+pub async fn verify(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<serde_json::Value>> {
+    let mut form = Form::new(&body).map_err(ApiError::Validation)?;
+    let token = form.required("token", shared::token::MAX_TOKEN_BYTES);
+    form.finish().map_err(ApiError::Validation)?;
+    let token = token.ok_or(ApiError::TokenNotValid)?;
+    let claims = state
+        .tokens
+        .verifier
+        .refresh(&token, Utc::now().timestamp())
+        .map_err(|e| {
+            tracing::debug!(reason = %e, "verify: refresh token refused");
+            ApiError::TokenNotValid
+        })?;
+    let jti = Uuid::parse_str(&claims.jti).map_err(|_| ApiError::TokenNotValid)?;
+    let client = state.pool.get().await?;
+    let status = tokens::status(&client, jti)
+        .await?
+        .filter(|s| s.user_id == claims.user_id)
+        .ok_or(ApiError::TokenNotValid)?;
+    let live = status.used_at.is_none()
+        && !status.family_revoked
+        && status.user_active
+        && status.token_version == claims.ver;
+    if !live {
+        return Err(ApiError::Validation(shared::api::FieldErrors::single(
+            "non_field_errors",
+            shared::api::MSG_TOKEN_BLACKLISTED,
+        )));
+    }
+    Ok(Json(json!({})))
+}

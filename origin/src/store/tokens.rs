@@ -113,6 +113,40 @@ pub async fn lock(
         }))
 }
 
+/// A stored refresh token with its family's and its user's state, read without a lock.
+#[derive(Debug)]
+pub struct RefreshStatus {
+    pub user_id: i64,
+    pub used_at: Option<DateTime<Utc>>,
+    pub family_revoked: bool,
+    pub user_active: bool,
+    pub token_version: i32,
+}
+
+/// Whether a refresh token can still be used, in one query (`jwt/verify/`).
+pub async fn status(
+    client: &impl GenericClient,
+    jti: Uuid,
+) -> Result<Option<RefreshStatus>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT t.user_id, t.used_at, f.revoked_at IS NOT NULL, u.is_active, u.token_version \
+             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+             JOIN users u ON u.id = t.user_id WHERE t.jti = $1",
+        )
+        .await?;
+    Ok(client
+        .query_opt(&stmt, &[&jti])
+        .await?
+        .map(|row| RefreshStatus {
+            user_id: row.get(0),
+            used_at: row.get(1),
+            family_revoked: row.get(2),
+            user_active: row.get(3),
+            token_version: row.get(4),
+        }))
+}
+
 pub async fn mark_used(
     client: &impl GenericClient,
     jti: Uuid,

@@ -47,6 +47,11 @@ fn assert_refused(reply: &Reply) {
         json!({"detail": "Request signature missing, invalid or expired."})
     );
     assert_eq!(reply.headers["www-authenticate"], "Bearer realm=\"api\"");
+    // What tells the edge that this 401 is about its own signature (answered 503 to clients).
+    assert_eq!(
+        reply.headers[shared::signing::HEADER_SIGNATURE_REFUSED],
+        "1"
+    );
 }
 
 #[tokio::test]
@@ -117,6 +122,7 @@ async fn every_internal_route_requires_a_signature() {
         ("POST", "/internal/tokens"),
         ("POST", "/internal/tokens/refresh"),
         ("POST", "/internal/tokens/logout"),
+        ("POST", "/internal/tokens/verify"),
         ("GET", "/internal/me"),
         ("PATCH", "/internal/me"),
         ("POST", "/internal/password-reset/code"),
