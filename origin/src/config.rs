@@ -90,8 +90,9 @@ pub struct ServeArgs {
     pub refresh_token_ttl: i64,
 
     /// Seconds after a rotation during which the old refresh token still gets the same answer
-    /// (a client retrying after a lost response); reuse after it revokes the family.
-    #[arg(long, env = "REFRESH_REUSE_GRACE", default_value_t = 10)]
+    /// (a client retrying after a lost response); reuse after it revokes the family. Off (0) by
+    /// default: within the window a stolen token replayed by an attacker also gets a valid child.
+    #[arg(long, env = "REFRESH_REUSE_GRACE", default_value_t = 0)]
     pub refresh_reuse_grace: i64,
 
     /// Password rules: `seed` (exactly 8 digits, as the original) or `strong` (12–128 chars).

@@ -223,7 +223,8 @@ impl Default for Options {
         Self {
             lockout_threshold: 100,
             lockout_window: Duration::from_secs(3600),
-            reuse_grace: 10,
+            // The production default: no grace, a replayed refresh token revokes its family.
+            reuse_grace: 0,
             access_ttl: 300,
             policy: PasswordPolicy::Seed,
             smtp_port: None,
