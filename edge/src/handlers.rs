@@ -108,7 +108,17 @@ impl Call<'_> {
         identity: Identity,
         body: Option<&[u8]>,
     ) -> Result<Response> {
-        match origin::call(self.config, method, path, identity, body, self.request_id).await {
+        match origin::call(
+            self.config,
+            method,
+            path,
+            identity,
+            body,
+            self.request_id,
+            Some(self.ip.as_str()),
+        )
+        .await
+        {
             Ok(reply) => relay(reply),
             Err(e) => {
                 crate::log::error(self.request_id, "origin unavailable", &e.0);
@@ -260,6 +270,7 @@ pub async fn handle(
             })?;
             let config = Rc::clone(config);
             let request_id = request_id.to_owned();
+            let client_network = ip.to_owned();
             ctx.wait_until(async move {
                 if let Err(e) = origin::call(
                     &config,
@@ -268,6 +279,7 @@ pub async fn handle(
                     Identity::Anonymous,
                     Some(&payload),
                     &request_id,
+                    Some(client_network.as_str()),
                 )
                 .await
                 {

@@ -12,7 +12,8 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::keys::{Ed25519PrivateKey, Jwks, SigningKey, VerifyingKeys};
 use shared::signing::{
-    Identity, RequestSigner, SignedParts, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    Identity, RequestSigner, SignedParts, HEADER_CLIENT_NETWORK, HEADER_IDENTITY, HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
 };
 use shared::token::{Audience, Claims, ResetTokens, TokenIssuer, TokenVerifier};
 use shared::validate::PasswordPolicy;
@@ -322,7 +323,7 @@ pub fn origin_cli(db_url: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// A request to `{base}{path}` signed as the edge signs it.
+/// A request to `{base}{path}` signed as the edge signs it, from an unknown client network.
 pub fn signed_request(
     http: &reqwest::Client,
     signer: &RequestSigner,
@@ -331,6 +332,21 @@ pub fn signed_request(
     path: &str,
     identity: Identity,
     body: Option<&Value>,
+) -> reqwest::RequestBuilder {
+    signed_request_from(http, signer, base, method, path, identity, body, "")
+}
+
+/// `signed_request` with the client network the edge vouches for (`""`: unknown).
+#[allow(clippy::too_many_arguments)]
+pub fn signed_request_from(
+    http: &reqwest::Client,
+    signer: &RequestSigner,
+    base: &str,
+    method: Method,
+    path: &str,
+    identity: Identity,
+    body: Option<&Value>,
+    client_network: &str,
 ) -> reqwest::RequestBuilder {
     let bytes = body
         .map(|b| serde_json::to_vec(b).unwrap())
@@ -342,12 +358,14 @@ pub fn signed_request(
         timestamp,
         identity,
         body: &bytes,
+        client_network,
     });
     let request = http
         .request(method, format!("{base}{path}"))
         .header(HEADER_TIMESTAMP, timestamp.to_string())
         .header(HEADER_IDENTITY, identity.to_header())
-        .header(HEADER_SIGNATURE, signature);
+        .header(HEADER_SIGNATURE, signature)
+        .header(HEADER_CLIENT_NETWORK, client_network);
     if body.is_some() {
         request
             .header("content-type", "application/json")
@@ -401,6 +419,40 @@ impl TestApp {
     ) -> Reply {
         let request = signed_request(&self.http, &self.signer, base, method, path, identity, body);
         read(request.send().await.expect("request sent")).await
+    }
+
+    /// `send` as a client on `network` (signed, as the edge forwards it).
+    pub async fn send_from(
+        &self,
+        network: &str,
+        method: Method,
+        path: &str,
+        identity: Identity,
+        body: Option<&Value>,
+    ) -> Reply {
+        let request = signed_request_from(
+            &self.http,
+            &self.signer,
+            &self.address,
+            method,
+            path,
+            identity,
+            body,
+            network,
+        );
+        read(request.send().await.expect("request sent")).await
+    }
+
+    /// A login from a client on `network`.
+    pub async fn login_from(&self, network: &str, email: &str, password: &str) -> Reply {
+        self.send_from(
+            network,
+            Method::POST,
+            "/internal/tokens",
+            Identity::Anonymous,
+            Some(&json!({"email": email, "password": password})),
+        )
+        .await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
