@@ -22,6 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
+use crate::error::{ApiError, ApiResult};
 use crate::metrics::{QueueDepth, SharedQueue};
 
 /// OWASP Password Storage Cheat Sheet minimum for argon2id: m=19456 KiB, t=2, p=1.
@@ -40,7 +41,7 @@ type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
 #[derive(Clone)]
 pub struct PasswordHasher {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
     queue: SharedQueue,
     /// Verified against for unknown emails, so an unknown account costs the same time.
     dummy_hash: Arc<str>,
@@ -226,10 +227,13 @@ pub fn verify_blocking(password: &str, stored: &str) -> Verified {
 }
 
 impl PasswordHasher {
-    /// Starts `threads` hashing threads (each keeps its own argon2 memory).
-    pub fn new(threads: usize) -> anyhow::Result<Self> {
+    /// Starts `threads` hashing threads (each keeps its own argon2 memory) behind a queue of
+    /// at most `queue_depth` waiting jobs.
+    pub fn new(threads: usize, queue_depth: usize) -> anyhow::Result<Self> {
         let dummy = hash_blocking("dummy password for timing equalisation")?;
-        let (jobs, receiver) = mpsc::channel::<Job>();
+        // Bounded: under a login flood the queue stops growing and callers are told to come
+        // back (503) at once, instead of every request waiting longer than any client will.
+        let (jobs, receiver) = mpsc::sync_channel::<Job>(queue_depth.max(1));
         let receiver = Arc::new(Mutex::new(receiver));
         let queue: SharedQueue = Arc::new(QueueDepth::default());
         for i in 0..threads.max(1) {
@@ -269,35 +273,53 @@ impl PasswordHasher {
         &self.queue
     }
 
-    /// Runs `work` on a hashing thread, queued behind the others.
+    /// Runs `work` on a hashing thread, queued behind the others. A full queue is answered at
+    /// once ([`ApiError::Overloaded`]); a job whose caller has gone (client disconnected, the
+    /// request future dropped) by the time a thread takes it is skipped, not computed.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
-    ) -> anyhow::Result<T> {
+    ) -> ApiResult<T> {
         let (reply, answer) = oneshot::channel();
-        self.queue.waiting.fetch_add(1, Ordering::Relaxed);
+        let queue = self.queue.clone();
         let job: Job = Box::new(move |memory| {
+            if reply.is_closed() {
+                queue.abandoned.inc();
+                return;
+            }
             let _ = reply.send(work(memory));
         });
-        if self.jobs.send(job).is_err() {
-            self.queue.waiting.fetch_sub(1, Ordering::Relaxed);
-            anyhow::bail!("the argon2 threads have stopped");
+        // Counted before sending: a thread may take the job (and count it down) at once.
+        self.queue.waiting.fetch_add(1, Ordering::Relaxed);
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(_)) => {
+                self.queue.waiting.fetch_sub(1, Ordering::Relaxed);
+                self.queue.rejected.inc();
+                return Err(ApiError::Overloaded);
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                self.queue.waiting.fetch_sub(1, Ordering::Relaxed);
+                return Err(anyhow::anyhow!("the argon2 threads have stopped").into());
+            }
         }
-        answer.await.context("password hashing task failed")
+        Ok(answer.await.context("password hashing task failed")?)
     }
 
-    pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
-        self.run(move |memory| memory.hash(password.expose_secret()))
-            .await?
+    pub async fn hash(&self, password: SecretString) -> ApiResult<String> {
+        Ok(self
+            .run(move |memory| memory.hash(password.expose_secret()))
+            .await??)
     }
 
-    /// Verifies against `stored`, or against the dummy hash when there is no account, so both
-    /// paths cost one argon2 computation.
+    /// Verifies against `stored`, or against the dummy hash when there is no account (or the
+    /// attempt is refused before its password may be checked), so every path costs one argon2
+    /// computation.
     pub async fn verify(
         &self,
         password: SecretString,
         stored: Option<String>,
-    ) -> anyhow::Result<Verified> {
+    ) -> ApiResult<Verified> {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let verified = self
@@ -313,7 +335,7 @@ mod tests {
 
     #[tokio::test]
     async fn hash_then_verify() {
-        let hasher = PasswordHasher::new(2).unwrap();
+        let hasher = PasswordHasher::new(2, 8).unwrap();
         let phc = hasher.hash(SecretString::from("73926481")).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         let right = hasher

@@ -209,6 +209,7 @@ pub fn code_in(message: &str) -> String {
 
 pub struct Options {
     pub lockout_threshold: i32,
+    pub lockout_account_threshold: i32,
     pub lockout_window: Duration,
     pub reuse_grace: i64,
     pub access_ttl: i64,
@@ -217,12 +218,20 @@ pub struct Options {
     pub smtp_port: Option<u16>,
     /// METRICS_TOKEN.
     pub metrics_token: Option<&'static str>,
+    /// DATABASE_POOL_SIZE.
+    pub pool_size: usize,
+    /// ARGON2_MAX_CONCURRENCY.
+    pub argon2_threads: usize,
+    /// ARGON2_QUEUE_DEPTH.
+    pub argon2_queue_depth: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
-            lockout_threshold: 100,
+            // The production defaults (LOCKOUT_THRESHOLD, LOCKOUT_ACCOUNT_THRESHOLD).
+            lockout_threshold: 5,
+            lockout_account_threshold: 100,
             lockout_window: Duration::from_secs(3600),
             // The production default: no grace, a replayed refresh token revokes its family.
             reuse_grace: 0,
@@ -230,6 +239,9 @@ impl Default for Options {
             policy: PasswordPolicy::Seed,
             smtp_port: None,
             metrics_token: None,
+            pool_size: 8,
+            argon2_threads: 2,
+            argon2_queue_depth: 2 * origin::config::ARGON2_QUEUE_PER_THREAD,
         }
     }
 }
@@ -263,7 +275,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         bind: "127.0.0.1:0".parse().unwrap(),
         database: DatabaseArgs {
             database_url: SecretString::from(db.url.clone()),
-            database_pool_size: 8,
+            database_pool_size: options.pool_size,
         },
         signer: RequestSigner::new(SIGNING_SECRET).unwrap(),
         tokens: TokenConfig {
@@ -275,8 +287,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             reuse_grace: options.reuse_grace,
         },
         password_policy: options.policy,
-        argon2_permits: 2,
+        argon2_permits: options.argon2_threads,
+        argon2_queue_depth: options.argon2_queue_depth,
         lockout_threshold: options.lockout_threshold,
+        lockout_account_threshold: options.lockout_account_threshold,
         lockout_window: options.lockout_window,
         email: EmailSettings {
             backend: if options.smtp_port.is_some() {

@@ -80,9 +80,20 @@ async fn parallel_logins_with_the_wrong_password_count_every_failure() {
     app.signed_up("lock@example.com", "lock").await;
     let replies = join_all((0..30).map(|_| app.login("lock@example.com", "00000000"))).await;
     assert!(replies.iter().all(|r| r.status == StatusCode::UNAUTHORIZED));
-    // No lost update under concurrency: the lockout counter saw all 30.
+    // No lost update under concurrency: the account-wide counter and the (account, network)
+    // back-off both saw all 30, and only LOCKOUT_THRESHOLD (5) passwords were actually checked.
     assert_eq!(
         app.count("SELECT failed_logins::bigint FROM users").await,
         30
+    );
+    assert_eq!(
+        app.count("SELECT failures::bigint FROM login_attempts")
+            .await,
+        30
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE event = 'login_failed'")
+            .await,
+        5
     );
 }
