@@ -36,6 +36,13 @@ const DJANGO_PBKDF2: &str = "pbkdf2_sha256$";
 const DJANGO_ARGON2: &str = "argon2$argon2";
 /// Bounds the work a corrupt or hostile imported hash can cause (Django 5.2 uses 1,000,000).
 const PBKDF2_MAX_ITERATIONS: u32 = 10_000_000;
+/// The same for argon2 hashes, checked before any memory is allocated: a stored `m` is an
+/// allocation request (up to 4 TiB) and `t` a time multiplier. Django's argon2 default is
+/// m=102400 KiB, t=2, p=8; ours m=19456, t=2, p=1. 256 MiB, 16 passes and 16 lanes leave room
+/// for stronger settings without letting one row abort the process or hold a thread for hours.
+pub const ARGON2_MAX_M_COST_KIB: u32 = 262_144;
+pub const ARGON2_MAX_T_COST: u32 = 16;
+pub const ARGON2_MAX_P_COST: u32 = 16;
 
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
@@ -131,6 +138,9 @@ impl Memory {
         let Ok(params) = Params::try_from(&parsed) else {
             return Verified::default();
         };
+        if !within_caps(&params) {
+            return Verified::default();
+        }
         let mut salt_bytes = [0u8; 64];
         let Ok(raw_salt) = salt.decode_b64(&mut salt_bytes) else {
             return Verified::default();
@@ -175,11 +185,46 @@ pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
     Memory::default().hash(password)
 }
 
+fn within_caps(params: &Params) -> bool {
+    params.m_cost() <= ARGON2_MAX_M_COST_KIB
+        && params.t_cost() <= ARGON2_MAX_T_COST
+        && params.p_cost() <= ARGON2_MAX_P_COST
+}
+
 /// True for the hash formats a login can check: ours and the two Django ones.
 pub fn is_supported(stored: &str) -> bool {
     stored.starts_with("$argon2")
         || stored.starts_with(DJANGO_ARGON2)
         || stored.starts_with(DJANGO_PBKDF2)
+}
+
+/// A supported format whose cost parameters are beyond what this service computes
+/// (`ARGON2_MAX_*`, `PBKDF2_MAX_ITERATIONS`), or cannot be read at all: such a hash never
+/// verifies, so its user needs a password reset. Read from the string only; nothing is hashed.
+pub fn exceeds_caps(stored: &str) -> bool {
+    let phc = stored
+        .strip_prefix("argon2")
+        .filter(|p| p.starts_with("$argon2"));
+    if let Some(phc) = phc.or(stored.starts_with("$argon2").then_some(stored)) {
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return true;
+        };
+        return [
+            ("m", ARGON2_MAX_M_COST_KIB),
+            ("t", ARGON2_MAX_T_COST),
+            ("p", ARGON2_MAX_P_COST),
+        ]
+        .into_iter()
+        .any(|(name, cap)| parsed.params.get_decimal(name).is_none_or(|v| v > cap));
+    }
+    if let Some(rest) = stored.strip_prefix(DJANGO_PBKDF2) {
+        return rest
+            .split('$')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > u64::from(PBKDF2_MAX_ITERATIONS));
+    }
+    false
 }
 
 fn current_params(parsed: &PasswordHash<'_>) -> bool {
@@ -458,6 +503,62 @@ mod tests {
             }
         );
         assert!(!verify_blocking("58203942", DJANGO_ARGON2_58203941).ok);
+    }
+
+    /// A Django-style argon2 hash of "73926481" with the given parameters, made by the
+    /// argon2 crate (so only the caps can make it fail).
+    fn django_argon2(m: u32, t: u32, p: u32) -> String {
+        use argon2::password_hash::PasswordHasher as _;
+        let salt = SaltString::generate(&mut OsRng);
+        let params = Params::new(m, t, p, None).unwrap();
+        let phc = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(b"73926481", &salt)
+            .unwrap()
+            .to_string();
+        format!("argon2{phc}")
+    }
+
+    #[test]
+    fn argon2_parameters_at_the_caps_verify_and_beyond_them_never_do() {
+        // Django's default (m=102400, p=8) is well inside.
+        assert!(!exceeds_caps(DJANGO_ARGON2_58203941));
+        // At the t and p caps (small m, so the test stays fast): verifies.
+        let at_caps = django_argon2(8 * ARGON2_MAX_P_COST, ARGON2_MAX_T_COST, ARGON2_MAX_P_COST);
+        assert!(!exceeds_caps(&at_caps));
+        assert!(verify_blocking("73926481", &at_caps).ok);
+        // One over on t or p: a correct password is refused without computing anything.
+        for (m, t, p) in [
+            (8 * 17, 1, ARGON2_MAX_P_COST + 1),
+            (64, ARGON2_MAX_T_COST + 1, 1),
+        ] {
+            let over = django_argon2(m, t, p);
+            assert!(exceeds_caps(&over), "{over}");
+            assert_eq!(verify_blocking("73926481", &over), Verified::default());
+            let ours = over.strip_prefix("argon2").unwrap();
+            assert!(exceeds_caps(ours));
+            assert_eq!(verify_blocking("73926481", ours), Verified::default());
+        }
+        // m beyond the cap is refused from the string alone (never allocated): 4 TiB and just
+        // over 256 MiB, with any salt and output.
+        for m in [
+            u64::from(ARGON2_MAX_M_COST_KIB) + 1,
+            u64::from(u32::MAX),
+            1 << 40,
+        ] {
+            let hostile = format!(
+                "argon2$argon2id$v=19$m={m},t=2,p=1$WVpnNGFsUzRqNndhSFhONnhDNlZFaw$JZAT5+RZknVuxof7sx1JBSLIe4DuefGCSwZPhFxgobo"
+            );
+            assert!(exceeds_caps(&hostile), "{hostile}");
+            assert_eq!(verify_blocking("58203941", &hostile), Verified::default());
+        }
+        let at_m_cap = DJANGO_ARGON2_58203941.replace("m=102400", "m=262144");
+        assert!(!exceeds_caps(&at_m_cap));
+        // PBKDF2 beyond its iteration cap is reported the same way.
+        assert!(exceeds_caps(
+            "pbkdf2_sha256$4294967295$salt$ucb9on6pm75ks8PkOAzbbBrBzr1FAMCR9IUeshlJxtM="
+        ));
+        assert!(!exceeds_caps(DJANGO_PBKDF2_73926481));
+        assert!(!exceeds_caps("!unusable"));
     }
 
     #[test]
