@@ -55,6 +55,8 @@ pub enum Email {
     Queued,
     Sent,
     Failed,
+    /// Given up unsent because its content expired (a reset code).
+    Expired,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -120,7 +122,7 @@ impl Metrics {
         let emails = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "emails",
-            "Outbox emails by event (queued, sent, failed attempt)",
+            "Outbox emails by event (queued, sent, failed attempt, expired before delivery)",
             emails.clone(),
         );
         let rehashes = Counter::default();
@@ -218,6 +220,7 @@ impl Metrics {
             Email::Queued => "queued",
             Email::Sent => "sent",
             Email::Failed => "failed",
+            Email::Expired => "expired",
         };
         self.emails.get_or_create(&OutcomeLabels { outcome }).inc();
     }
