@@ -124,7 +124,17 @@ impl Call<'_> {
         identity: Identity,
         body: Option<&[u8]>,
     ) -> Result<Response> {
-        match origin::call(self.config, method, path, identity, body, self.request_id).await {
+        match origin::call(
+            self.config,
+            method,
+            path,
+            identity,
+            body,
+            self.request_id,
+            self.client.as_deref(),
+        )
+        .await
+        {
             Ok(reply) => relay(reply),
             Err(e) => {
                 crate::log::error(self.request_id, "origin unavailable", &e.0);
@@ -308,6 +318,7 @@ pub async fn handle(
             })?;
             let config = Rc::clone(config);
             let request_id = request_id.to_owned();
+            let client_network = call.client.clone();
             ctx.wait_until(async move {
                 if let Err(e) = origin::call(
                     &config,
@@ -316,6 +327,7 @@ pub async fn handle(
                     Identity::Anonymous,
                     Some(&payload),
                     &request_id,
+                    client_network.as_deref(),
                 )
                 .await
                 {

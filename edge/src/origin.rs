@@ -3,8 +3,8 @@
 
 use futures_util::future::{select, Either};
 use shared::signing::{
-    Identity, SignedParts, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_SIGNATURE_REFUSED,
-    HEADER_TIMESTAMP,
+    is_valid_client_network, Identity, SignedParts, HEADER_CLIENT_NETWORK, HEADER_IDENTITY,
+    HEADER_SIGNATURE, HEADER_SIGNATURE_REFUSED, HEADER_TIMESTAMP,
 };
 use worker::{
     AbortController, Date, Delay, Fetch, Headers, Method, Request, RequestInit, Response,
@@ -20,6 +20,9 @@ pub struct OriginReply {
 #[derive(Debug)]
 pub struct Unavailable(pub String);
 
+/// `client_network` is the caller's network as the edge keys it (the origin's login back-off
+/// is per network); it is signed with the rest. A value the origin would refuse (e.g. no
+/// `CF-Connecting-IP`) travels as `""`, "unknown", rather than failing the request.
 pub async fn call(
     config: &Config,
     method: Method,
@@ -27,15 +30,20 @@ pub async fn call(
     identity: Identity,
     body: Option<&[u8]>,
     request_id: &str,
+    client_network: Option<&str>,
 ) -> Result<OriginReply, Unavailable> {
     let timestamp = (Date::now().as_millis() / 1_000) as i64;
     let bytes = body.unwrap_or_default();
+    let client_network = client_network
+        .filter(|n| is_valid_client_network(n))
+        .unwrap_or("");
     let signature = config.signer.sign(&SignedParts {
         method: method.as_ref(),
         path_and_query,
         timestamp,
         identity,
         body: bytes,
+        client_network,
     });
     // The path only: a query string can carry what a client typed, and logs keep no input.
     let path = path_and_query.split('?').next().unwrap_or_default();
@@ -45,6 +53,7 @@ pub async fn call(
     set(HEADER_TIMESTAMP, &timestamp.to_string())?;
     set(HEADER_IDENTITY, &identity.to_header())?;
     set(HEADER_SIGNATURE, &signature)?;
+    set(HEADER_CLIENT_NETWORK, client_network)?;
     set("X-Request-Id", request_id)?;
     let mut init = RequestInit::new();
     init.with_method(method.clone())

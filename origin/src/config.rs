@@ -14,6 +14,9 @@ use shared::signing::RequestSigner;
 use shared::token::{Audience, ResetTokens, TokenIssuer, TokenVerifier};
 use shared::validate::PasswordPolicy;
 
+/// Default ARGON2_QUEUE_DEPTH per hashing thread.
+pub const ARGON2_QUEUE_PER_THREAD: usize = 64;
+
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// PostgreSQL connection string.
@@ -90,8 +93,9 @@ pub struct ServeArgs {
     pub refresh_token_ttl: i64,
 
     /// Seconds after a rotation during which the old refresh token still gets the same answer
-    /// (a client retrying after a lost response); reuse after it revokes the family.
-    #[arg(long, env = "REFRESH_REUSE_GRACE", default_value_t = 10)]
+    /// (a client retrying after a lost response); reuse after it revokes the family. Off (0) by
+    /// default: within the window a stolen token replayed by an attacker also gets a valid child.
+    #[arg(long, env = "REFRESH_REUSE_GRACE", default_value_t = 0)]
     pub refresh_reuse_grace: i64,
 
     /// Password rules: `seed` (exactly 8 digits, as the original) or `strong` (12–128 chars).
@@ -102,11 +106,24 @@ pub struct ServeArgs {
     #[arg(long, env = "ARGON2_MAX_CONCURRENCY")]
     pub argon2_max_concurrency: Option<usize>,
 
-    /// Failed logins per account within LOCKOUT_WINDOW after which logins are refused.
-    #[arg(long, env = "LOCKOUT_THRESHOLD", default_value_t = 100)]
+    /// Hashes allowed to wait for a thread; when full, requests that need one are answered 503
+    /// with Retry-After at once (default: 64 per thread).
+    #[arg(long, env = "ARGON2_QUEUE_DEPTH")]
+    pub argon2_queue_depth: Option<usize>,
+
+    /// Failed logins of one account from one client network after which that network backs
+    /// off: each further attempt waits min(2^(failures - threshold) s, LOCKOUT_WINDOW) after
+    /// the last checked failure. A successful login from the network resets it.
+    #[arg(long, env = "LOCKOUT_THRESHOLD", default_value_t = 5)]
     pub lockout_threshold: i32,
 
-    /// Lockout window in seconds.
+    /// Failed logins of one account from all networks within LOCKOUT_WINDOW after which
+    /// networks that have not logged into it in the last 30 days are refused (the owner's
+    /// known networks are not).
+    #[arg(long, env = "LOCKOUT_ACCOUNT_THRESHOLD", default_value_t = 100)]
+    pub lockout_account_threshold: i32,
+
+    /// Lockout window in seconds: the longest back-off, and the span of the account-wide count.
     #[arg(long, env = "LOCKOUT_WINDOW", default_value_t = 3_600)]
     pub lockout_window: i64,
 
@@ -154,7 +171,9 @@ pub struct Settings {
     pub tokens: TokenConfig,
     pub password_policy: PasswordPolicy,
     pub argon2_permits: usize,
+    pub argon2_queue_depth: usize,
     pub lockout_threshold: i32,
+    pub lockout_account_threshold: i32,
     pub lockout_window: Duration,
     pub email: EmailSettings,
     pub metrics_token: Option<SecretString>,
@@ -237,6 +256,9 @@ impl ServeArgs {
         if self.lockout_threshold <= 0 {
             bail!("invalid LOCKOUT_THRESHOLD: must be positive");
         }
+        if self.lockout_account_threshold <= 0 {
+            bail!("invalid LOCKOUT_ACCOUNT_THRESHOLD: must be positive");
+        }
         let password_policy: PasswordPolicy = self
             .password_policy
             .parse()
@@ -252,6 +274,14 @@ impl ServeArgs {
         if argon2_permits == 0 {
             bail!("invalid ARGON2_MAX_CONCURRENCY: must be at least 1");
         }
+        // 64 waiting per thread: about one second of work at ~15 ms a hash, well inside the
+        // edge's 10 s origin timeout; a deeper queue only makes every caller wait longer.
+        let argon2_queue_depth = self
+            .argon2_queue_depth
+            .unwrap_or(argon2_permits.saturating_mul(ARGON2_QUEUE_PER_THREAD));
+        if argon2_queue_depth == 0 {
+            bail!("invalid ARGON2_QUEUE_DEPTH: must be at least 1");
+        }
         Ok(Settings {
             bind: self.bind,
             database: self.database,
@@ -266,7 +296,9 @@ impl ServeArgs {
             },
             password_policy,
             argon2_permits,
+            argon2_queue_depth,
             lockout_threshold: self.lockout_threshold,
+            lockout_account_threshold: self.lockout_account_threshold,
             lockout_window: Duration::from_secs(self.lockout_window as u64),
             email: EmailSettings {
                 backend: self.email_backend,

@@ -8,10 +8,18 @@ use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use shared::signing::{Identity, SignedParts, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use shared::signing::{
+    is_valid_client_network, Identity, SignedParts, HEADER_CLIENT_NETWORK, HEADER_IDENTITY,
+    HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
 
 use crate::error::ApiError;
 use crate::startup::AppState;
+
+/// The client's network as the edge signed it (`""` when the edge did not know it); the login
+/// back-off is keyed on it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientNetwork(pub String);
 
 /// Request bodies above this are refused (API.md: 64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -42,9 +50,10 @@ pub async fn require_edge_signature(
         &path_and_query,
         &bytes,
     ) {
-        Ok(identity) => {
+        Ok((identity, network)) => {
             let mut request = Request::from_parts(parts, Body::from(bytes));
             request.extensions_mut().insert(identity);
+            request.extensions_mut().insert(network);
             next.run(request).await
         }
         Err(reason) => {
@@ -60,7 +69,7 @@ fn check(
     method: &str,
     path_and_query: &str,
     body: &Bytes,
-) -> Result<Identity, String> {
+) -> Result<(Identity, ClientNetwork), String> {
     let header = |name: &str| {
         headers
             .get(name)
@@ -72,18 +81,29 @@ fn check(
         .map_err(|_| "malformed timestamp".to_owned())?;
     let identity = Identity::parse(header(HEADER_IDENTITY)?).ok_or("malformed identity")?;
     let signature = header(HEADER_SIGNATURE)?;
+    // Absent means unknown, signed as "". A malformed value is refused outright (before the
+    // MAC), so nothing unbounded or with a newline reaches the canonical string or the database.
+    let client_network = match headers.get(HEADER_CLIENT_NETWORK) {
+        None => "",
+        Some(v) => v
+            .to_str()
+            .ok()
+            .filter(|n| is_valid_client_network(n))
+            .ok_or("malformed client network")?,
+    };
     let parts = SignedParts {
         method,
         path_and_query,
         timestamp,
         identity,
         body,
+        client_network,
     };
     state
         .signer
         .verify(&parts, signature, chrono::Utc::now().timestamp())
         .map_err(|e| e.to_string())?;
-    Ok(identity)
+    Ok((identity, ClientNetwork(client_network.to_owned())))
 }
 
 /// A JSON body read the DRF way: `application/json` required, parse errors as 400 `detail`.

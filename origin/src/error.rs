@@ -5,6 +5,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use shared::api::{self, FieldErrors};
 
+/// `Retry-After` of a 503 for a full hashing queue.
+const OVERLOADED_RETRY_AFTER_SECS: &str = "1";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("validation failed")]
@@ -31,6 +34,10 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType(String),
+    /// The password-hashing queue is full (ARGON2_QUEUE_DEPTH): answered at once with 503 and
+    /// `Retry-After`, rather than queueing work no client will wait for.
+    #[error("password hashing queue full")]
+    Overloaded,
     /// The database is unreachable or the pool is exhausted.
     #[error("unavailable: {0:#}")]
     Unavailable(anyhow::Error),
@@ -96,6 +103,13 @@ impl IntoResponse for ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 api::detail(&format!("Unsupported media type \"{got}\" in request.")),
             ),
+            Self::Overloaded => {
+                tracing::warn!("argon2 queue full; request refused");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    api::detail(api::DETAIL_UNAVAILABLE),
+                )
+            }
             Self::Unavailable(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "dependency unavailable");
                 (
@@ -117,6 +131,13 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 shared::signing::HEADER_SIGNATURE_REFUSED,
                 header::HeaderValue::from_static("1"),
+            );
+        }
+        if matches!(self, Self::Overloaded) {
+            // The queue drains in well under a second; tell clients when to come back.
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(OVERLOADED_RETRY_AFTER_SECS),
             );
         }
         if status == StatusCode::UNAUTHORIZED {

@@ -4,7 +4,8 @@
 //! Ids are kept (tokens and client data refer to them), so are the emails, usernames, names,
 //! roles, active flags and dates. Hashes are stored as they are: `pbkdf2_sha256` and Django's
 //! `argon2` verify at login and are then replaced by an argon2id hash; unusable (`!…`) and other
-//! hashers cannot log in and need a password reset. Users already present (same id, email or
+//! hashers, and hashes whose cost parameters exceed the caps in `password`, cannot log in and
+//! need a password reset. Users already present (same id, email or
 //! username) are skipped, so a second run imports only what is new.
 
 use std::collections::BTreeMap;
@@ -269,6 +270,12 @@ pub async fn import(
         let kind = hash_kind(&user.password);
         if !password::is_supported(&user.password) {
             *report.need_reset.entry(kind.clone()).or_default() += 1;
+        } else if password::exceeds_caps(&user.password) {
+            // A corrupt or hostile row: logins refuse it without computing it.
+            *report
+                .need_reset
+                .entry(format!("{kind} (cost parameters over the caps)"))
+                .or_default() += 1;
         }
         audit::record(
             &tx,

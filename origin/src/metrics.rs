@@ -55,6 +55,8 @@ pub enum Email {
     Queued,
     Sent,
     Failed,
+    /// Given up unsent because its content expired (a reset code).
+    Expired,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -64,11 +66,15 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
-/// Counts of argon2 work: permits held and tasks waiting for one.
+/// Counts of argon2 work: hashes being computed and jobs waiting in the bounded queue, and
+/// jobs that never ran: refused because the queue was full, or skipped because their caller
+/// had gone before a thread took them.
 #[derive(Debug, Default)]
 pub struct QueueDepth {
     pub running: AtomicUsize,
     pub waiting: AtomicUsize,
+    pub rejected: Counter,
+    pub abandoned: Counter,
 }
 
 pub struct Metrics {
@@ -116,7 +122,7 @@ impl Metrics {
         let emails = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "emails",
-            "Outbox emails by event (queued, sent, failed attempt)",
+            "Outbox emails by event (queued, sent, failed attempt, expired before delivery)",
             emails.clone(),
         );
         let rehashes = Counter::default();
@@ -159,7 +165,7 @@ impl Metrics {
             argon2_waiting: gauge(
                 &mut registry,
                 "argon2_waiting",
-                "Password hashes waiting for a permit (ARGON2_MAX_CONCURRENCY)",
+                "Password hashes waiting in the queue for a thread (ARGON2_MAX_CONCURRENCY)",
             ),
             registry,
             requests,
@@ -168,6 +174,20 @@ impl Metrics {
             emails,
             rehashes,
         }
+    }
+
+    /// Registers the hasher's counters of jobs refused (queue full) and skipped (caller gone).
+    pub fn register_argon2(&mut self, queue: &QueueDepth) {
+        self.registry.register(
+            "argon2_rejected",
+            "Password hashes refused with 503 because the queue was full (ARGON2_QUEUE_DEPTH)",
+            queue.rejected.clone(),
+        );
+        self.registry.register(
+            "argon2_abandoned",
+            "Queued password hashes skipped because their caller had gone",
+            queue.abandoned.clone(),
+        );
     }
 
     pub fn request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
@@ -200,6 +220,7 @@ impl Metrics {
             Email::Queued => "queued",
             Email::Sent => "sent",
             Email::Failed => "failed",
+            Email::Expired => "expired",
         };
         self.emails.get_or_create(&OutcomeLabels { outcome }).inc();
     }

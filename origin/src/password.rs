@@ -22,6 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
+use crate::error::{ApiError, ApiResult};
 use crate::metrics::{QueueDepth, SharedQueue};
 
 /// OWASP Password Storage Cheat Sheet minimum for argon2id: m=19456 KiB, t=2, p=1.
@@ -35,12 +36,19 @@ const DJANGO_PBKDF2: &str = "pbkdf2_sha256$";
 const DJANGO_ARGON2: &str = "argon2$argon2";
 /// Bounds the work a corrupt or hostile imported hash can cause (Django 5.2 uses 1,000,000).
 const PBKDF2_MAX_ITERATIONS: u32 = 10_000_000;
+/// The same for argon2 hashes, checked before any memory is allocated: a stored `m` is an
+/// allocation request (up to 4 TiB) and `t` a time multiplier. Django's argon2 default is
+/// m=102400 KiB, t=2, p=8; ours m=19456, t=2, p=1. 256 MiB, 16 passes and 16 lanes leave room
+/// for stronger settings without letting one row abort the process or hold a thread for hours.
+pub const ARGON2_MAX_M_COST_KIB: u32 = 262_144;
+pub const ARGON2_MAX_T_COST: u32 = 16;
+pub const ARGON2_MAX_P_COST: u32 = 16;
 
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
 #[derive(Clone)]
 pub struct PasswordHasher {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
     queue: SharedQueue,
     /// Verified against for unknown emails, so an unknown account costs the same time.
     dummy_hash: Arc<str>,
@@ -130,6 +138,9 @@ impl Memory {
         let Ok(params) = Params::try_from(&parsed) else {
             return Verified::default();
         };
+        if !within_caps(&params) {
+            return Verified::default();
+        }
         let mut salt_bytes = [0u8; 64];
         let Ok(raw_salt) = salt.decode_b64(&mut salt_bytes) else {
             return Verified::default();
@@ -174,11 +185,46 @@ pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
     Memory::default().hash(password)
 }
 
+fn within_caps(params: &Params) -> bool {
+    params.m_cost() <= ARGON2_MAX_M_COST_KIB
+        && params.t_cost() <= ARGON2_MAX_T_COST
+        && params.p_cost() <= ARGON2_MAX_P_COST
+}
+
 /// True for the hash formats a login can check: ours and the two Django ones.
 pub fn is_supported(stored: &str) -> bool {
     stored.starts_with("$argon2")
         || stored.starts_with(DJANGO_ARGON2)
         || stored.starts_with(DJANGO_PBKDF2)
+}
+
+/// A supported format whose cost parameters are beyond what this service computes
+/// (`ARGON2_MAX_*`, `PBKDF2_MAX_ITERATIONS`), or cannot be read at all: such a hash never
+/// verifies, so its user needs a password reset. Read from the string only; nothing is hashed.
+pub fn exceeds_caps(stored: &str) -> bool {
+    let phc = stored
+        .strip_prefix("argon2")
+        .filter(|p| p.starts_with("$argon2"));
+    if let Some(phc) = phc.or(stored.starts_with("$argon2").then_some(stored)) {
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return true;
+        };
+        return [
+            ("m", ARGON2_MAX_M_COST_KIB),
+            ("t", ARGON2_MAX_T_COST),
+            ("p", ARGON2_MAX_P_COST),
+        ]
+        .into_iter()
+        .any(|(name, cap)| parsed.params.get_decimal(name).is_none_or(|v| v > cap));
+    }
+    if let Some(rest) = stored.strip_prefix(DJANGO_PBKDF2) {
+        return rest
+            .split('$')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > u64::from(PBKDF2_MAX_ITERATIONS));
+    }
+    false
 }
 
 fn current_params(parsed: &PasswordHash<'_>) -> bool {
@@ -226,10 +272,13 @@ pub fn verify_blocking(password: &str, stored: &str) -> Verified {
 }
 
 impl PasswordHasher {
-    /// Starts `threads` hashing threads (each keeps its own argon2 memory).
-    pub fn new(threads: usize) -> anyhow::Result<Self> {
+    /// Starts `threads` hashing threads (each keeps its own argon2 memory) behind a queue of
+    /// at most `queue_depth` waiting jobs.
+    pub fn new(threads: usize, queue_depth: usize) -> anyhow::Result<Self> {
         let dummy = hash_blocking("dummy password for timing equalisation")?;
-        let (jobs, receiver) = mpsc::channel::<Job>();
+        // Bounded: under a login flood the queue stops growing and callers are told to come
+        // back (503) at once, instead of every request waiting longer than any client will.
+        let (jobs, receiver) = mpsc::sync_channel::<Job>(queue_depth.max(1));
         let receiver = Arc::new(Mutex::new(receiver));
         let queue: SharedQueue = Arc::new(QueueDepth::default());
         for i in 0..threads.max(1) {
@@ -269,35 +318,53 @@ impl PasswordHasher {
         &self.queue
     }
 
-    /// Runs `work` on a hashing thread, queued behind the others.
+    /// Runs `work` on a hashing thread, queued behind the others. A full queue is answered at
+    /// once ([`ApiError::Overloaded`]); a job whose caller has gone (client disconnected, the
+    /// request future dropped) by the time a thread takes it is skipped, not computed.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
-    ) -> anyhow::Result<T> {
+    ) -> ApiResult<T> {
         let (reply, answer) = oneshot::channel();
-        self.queue.waiting.fetch_add(1, Ordering::Relaxed);
+        let queue = self.queue.clone();
         let job: Job = Box::new(move |memory| {
+            if reply.is_closed() {
+                queue.abandoned.inc();
+                return;
+            }
             let _ = reply.send(work(memory));
         });
-        if self.jobs.send(job).is_err() {
-            self.queue.waiting.fetch_sub(1, Ordering::Relaxed);
-            anyhow::bail!("the argon2 threads have stopped");
+        // Counted before sending: a thread may take the job (and count it down) at once.
+        self.queue.waiting.fetch_add(1, Ordering::Relaxed);
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(_)) => {
+                self.queue.waiting.fetch_sub(1, Ordering::Relaxed);
+                self.queue.rejected.inc();
+                return Err(ApiError::Overloaded);
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                self.queue.waiting.fetch_sub(1, Ordering::Relaxed);
+                return Err(anyhow::anyhow!("the argon2 threads have stopped").into());
+            }
         }
-        answer.await.context("password hashing task failed")
+        Ok(answer.await.context("password hashing task failed")?)
     }
 
-    pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
-        self.run(move |memory| memory.hash(password.expose_secret()))
-            .await?
+    pub async fn hash(&self, password: SecretString) -> ApiResult<String> {
+        Ok(self
+            .run(move |memory| memory.hash(password.expose_secret()))
+            .await??)
     }
 
-    /// Verifies against `stored`, or against the dummy hash when there is no account, so both
-    /// paths cost one argon2 computation.
+    /// Verifies against `stored`, or against the dummy hash when there is no account (or the
+    /// attempt is refused before its password may be checked), so every path costs one argon2
+    /// computation.
     pub async fn verify(
         &self,
         password: SecretString,
         stored: Option<String>,
-    ) -> anyhow::Result<Verified> {
+    ) -> ApiResult<Verified> {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let verified = self
@@ -313,7 +380,7 @@ mod tests {
 
     #[tokio::test]
     async fn hash_then_verify() {
-        let hasher = PasswordHasher::new(2).unwrap();
+        let hasher = PasswordHasher::new(2, 8).unwrap();
         let phc = hasher.hash(SecretString::from("73926481")).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         let right = hasher
@@ -436,6 +503,62 @@ mod tests {
             }
         );
         assert!(!verify_blocking("58203942", DJANGO_ARGON2_58203941).ok);
+    }
+
+    /// A Django-style argon2 hash of "73926481" with the given parameters, made by the
+    /// argon2 crate (so only the caps can make it fail).
+    fn django_argon2(m: u32, t: u32, p: u32) -> String {
+        use argon2::password_hash::PasswordHasher as _;
+        let salt = SaltString::generate(&mut OsRng);
+        let params = Params::new(m, t, p, None).unwrap();
+        let phc = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(b"73926481", &salt)
+            .unwrap()
+            .to_string();
+        format!("argon2{phc}")
+    }
+
+    #[test]
+    fn argon2_parameters_at_the_caps_verify_and_beyond_them_never_do() {
+        // Django's default (m=102400, p=8) is well inside.
+        assert!(!exceeds_caps(DJANGO_ARGON2_58203941));
+        // At the t and p caps (small m, so the test stays fast): verifies.
+        let at_caps = django_argon2(8 * ARGON2_MAX_P_COST, ARGON2_MAX_T_COST, ARGON2_MAX_P_COST);
+        assert!(!exceeds_caps(&at_caps));
+        assert!(verify_blocking("73926481", &at_caps).ok);
+        // One over on t or p: a correct password is refused without computing anything.
+        for (m, t, p) in [
+            (8 * 17, 1, ARGON2_MAX_P_COST + 1),
+            (64, ARGON2_MAX_T_COST + 1, 1),
+        ] {
+            let over = django_argon2(m, t, p);
+            assert!(exceeds_caps(&over), "{over}");
+            assert_eq!(verify_blocking("73926481", &over), Verified::default());
+            let ours = over.strip_prefix("argon2").unwrap();
+            assert!(exceeds_caps(ours));
+            assert_eq!(verify_blocking("73926481", ours), Verified::default());
+        }
+        // m beyond the cap is refused from the string alone (never allocated): 4 TiB and just
+        // over 256 MiB, with any salt and output.
+        for m in [
+            u64::from(ARGON2_MAX_M_COST_KIB) + 1,
+            u64::from(u32::MAX),
+            1 << 40,
+        ] {
+            let hostile = format!(
+                "argon2$argon2id$v=19$m={m},t=2,p=1$WVpnNGFsUzRqNndhSFhONnhDNlZFaw$JZAT5+RZknVuxof7sx1JBSLIe4DuefGCSwZPhFxgobo"
+            );
+            assert!(exceeds_caps(&hostile), "{hostile}");
+            assert_eq!(verify_blocking("58203941", &hostile), Verified::default());
+        }
+        let at_m_cap = DJANGO_ARGON2_58203941.replace("m=102400", "m=262144");
+        assert!(!exceeds_caps(&at_m_cap));
+        // PBKDF2 beyond its iteration cap is reported the same way.
+        assert!(exceeds_caps(
+            "pbkdf2_sha256$4294967295$salt$ucb9on6pm75ks8PkOAzbbBrBzr1FAMCR9IUeshlJxtM="
+        ));
+        assert!(!exceeds_caps(DJANGO_PBKDF2_73926481));
+        assert!(!exceeds_caps("!unusable"));
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::email::{sender, Mailer, Templates};
 use crate::metrics::Metrics;
 use crate::password::PasswordHasher;
 use crate::routes::{admin, health, password_reset, tokens, users};
+use crate::store::attempts::Limits;
 
 pub struct Inner {
     pub pool: Pool,
@@ -30,8 +31,7 @@ pub struct Inner {
     pub tokens: TokenConfig,
     pub hasher: PasswordHasher,
     pub password_policy: PasswordPolicy,
-    pub lockout_threshold: i32,
-    pub lockout_window: Duration,
+    pub lockout: Limits,
     pub templates: Templates,
     pub email_wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
@@ -101,7 +101,10 @@ impl Application {
         }
         let mailer = Arc::new(Mailer::new(&settings.email)?);
         let email_wake = Arc::new(Notify::new());
-        let metrics = Arc::new(Metrics::new());
+        let hasher = PasswordHasher::new(settings.argon2_permits, settings.argon2_queue_depth)?;
+        let mut metrics = Metrics::new();
+        metrics.register_argon2(hasher.queue());
+        let metrics = Arc::new(metrics);
         tokio::spawn(sender::run(
             pool.clone(),
             mailer,
@@ -112,10 +115,13 @@ impl Application {
             pool,
             signer: settings.signer,
             tokens: settings.tokens,
-            hasher: PasswordHasher::new(settings.argon2_permits)?,
+            hasher,
             password_policy: settings.password_policy,
-            lockout_threshold: settings.lockout_threshold,
-            lockout_window: settings.lockout_window,
+            lockout: Limits {
+                threshold: settings.lockout_threshold,
+                account_threshold: settings.lockout_account_threshold,
+                window_secs: settings.lockout_window.as_secs_f64(),
+            },
             templates: Templates::new()?,
             email_wake,
             metrics,

@@ -2,7 +2,9 @@
 //!
 //! The origin trusts the identity the edge forwards (the user id it verified from the access
 //! token) only when the request carries an HMAC-SHA256 over the method, path with query,
-//! timestamp, body hash and that identity, made with a secret only the two share. A request
+//! timestamp, body hash, that identity and the client's network, made with a secret only the
+//! two share. The network is signed because the origin's login back-off is keyed on it: a
+//! caller who could choose it could spread guesses over made-up networks. A request
 //! older or newer than `MAX_SKEW_SECS` is refused, which bounds replay.
 
 use hmac::{Hmac, Mac};
@@ -15,6 +17,10 @@ pub const HEADER_SIGNATURE: &str = "x-edge-signature";
 /// tell a misconfiguration (different `ORIGIN_SIGNING_SECRET`, clock skew) from a client's 401
 /// and answer 503 instead of passing a 401 on to a client that did nothing wrong.
 pub const HEADER_SIGNATURE_REFUSED: &str = "x-edge-signature-refused";
+/// The client's network as the edge saw it (an address or prefix); empty when unknown.
+pub const HEADER_CLIENT_NETWORK: &str = "X-Client-Network";
+/// Longest client network accepted (an IPv6 address with a prefix length fits in 43).
+pub const MAX_CLIENT_NETWORK_CHARS: usize = 64;
 pub const MAX_SKEW_SECS: i64 = 60;
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -58,6 +64,17 @@ impl Identity {
     }
 }
 
+/// Whether `network` may travel in [`HEADER_CLIENT_NETWORK`]: at most
+/// [`MAX_CLIENT_NETWORK_CHARS`] characters of hex digits, `.`, `:` and `/` (IPv4, IPv6, CIDR),
+/// or empty for unknown. Nothing else can reach the canonical string, so no newline can forge a
+/// field boundary, and nothing unbounded reaches the origin's database key.
+pub fn is_valid_client_network(network: &str) -> bool {
+    network.len() <= MAX_CLIENT_NETWORK_CHARS
+        && network
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || matches!(b, b'.' | b':' | b'/'))
+}
+
 /// The parts of a request that the signature covers.
 pub struct SignedParts<'a> {
     pub method: &'a str,
@@ -66,6 +83,8 @@ pub struct SignedParts<'a> {
     pub timestamp: i64,
     pub identity: Identity,
     pub body: &'a [u8],
+    /// The client's network (see [`is_valid_client_network`]); `""` when unknown.
+    pub client_network: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,14 +149,17 @@ impl RequestSigner {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC accepts any key length");
         // Newline-separated fields; none of them can contain a newline (method and path are
-        // HTTP tokens, the rest are generated here), so the encoding is unambiguous.
+        // HTTP tokens, the network is checked by `is_valid_client_network` before use, the rest
+        // are generated here), so the encoding is unambiguous. `v2` added the network: a v1
+        // signer and a v2 verifier never agree, rather than silently dropping the field.
         let canonical = format!(
-            "v1\n{}\n{}\n{}\n{}\n{}",
+            "v2\n{}\n{}\n{}\n{}\n{}\n{}",
             parts.method.to_ascii_uppercase(),
             parts.path_and_query,
             parts.timestamp,
             crate::hex::encode(&Sha256::digest(parts.body)),
             parts.identity.to_header(),
+            parts.client_network,
         );
         mac.update(canonical.as_bytes());
         mac
@@ -158,6 +180,7 @@ mod tests {
             timestamp: NOW,
             identity,
             body,
+            client_network: "203.0.113.7",
         }
     }
 
@@ -231,6 +254,13 @@ mod tests {
             }),
             Err(SignatureError::Mismatch)
         );
+        assert_eq!(
+            check(SignedParts {
+                client_network: "203.0.113.8",
+                ..parts(b"{}", user)
+            }),
+            Err(SignatureError::Mismatch)
+        );
         let other = RequestSigner::new(&[2; 32]).unwrap();
         assert_eq!(
             other.verify(&parts(b"{}", user), &sig, NOW),
@@ -262,6 +292,53 @@ mod tests {
         );
         assert!(RequestSigner::new(&[1; 31]).is_err());
         assert_eq!(format!("{signer:?}"), "RequestSigner([redacted])");
+    }
+
+    #[test]
+    fn changing_only_the_client_network_breaks_the_signature() {
+        let signer = RequestSigner::new(&[1; 32]).unwrap();
+        let sig = signer.sign(&parts(b"{}", Identity::Anonymous));
+        for network in ["", "203.0.113.70", "2001:db8::/64", "203.0.113.7/32"] {
+            assert_eq!(
+                signer.verify(
+                    &SignedParts {
+                        client_network: network,
+                        ..parts(b"{}", Identity::Anonymous)
+                    },
+                    &sig,
+                    NOW
+                ),
+                Err(SignatureError::Mismatch),
+                "{network:?}"
+            );
+        }
+        assert_eq!(
+            signer.verify(&parts(b"{}", Identity::Anonymous), &sig, NOW),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn client_network_forms() {
+        for good in [
+            "",
+            "203.0.113.7",
+            "2001:db8:85a3::8a2e:370:7334",
+            "2001:db8:1:2::/64",
+            "10.0.0.0/8",
+            &"f".repeat(MAX_CLIENT_NETWORK_CHARS),
+        ] {
+            assert!(is_valid_client_network(good), "{good:?}");
+        }
+        for bad in [
+            "unknown",
+            "203.0.113.7\nuser:1:0",
+            "1.2.3.4 ",
+            "::ffff:1.2.3.4%eth0",
+            &"f".repeat(MAX_CLIENT_NETWORK_CHARS + 1),
+        ] {
+            assert!(!is_valid_client_network(bad), "{bad:?}");
+        }
     }
 
     #[test]
@@ -308,7 +385,7 @@ mod tests {
         fn sign_verify_round_trip(body in proptest::collection::vec(any::<u8>(), 0..256),
                                   path in "/[a-z/?=&0-9]{0,40}", skew in -MAX_SKEW_SECS..=MAX_SKEW_SECS) {
             let signer = RequestSigner::new(&[9; 40]).unwrap();
-            let p = SignedParts { method: "GET", path_and_query: &path, timestamp: NOW, identity: Identity::Anonymous, body: &body };
+            let p = SignedParts { method: "GET", path_and_query: &path, timestamp: NOW, identity: Identity::Anonymous, body: &body, client_network: "" };
             let sig = signer.sign(&p);
             prop_assert_eq!(signer.verify(&p, &sig, NOW + skew), Ok(()));
         }

@@ -15,6 +15,11 @@ use crate::store::outbox::OutgoingEmail;
 
 pub const RESET_SUBJECT: &str = "Your password reset code";
 
+/// How long a reset-code email may wait in the outbox: the code's own lifetime (the email says
+/// so). Delivered later it is useless, and kept it is a live secret in the table.
+pub const RESET_CODE_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(OTP_TTL_SECS as u64);
+
 /// The templates, compiled into the binary (no template directory to deploy).
 pub struct Templates {
     env: Environment<'static>,
@@ -48,6 +53,7 @@ impl Templates {
             subject: RESET_SUBJECT.to_owned(),
             text: self.env.get_template("password_reset.txt")?.render(&ctx)?,
             html: self.env.get_template("password_reset.html")?.render(&ctx)?,
+            lifetime: Some(RESET_CODE_LIFETIME),
         })
     }
 }

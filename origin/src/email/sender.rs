@@ -1,5 +1,6 @@
 //! The background sender: claims due outbox rows, sends them, marks each sent or schedules a
-//! retry with exponential backoff. Rows are never deleted, so nothing is lost when SMTP is down.
+//! retry with exponential backoff. Rows are never deleted, so nothing is lost when SMTP is down;
+//! a row with an expiry (a reset code) is abandoned, its body erased, once it has expired.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,10 +43,20 @@ pub async fn run(pool: Pool, mailer: Arc<Mailer>, wake: Arc<Notify>, metrics: Ar
     }
 }
 
-/// Sends every due row; returns the seconds until the next pending row is due.
+/// Sends every due row; returns the seconds until the next pending row is due (or expires).
 async fn send_due(pool: &Pool, mailer: &Mailer, metrics: &Metrics) -> anyhow::Result<Option<f64>> {
     loop {
         let mut client = pool.get().await?;
+        // Before claiming: a row past its lifetime (a dead reset code) is given up and its
+        // bodies blanked, whether or not a retry is due.
+        for (id, attempts) in outbox::abandon_expired(&client).await? {
+            metrics.email(Email::Expired);
+            tracing::warn!(
+                outbox_id = id,
+                attempts,
+                "email expired before delivery; abandoned and its body erased"
+            );
+        }
         let tx = client.transaction().await?;
         let batch = outbox::claim_due(&tx, BATCH).await?;
         if batch.is_empty() {

@@ -98,17 +98,22 @@ pub async fn confirm(
             tracing::debug!(reason = %e, "reset token refused");
             invalid_token()
         })?;
-    let client = state.pool.get().await?;
-    let user = users::by_email(&client, &claims.email)
-        .await?
-        .filter(|u| u.is_active)
-        .ok_or_else(invalid_token)?;
-    // A token minted before the last password change is spent, whoever changed it.
-    if claims.iat < user.password_changed_at.timestamp()
-        || resets::is_used(&client, &claims.jti).await?
-    {
-        return Err(invalid_token());
-    }
+    // The connection goes back to the pool before the hash waits in its queue. Single use is
+    // enforced atomically under the transaction below (`resets::consume`).
+    let user = {
+        let client = state.pool.get().await?;
+        let user = users::by_email(&client, &claims.email)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or_else(invalid_token)?;
+        // A token minted before the last password change is spent, whoever changed it.
+        if claims.iat < user.password_changed_at.timestamp()
+            || resets::is_used(&client, &claims.jti).await?
+        {
+            return Err(invalid_token());
+        }
+        user
+    };
     let attributes = UserAttributes {
         username: &user.username,
         email: &user.email,
@@ -120,7 +125,7 @@ pub async fn confirm(
     }
     let hash = state.hasher.hash(SecretString::from(new_password)).await?;
 
-    let mut client = client;
+    let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     if !resets::consume(&tx, &claims.jti, user.id).await? {
         return Err(invalid_token());

@@ -12,10 +12,11 @@ use shared::signing::Identity;
 use shared::token::{Claims, Subject, TokenKind};
 use uuid::Uuid;
 
-use crate::edge_auth::{require_user, JsonBody};
+use crate::edge_auth::{require_user, ClientNetwork, JsonBody};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Login;
 use crate::startup::AppState;
+use crate::store::attempts::{self, Decision};
 use crate::store::audit::{self, Event};
 use crate::store::tokens::{self, RevokeReason};
 use crate::store::users::{self, User};
@@ -67,8 +68,14 @@ fn refresh_token(
 
 /// `POST /internal/tokens` — SimpleJWT's `jwt/create/`: one answer for unknown email, wrong
 /// password, inactive or locked-out account, each costing one argon2 verification.
+///
+/// The attempt is counted as a failure, and the lockout decided, before the password is hashed
+/// (`attempts::count_attempt`), so parallel guesses cannot outrun the count. No database
+/// connection is held while the hash waits in its queue: a login flood must not starve the
+/// pool that `/me`, refresh and the admin list need.
 pub async fn login(
     State(state): State<AppState>,
+    Extension(ClientNetwork(network)): Extension<ClientNetwork>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<TokenPair>> {
     let mut form = Form::new(&body).map_err(ApiError::Validation)?;
@@ -81,17 +88,27 @@ pub async fn login(
         )));
     };
 
-    let client = state.pool.get().await?;
-    let user = users::by_email(&client, &email).await?;
+    let (user, decision) = {
+        let client = state.pool.get().await?;
+        let user = users::by_email(&client, &email).await?;
+        let decision = match &user {
+            Some(user) => {
+                attempts::count_attempt(&client, user.id, &network, state.lockout).await?
+            }
+            None => Decision::Verify,
+        };
+        (user, decision)
+    };
     let password = SecretString::from(password);
-    let verified = state
-        .hasher
-        .verify(
-            password.clone(),
-            user.as_ref().map(|u| u.password_hash.clone()),
-        )
-        .await?;
+    // A refused attempt is verified against the dummy hash: it costs the same time as a check
+    // of the real one, and its password is never compared.
+    let stored = user
+        .as_ref()
+        .filter(|_| !decision.refused())
+        .map(|u| u.password_hash.clone());
+    let verified = state.hasher.verify(password.clone(), stored).await?;
     let Some(user) = user else {
+        let client = state.pool.get().await?;
         state.metrics.login(Login::Failed);
         // Recorded (without the address tried) so an unknown email costs the same writes as a
         // wrong password: timing does not tell them apart.
@@ -104,15 +121,21 @@ pub async fn login(
         .await?;
         return Err(ApiError::InvalidCredentials);
     };
-    let now = Utc::now();
-    let window = chrono::Duration::from_std(state.lockout_window).map_err(anyhow::Error::from)?;
-    if user.locked_out(state.lockout_threshold, window, now) {
-        audit::record(&client, Some(user.id), Event::LoginLocked, json!({})).await?;
+    if decision.refused() {
+        let client = state.pool.get().await?;
+        audit::record(
+            &client,
+            Some(user.id),
+            Event::LoginLocked,
+            json!({ "reason": decision.reason() }),
+        )
+        .await?;
         state.metrics.login(Login::Locked);
         return Err(ApiError::InvalidCredentials);
     }
     if !verified.ok {
-        users::record_failed_login(&client, user.id, state.lockout_window.as_secs_f64()).await?;
+        // Already counted before hashing.
+        let client = state.pool.get().await?;
         audit::record(&client, Some(user.id), Event::LoginFailed, json!({})).await?;
         state.metrics.login(Login::Failed);
         return Err(ApiError::InvalidCredentials);
@@ -121,8 +144,15 @@ pub async fn login(
         state.metrics.login(Login::Failed);
         return Err(ApiError::InvalidCredentials);
     }
-    if verified.needs_rehash {
-        let new_hash = state.hasher.hash(password).await?;
+    // Hashed before taking a connection (see above).
+    let new_hash = if verified.needs_rehash {
+        Some(state.hasher.hash(password).await?)
+    } else {
+        None
+    };
+
+    let client = state.pool.get().await?;
+    if let Some(new_hash) = new_hash {
         if users::upgrade_hash(&client, user.id, &user.password_hash, &new_hash).await? {
             let from = user.password_hash.split('$').next().unwrap_or_default();
             audit::record(
@@ -136,7 +166,7 @@ pub async fn login(
         }
     }
 
-    let now = now.timestamp();
+    let now = Utc::now().timestamp();
     let (family, jti) = (Uuid::new_v4(), Uuid::new_v4());
     let exp = now + state.tokens.refresh_ttl;
     tokens::open_family(
@@ -144,6 +174,7 @@ pub async fn login(
         family,
         jti,
         user.id,
+        &network,
         now,
         exp,
         Event::LoginOk.as_str(),

@@ -68,12 +68,17 @@ pub async fn register(
         )));
     };
 
-    let client = state.pool.get().await?;
-    let taken = users::taken(&client, email.as_str(), username.as_str()).await?;
+    // The connection goes back to the pool before the hash waits in its queue (a registration
+    // flood must not starve other requests of connections), and a fresh one is taken after.
+    let taken = {
+        let client = state.pool.get().await?;
+        users::taken(&client, email.as_str(), username.as_str()).await?
+    };
     if !taken.is_empty() {
         return Err(ApiError::Validation(taken_errors(&taken)));
     }
     let hash = state.hasher.hash(SecretString::from(password)).await?;
+    let client = state.pool.get().await?;
     // The unique indexes decide races between concurrent registrations of one email.
     let user = match users::insert(&client, email.as_str(), username.as_str(), &hash, "user").await
     {

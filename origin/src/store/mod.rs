@@ -1,5 +1,6 @@
 //! All SQL lives here, parameterised and prepared (cached per connection).
 
+pub mod attempts;
 pub mod audit;
 pub mod outbox;
 pub mod resets;

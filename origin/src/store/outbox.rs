@@ -8,7 +8,14 @@ pub struct OutgoingEmail {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// Not sent after this long from queueing (the row is abandoned and its bodies blanked):
+    /// an email whose content is dead, such as an expired reset code, is never delivered late
+    /// and its secret does not sit in the table. `None`: retried until sent.
+    pub lifetime: Option<std::time::Duration>,
 }
+
+/// `last_error` of a row given up because it expired before it could be delivered.
+pub const EXPIRED_BEFORE_DELIVERY: &str = "expired before delivery";
 
 pub struct PendingEmail {
     pub id: i64,
@@ -26,10 +33,11 @@ pub async fn enqueue(
 ) -> Result<i64, tokio_postgres::Error> {
     let stmt = client
         .prepare_cached(
-            "INSERT INTO email_outbox (kind, to_address, subject, body_text, body_html) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO email_outbox (kind, to_address, subject, body_text, body_html, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) RETURNING id",
         )
         .await?;
+    let lifetime = email.lifetime.map(|d| d.as_secs_f64());
     let row = client
         .query_one(
             &stmt,
@@ -39,6 +47,7 @@ pub async fn enqueue(
                 &email.subject,
                 &email.text,
                 &email.html,
+                &lifetime,
             ],
         )
         .await?;
@@ -54,7 +63,9 @@ pub async fn claim_due(
     let stmt = client
         .prepare_cached(
             "SELECT id, to_address, subject, body_text, body_html, attempts, message_id FROM email_outbox \
-             WHERE sent_at IS NULL AND next_attempt_at <= now() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+             WHERE sent_at IS NULL AND abandoned_at IS NULL AND next_attempt_at <= now() \
+               AND (expires_at IS NULL OR expires_at > now()) \
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .await?;
     Ok(client
@@ -103,14 +114,37 @@ pub async fn mark_failed(
     Ok(())
 }
 
-/// Seconds until the next due row, if any row is pending.
+/// Gives up every unsent row past its `expires_at`: marked abandoned, bodies blanked, never
+/// claimed again. Returns the ids and their attempts so far (for the log; nothing else).
+/// `SKIP LOCKED`: a row being sent right now by another origin is left to that send.
+pub async fn abandon_expired(
+    client: &impl GenericClient,
+) -> Result<Vec<(i64, i32)>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "UPDATE email_outbox SET abandoned_at = now(), last_error = $1, body_text = '', body_html = '' \
+             WHERE id IN (SELECT id FROM email_outbox \
+                          WHERE sent_at IS NULL AND abandoned_at IS NULL AND expires_at <= now() \
+                          FOR UPDATE SKIP LOCKED) \
+             RETURNING id, attempts",
+        )
+        .await?;
+    Ok(client
+        .query(&stmt, &[&EXPIRED_BEFORE_DELIVERY])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// Seconds until the next due row or the next expiry, if any row is pending.
 pub async fn next_due_in(
     client: &impl GenericClient,
 ) -> Result<Option<f64>, tokio_postgres::Error> {
     let stmt = client
         .prepare_cached(
-            "SELECT greatest(extract(epoch FROM min(next_attempt_at) - now()), 0)::float8 \
-             FROM email_outbox WHERE sent_at IS NULL",
+            "SELECT greatest(extract(epoch FROM least(min(next_attempt_at), min(expires_at)) - now()), 0)::float8 \
+             FROM email_outbox WHERE sent_at IS NULL AND abandoned_at IS NULL",
         )
         .await?;
     Ok(client.query_one(&stmt, &[]).await?.get(0))

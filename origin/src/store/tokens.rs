@@ -32,14 +32,17 @@ impl RevokeReason {
 }
 
 /// A successful login in one statement (one round trip, atomic without an explicit
-/// transaction): a new family, its first refresh token `jti`, the user's `last_login` with the
-/// failure counter reset, and the audit row (`event`, `detail`).
+/// transaction): a new family, its first refresh token `jti`, the user's `last_login`, the
+/// audit row (`event`, `detail`), and the lockout counts: this attempt was counted as a failure
+/// before hashing (`attempts::count_attempt`), so the account-wide count takes it back, and the
+/// (account, `network`) pair is reset and remembered as a network the owner logs in from.
 #[allow(clippy::too_many_arguments)]
 pub async fn open_family(
     client: &impl GenericClient,
     family_id: Uuid,
     jti: Uuid,
     user_id: i64,
+    network: &str,
     iat: i64,
     exp: i64,
     event: &str,
@@ -54,8 +57,11 @@ pub async fn open_family(
                  SELECT $2, family.id, NULL, $3, to_timestamp($4::bigint), to_timestamp($5::bigint) FROM family \
                  RETURNING jti \
              ), login AS ( \
-                 UPDATE users SET last_login = now(), failed_logins = 0, failed_logins_since = NULL \
+                 UPDATE users SET last_login = now(), failed_logins = greatest(failed_logins - 1, 0) \
                  WHERE id = $3 RETURNING id \
+             ), known AS ( \
+                 UPDATE login_attempts SET failures = 0, last_success_at = now() \
+                 WHERE user_id = $3 AND network = $8 \
              ) \
              INSERT INTO audit_log (user_id, event, detail) SELECT login.id, $6, $7 FROM token, login",
         )
@@ -63,7 +69,9 @@ pub async fn open_family(
     client
         .execute(
             &stmt,
-            &[&family_id, &jti, &user_id, &iat, &exp, &event, detail],
+            &[
+                &family_id, &jti, &user_id, &iat, &exp, &event, detail, &network,
+            ],
         )
         .await?;
     Ok(())

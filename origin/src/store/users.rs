@@ -45,14 +45,6 @@ impl User {
         }
     }
 
-    /// Whether the account is locked out by failed logins at `now`.
-    pub fn locked_out(&self, threshold: i32, window: chrono::Duration, now: DateTime<Utc>) -> bool {
-        self.failed_logins >= threshold
-            && self
-                .failed_logins_since
-                .is_some_and(|since| since > now - window)
-    }
-
     pub fn is_admin(&self) -> bool {
         self.role == "admin"
     }
@@ -150,28 +142,6 @@ pub async fn by_id(
         .map(User::from_row))
 }
 
-/// Counts a failed login: a new window starts when the last one is older than `window_secs`.
-pub async fn record_failed_login(
-    client: &impl GenericClient,
-    id: i64,
-    window_secs: f64,
-) -> Result<(), tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
-            "UPDATE users SET \
-               failed_logins = CASE WHEN failed_logins_since IS NULL \
-                                     OR failed_logins_since <= now() - make_interval(secs => $2) \
-                                    THEN 1 ELSE failed_logins + 1 END, \
-               failed_logins_since = CASE WHEN failed_logins_since IS NULL \
-                                           OR failed_logins_since <= now() - make_interval(secs => $2) \
-                                          THEN now() ELSE failed_logins_since END \
-             WHERE id = $1",
-        )
-        .await?;
-    client.execute(&stmt, &[&id, &window_secs]).await?;
-    Ok(())
-}
-
 /// Sets the role of the account with this email; returns its id and the previous role.
 pub async fn set_role(
     client: &impl GenericClient,
@@ -247,7 +217,9 @@ pub async fn page(
         .collect())
 }
 
-/// New password: bumps `token_version` (outdating every token) and clears the lockout.
+/// New password: bumps `token_version` (outdating every token) and clears the lockout, the
+/// account-wide count and every network's back-off (the guesses were against the old password).
+/// Known networks stay known.
 pub async fn set_password(
     client: &impl GenericClient,
     id: i64,
@@ -255,7 +227,10 @@ pub async fn set_password(
 ) -> Result<(), tokio_postgres::Error> {
     let stmt = client
         .prepare_cached(
-            "UPDATE users SET password_hash = $2, password_changed_at = now(), token_version = token_version + 1, \
+            "WITH cleared AS ( \
+                 UPDATE login_attempts SET failures = 0, last_failure_at = NULL WHERE user_id = $1 \
+             ) \
+             UPDATE users SET password_hash = $2, password_changed_at = now(), token_version = token_version + 1, \
              failed_logins = 0, failed_logins_since = NULL WHERE id = $1",
         )
         .await?;

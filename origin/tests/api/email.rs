@@ -89,3 +89,74 @@ async fn emails_wait_in_the_outbox_while_smtp_is_down_and_go_out_once_it_is_back
         2
     );
 }
+
+#[tokio::test]
+async fn a_reset_email_that_outlives_its_code_is_never_sent_and_its_code_is_erased() {
+    // SMTP down: the port is reserved, then closed.
+    let port = free_port();
+    let app = spawn_app_with(Options {
+        smtp_port: Some(port),
+        ..Options::default()
+    })
+    .await;
+    app.signed_up("ada@example.com", "ada").await;
+    app.post(
+        "/internal/password-reset/code",
+        json!({"email": "ada@example.com", "code": "314159"}),
+    )
+    .await;
+    // The row lives as long as the code (10 minutes) and is retried meanwhile.
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM email_outbox WHERE expires_at \
+             BETWEEN created_at + interval '599 seconds' AND created_at + interval '601 seconds'"
+        )
+        .await,
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM email_outbox WHERE attempts >= 1 AND last_error IS NOT NULL \
+             AND abandoned_at IS NULL AND body_text LIKE '%314159%'"
+        )
+        .await,
+        1,
+        "retried while live"
+    );
+
+    // The code's lifetime ends before SMTP comes back.
+    app.sql("UPDATE email_outbox SET expires_at = now() - interval '1 second'")
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while app
+        .count("SELECT count(*) FROM email_outbox WHERE abandoned_at IS NOT NULL")
+        .await
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the expired row was not abandoned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM email_outbox WHERE body_text = '' AND body_html = '' \
+             AND last_error = 'expired before delivery' AND sent_at IS NULL"
+        )
+        .await,
+        1,
+        "the code is erased"
+    );
+    let attempts = app.count("SELECT attempts::bigint FROM email_outbox").await;
+
+    // SMTP is back: the abandoned row is never sent nor tried again.
+    let sink = SmtpSink::serve(TcpListener::bind(("127.0.0.1", port)).await.unwrap());
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(sink.messages().is_empty(), "{:?}", sink.messages());
+    assert_eq!(
+        app.count("SELECT attempts::bigint FROM email_outbox").await,
+        attempts
+    );
+}

@@ -12,7 +12,8 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::keys::{Ed25519PrivateKey, Jwks, SigningKey, VerifyingKeys};
 use shared::signing::{
-    Identity, RequestSigner, SignedParts, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    Identity, RequestSigner, SignedParts, HEADER_CLIENT_NETWORK, HEADER_IDENTITY, HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
 };
 use shared::token::{Audience, Claims, ResetTokens, TokenIssuer, TokenVerifier};
 use shared::validate::PasswordPolicy;
@@ -208,6 +209,7 @@ pub fn code_in(message: &str) -> String {
 
 pub struct Options {
     pub lockout_threshold: i32,
+    pub lockout_account_threshold: i32,
     pub lockout_window: Duration,
     pub reuse_grace: i64,
     pub access_ttl: i64,
@@ -216,18 +218,30 @@ pub struct Options {
     pub smtp_port: Option<u16>,
     /// METRICS_TOKEN.
     pub metrics_token: Option<&'static str>,
+    /// DATABASE_POOL_SIZE.
+    pub pool_size: usize,
+    /// ARGON2_MAX_CONCURRENCY.
+    pub argon2_threads: usize,
+    /// ARGON2_QUEUE_DEPTH.
+    pub argon2_queue_depth: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
-            lockout_threshold: 100,
+            // The production defaults (LOCKOUT_THRESHOLD, LOCKOUT_ACCOUNT_THRESHOLD).
+            lockout_threshold: 5,
+            lockout_account_threshold: 100,
             lockout_window: Duration::from_secs(3600),
-            reuse_grace: 10,
+            // The production default: no grace, a replayed refresh token revokes its family.
+            reuse_grace: 0,
             access_ttl: 300,
             policy: PasswordPolicy::Seed,
             smtp_port: None,
             metrics_token: None,
+            pool_size: 8,
+            argon2_threads: 2,
+            argon2_queue_depth: 2 * origin::config::ARGON2_QUEUE_PER_THREAD,
         }
     }
 }
@@ -261,7 +275,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         bind: "127.0.0.1:0".parse().unwrap(),
         database: DatabaseArgs {
             database_url: SecretString::from(db.url.clone()),
-            database_pool_size: 8,
+            database_pool_size: options.pool_size,
         },
         signer: RequestSigner::new(SIGNING_SECRET).unwrap(),
         tokens: TokenConfig {
@@ -273,8 +287,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             reuse_grace: options.reuse_grace,
         },
         password_policy: options.policy,
-        argon2_permits: 2,
+        argon2_permits: options.argon2_threads,
+        argon2_queue_depth: options.argon2_queue_depth,
         lockout_threshold: options.lockout_threshold,
+        lockout_account_threshold: options.lockout_account_threshold,
         lockout_window: options.lockout_window,
         email: EmailSettings {
             backend: if options.smtp_port.is_some() {
@@ -321,7 +337,7 @@ pub fn origin_cli(db_url: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// A request to `{base}{path}` signed as the edge signs it.
+/// A request to `{base}{path}` signed as the edge signs it, from an unknown client network.
 pub fn signed_request(
     http: &reqwest::Client,
     signer: &RequestSigner,
@@ -330,6 +346,21 @@ pub fn signed_request(
     path: &str,
     identity: Identity,
     body: Option<&Value>,
+) -> reqwest::RequestBuilder {
+    signed_request_from(http, signer, base, method, path, identity, body, "")
+}
+
+/// `signed_request` with the client network the edge vouches for (`""`: unknown).
+#[allow(clippy::too_many_arguments)]
+pub fn signed_request_from(
+    http: &reqwest::Client,
+    signer: &RequestSigner,
+    base: &str,
+    method: Method,
+    path: &str,
+    identity: Identity,
+    body: Option<&Value>,
+    client_network: &str,
 ) -> reqwest::RequestBuilder {
     let bytes = body
         .map(|b| serde_json::to_vec(b).unwrap())
@@ -341,12 +372,14 @@ pub fn signed_request(
         timestamp,
         identity,
         body: &bytes,
+        client_network,
     });
     let request = http
         .request(method, format!("{base}{path}"))
         .header(HEADER_TIMESTAMP, timestamp.to_string())
         .header(HEADER_IDENTITY, identity.to_header())
-        .header(HEADER_SIGNATURE, signature);
+        .header(HEADER_SIGNATURE, signature)
+        .header(HEADER_CLIENT_NETWORK, client_network);
     if body.is_some() {
         request
             .header("content-type", "application/json")
@@ -400,6 +433,40 @@ impl TestApp {
     ) -> Reply {
         let request = signed_request(&self.http, &self.signer, base, method, path, identity, body);
         read(request.send().await.expect("request sent")).await
+    }
+
+    /// `send` as a client on `network` (signed, as the edge forwards it).
+    pub async fn send_from(
+        &self,
+        network: &str,
+        method: Method,
+        path: &str,
+        identity: Identity,
+        body: Option<&Value>,
+    ) -> Reply {
+        let request = signed_request_from(
+            &self.http,
+            &self.signer,
+            &self.address,
+            method,
+            path,
+            identity,
+            body,
+            network,
+        );
+        read(request.send().await.expect("request sent")).await
+    }
+
+    /// A login from a client on `network`.
+    pub async fn login_from(&self, network: &str, email: &str, password: &str) -> Reply {
+        self.send_from(
+            network,
+            Method::POST,
+            "/internal/tokens",
+            Identity::Anonymous,
+            Some(&json!({"email": email, "password": password})),
+        )
+        .await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
@@ -472,6 +539,13 @@ impl TestApp {
     pub async fn me(&self, access: &str) -> Reply {
         self.send(Method::GET, "/internal/me", self.identity(access), None)
             .await
+    }
+
+    /// A reset token for `email`, as the edge mints one after a correct code.
+    pub fn reset_token(&self, email: &str) -> String {
+        self.resets
+            .issue(email, uuid::Uuid::new_v4().simple().to_string(), now(), 900)
+            .unwrap()
     }
 
     pub async fn sql(&self, statement: &str) {

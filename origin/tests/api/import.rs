@@ -212,3 +212,54 @@ async fn imports_from_the_django_database_and_a_dry_run_writes_nothing() {
     assert!(bad.contains("invalid --table"), "{bad}");
     assert_eq!(app.count("SELECT count(*) FROM users").await, 6);
 }
+
+/// A Django-style argon2 hash of `password` whose cost parameters are as given, made by the
+/// argon2 crate (a genuine hash: only the caps can make it fail).
+fn django_argon2(password: &str, m: u32, t: u32, p: u32) -> String {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let params = argon2::Params::new(m, t, p, None).unwrap();
+    let phc = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+    format!("argon2{phc}")
+}
+
+#[tokio::test]
+async fn argon2_hashes_beyond_the_cost_caps_are_reported_and_never_computed() {
+    let app = spawn_app().await;
+    let user = |pk: i64, email: &str, hash: &str| {
+        serde_json::json!({"model": "accounts.user", "pk": pk, "fields": {
+            "email": email, "username": email.split('@').next().unwrap(), "password": hash,
+            "date_joined": "2025-01-01T12:00:00Z"}})
+    };
+    // A genuine hash with one pass too many (t=17), a hostile row asking for 4 TiB of memory,
+    // and Django's own defaults (m=102400, t=2, p=8), which must keep working.
+    let slow = django_argon2("73926481", 64, 17, 1);
+    let hostile = "argon2$argon2id$v=19$m=4294967295,t=2,p=1$WVpnNGFsUzRqNndhSFhONnhDNlZFaw$JZAT5+RZknVuxof7sx1JBSLIe4DuefGCSwZPhFxgobo";
+    let dump = serde_json::json!([
+        user(21, "slow@example.com", &slow),
+        user(22, "hostile@example.com", hostile),
+        user(23, "bob@example.com", "argon2$argon2id$v=19$m=102400,t=2,p=8$WVpnNGFsUzRqNndhSFhONnhDNlZFaw$JZAT5+RZknVuxof7sx1JBSLIe4DuefGCSwZPhFxgobo"),
+    ]);
+    let path = std::env::temp_dir().join(format!("capped-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&path, dump.to_string()).unwrap();
+    let (ok, report) = import(&app.db.url, &["--from-json", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).unwrap();
+    assert!(ok, "{report}");
+    assert!(report.contains("imported 3 (1 can log in"), "{report}");
+    assert!(
+        report.contains(
+            "need a password reset: 2 with argon2 (cost parameters over the caps) hashes"
+        ),
+        "{report}"
+    );
+    // The right password does not open the over-the-cap account, and the hostile row is
+    // refused without the process trying to allocate its memory.
+    let reply = app.login("slow@example.com", "73926481").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    let reply = app.login("hostile@example.com", "58203941").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    // Django's default parameters still verify (and are re-hashed).
+    logs_in_and_is_rehashed(&app, (23, "bob@example.com", "58203941")).await;
+}

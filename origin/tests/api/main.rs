@@ -3,10 +3,12 @@
 
 mod admin;
 mod audit;
+mod backpressure;
 mod email;
 mod health;
 mod helpers;
 mod import;
+mod lockout;
 mod me;
 mod metrics;
 mod null_characters;

@@ -5,22 +5,14 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use shared::signing::Identity;
 
-use crate::helpers::{now, spawn_app, PASSWORD};
+use crate::helpers::{spawn_app, PASSWORD};
 
 #[tokio::test]
 async fn a_null_character_in_any_string_field_is_a_400_field_error() {
     let app = spawn_app().await;
     let (_, access, refresh) = app.signed_up("ada@example.com", "ada").await;
     let user = app.identity(&access);
-    let reset_token = app
-        .resets
-        .issue(
-            "ada@example.com",
-            uuid::Uuid::new_v4().simple().to_string(),
-            now(),
-            900,
-        )
-        .unwrap();
+    let reset_token = app.reset_token("ada@example.com");
     // Each endpoint with a body that is valid but for the field under test.
     let endpoints: [(Method, &str, Identity, Value); 8] = [
         (

@@ -4,7 +4,7 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, PASSWORD};
+use crate::helpers::{spawn_app, spawn_app_with, Options, PASSWORD};
 
 #[tokio::test]
 async fn twenty_parallel_registrations_of_one_email_create_one_account() {
@@ -39,7 +39,12 @@ async fn twenty_parallel_registrations_of_one_email_create_one_account() {
 
 #[tokio::test]
 async fn fifty_parallel_refreshes_of_one_token_rotate_it_once() {
-    let app = spawn_app().await;
+    // The grace window is opt-in (default 0); this test is about it.
+    let app = spawn_app_with(Options {
+        reuse_grace: 10,
+        ..Options::default()
+    })
+    .await;
     let (_, _, refresh) = app.signed_up("rot@example.com", "rot").await;
     let replies = join_all((0..50).map(|_| app.refresh(&refresh))).await;
     let ok: Vec<_> = replies
@@ -75,9 +80,20 @@ async fn parallel_logins_with_the_wrong_password_count_every_failure() {
     app.signed_up("lock@example.com", "lock").await;
     let replies = join_all((0..30).map(|_| app.login("lock@example.com", "00000000"))).await;
     assert!(replies.iter().all(|r| r.status == StatusCode::UNAUTHORIZED));
-    // No lost update under concurrency: the lockout counter saw all 30.
+    // No lost update under concurrency: the account-wide counter and the (account, network)
+    // back-off both saw all 30, and only LOCKOUT_THRESHOLD (5) passwords were actually checked.
     assert_eq!(
         app.count("SELECT failed_logins::bigint FROM users").await,
         30
+    );
+    assert_eq!(
+        app.count("SELECT failures::bigint FROM login_attempts")
+            .await,
+        30
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE event = 'login_failed'")
+            .await,
+        5
     );
 }

@@ -13,12 +13,6 @@ async fn confirm(app: &TestApp, token: &str, new: &str, re: &str) -> crate::help
     .await
 }
 
-fn reset_token(app: &TestApp, email: &str) -> String {
-    app.resets
-        .issue(email, uuid::Uuid::new_v4().simple().to_string(), now(), 900)
-        .unwrap()
-}
-
 fn invalid_token() -> serde_json::Value {
     json!({"reset_token": ["Invalid or expired reset token."]})
 }
@@ -79,7 +73,7 @@ async fn code_is_queued_only_for_active_accounts_with_the_same_answer() {
 async fn confirm_sets_the_password_and_ends_every_session() {
     let app = spawn_app().await;
     let (_, access, refresh) = app.signed_up("ada@example.com", "ada").await;
-    let token = reset_token(&app, "ada@example.com");
+    let token = app.reset_token("ada@example.com");
     let reply = confirm(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
 
@@ -111,7 +105,7 @@ async fn confirm_sets_the_password_and_ends_every_session() {
 async fn confirm_errors() {
     let app = spawn_app().await;
     let (_, access, _) = app.signed_up("ada@example.com", "ada").await;
-    let token = reset_token(&app, "ada@example.com");
+    let token = app.reset_token("ada@example.com");
 
     let reply = confirm(&app, &token, NEW_PASSWORD, "40718263").await;
     assert_eq!(
@@ -147,7 +141,7 @@ async fn confirm_errors() {
     assert_eq!(
         confirm(
             &app,
-            &reset_token(&app, "nobody@example.com"),
+            &app.reset_token("nobody@example.com"),
             "40718263",
             "40718263"
         )
@@ -187,7 +181,7 @@ async fn confirm_errors() {
 async fn parallel_confirms_with_one_token_succeed_once() {
     let app = spawn_app().await;
     app.signed_up("ada@example.com", "ada").await;
-    let token = reset_token(&app, "ada@example.com");
+    let token = app.reset_token("ada@example.com");
     let replies = futures::future::join_all(
         (0..8).map(|_| confirm(&app, &token, NEW_PASSWORD, NEW_PASSWORD)),
     )

@@ -1,7 +1,8 @@
 use reqwest::StatusCode;
 use serde_json::json;
 use shared::signing::{
-    Identity, RequestSigner, SignedParts, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    Identity, RequestSigner, SignedParts, HEADER_CLIENT_NETWORK, HEADER_IDENTITY, HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
 };
 
 use crate::helpers::{now, read, spawn_app, Reply, TestApp, SIGNING_SECRET};
@@ -32,6 +33,7 @@ fn signed_headers(
         timestamp,
         identity,
         body: body.as_bytes(),
+        client_network: "",
     });
     vec![
         (HEADER_TIMESTAMP, timestamp.to_string()),
@@ -140,4 +142,49 @@ async fn every_internal_route_requires_a_signature() {
         .await;
         assert_refused(&reply);
     }
+}
+
+#[tokio::test]
+async fn the_client_network_is_signed_and_checked() {
+    let app = spawn_app().await;
+    let body = r#"{"email":"a@example.com","username":"a","password":"73926481"}"#;
+    let signer = RequestSigner::new(SIGNING_SECRET).unwrap();
+    let headers_for = |network: &str| {
+        let timestamp = now();
+        let signature = signer.sign(&SignedParts {
+            method: "POST",
+            path_and_query: PATH,
+            timestamp,
+            identity: Identity::Anonymous,
+            body: body.as_bytes(),
+            client_network: network,
+        });
+        vec![
+            (HEADER_TIMESTAMP, timestamp.to_string()),
+            (HEADER_IDENTITY, Identity::Anonymous.to_header()),
+            (HEADER_SIGNATURE, signature),
+            (HEADER_CLIENT_NETWORK, network.to_owned()),
+        ]
+    };
+    // Signed for one network, sent claiming another (a forger spreading guesses).
+    let mut headers = headers_for("203.0.113.7");
+    headers[3].1 = "198.51.100.9".into();
+    assert_refused(&raw(&app, &headers, body).await);
+    // Signed without a network header value but sent with one.
+    let mut headers = headers_for("");
+    headers[3].1 = "203.0.113.7".into();
+    assert_refused(&raw(&app, &headers, body).await);
+    // Correctly signed but malformed: too long, or characters outside hex digits and `.:/`.
+    for bad in ["f".repeat(65), "unknown".to_owned(), "1.2.3.4 x".to_owned()] {
+        assert_refused(&raw(&app, &headers_for(&bad), body).await);
+    }
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
+    // A well-formed, correctly signed network (64 characters is the limit) gets through.
+    let ok = raw(&app, &headers_for(&"f".repeat(64)), body).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    // An IPv6 prefix, as the edge will send it, on another route.
+    let login = app
+        .login_from("2001:db8:1:2::/64", "a@example.com", "73926481")
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
 }

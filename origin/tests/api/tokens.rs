@@ -170,6 +170,29 @@ async fn refresh_rotates_and_the_old_token_is_spent() {
 }
 
 #[tokio::test]
+async fn replaying_a_rotated_refresh_token_at_once_revokes_the_family_by_default() {
+    // Default options: REFRESH_REUSE_GRACE is 0.
+    let app = spawn_app().await;
+    let (_, _, refresh1) = app.signed_up("ada@example.com", "ada").await;
+    let reply = app.refresh(&refresh1).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let refresh2 = reply.body["refresh"].as_str().unwrap().to_owned();
+
+    // Replayed immediately (a thief racing the owner): refused, and the family is revoked.
+    let replay = app.refresh(&refresh1).await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(replay.body, not_valid());
+    let child = app.refresh(&refresh2).await;
+    assert_eq!(child.status, StatusCode::UNAUTHORIZED, "the child dies too");
+    assert_eq!(child.body, not_valid());
+    assert_eq!(
+        app.count("SELECT count(*) FROM refresh_families WHERE revoked_reason = 'reuse'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
 async fn a_chain_of_rotations_stays_valid() {
     let app = spawn_app().await;
     let (_, _, mut refresh) = app.signed_up("ada@example.com", "ada").await;
@@ -188,7 +211,12 @@ async fn a_chain_of_rotations_stays_valid() {
 
 #[tokio::test]
 async fn parallel_refreshes_of_one_token_yield_one_child() {
-    let app = spawn_app().await;
+    // Opt-in grace (the default is 0): parallel retries of one refresh share one child.
+    let app = spawn_app_with(Options {
+        reuse_grace: 10,
+        ..Options::default()
+    })
+    .await;
     let (_, _, refresh) = app.signed_up("ada@example.com", "ada").await;
     let replies = futures::future::join_all((0..12).map(|_| app.refresh(&refresh))).await;
     let children: std::collections::HashSet<String> = replies

@@ -166,6 +166,7 @@ async fn truncated_json_is_a_400_parse_error() {
         timestamp,
         identity: Identity::Anonymous,
         body,
+        client_network: "",
     });
     let reply = crate::helpers::read(
         app.http

@@ -66,15 +66,7 @@ async fn a_password_reset_blacklists_every_refresh_token_of_the_user() {
     let second = app.login("ada@example.com", crate::helpers::PASSWORD).await;
     let second = second.body["refresh"].as_str().unwrap().to_owned();
     let (_, _, other_user) = app.signed_up("bob@example.com", "bob").await;
-    let token = app
-        .resets
-        .issue(
-            "ada@example.com",
-            uuid::Uuid::new_v4().simple().to_string(),
-            now(),
-            900,
-        )
-        .unwrap();
+    let token = app.reset_token("ada@example.com");
     let reset = app
         .post(
             "/internal/password-reset/confirm",
