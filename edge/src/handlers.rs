@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use shared::api::{self, FieldErrors};
 use shared::client;
 use shared::form::Form;
+use shared::internal::InternalRoute;
 use shared::otp::OtpCode;
 use shared::signing::Identity;
 use shared::throttle::Scope;
@@ -119,15 +120,15 @@ impl Call<'_> {
 
     async fn origin(
         &self,
-        method: Method,
-        path: &str,
+        route: InternalRoute,
+        query: Option<&str>,
         identity: Identity,
         body: Option<&[u8]>,
     ) -> Result<Response> {
         match origin::call(
             self.config,
-            method,
-            path,
+            route,
+            query,
             identity,
             body,
             self.request_id,
@@ -226,8 +227,8 @@ pub async fn handle(
                 Ok(claims) if claims.token_type == TokenKind::Refresh => {
                     let bytes = serde_json::to_vec(&json!({ "token": token }))?;
                     call.origin(
-                        Method::Post,
-                        "/internal/tokens/verify",
+                        InternalRoute::VerifyRefresh,
+                        None,
                         Identity::Anonymous,
                         Some(&bytes),
                     )
@@ -243,12 +244,12 @@ pub async fn handle(
                 &[(Scope::Anon, Who::Client), (Scope::Auth, Who::Client)]
             );
             let (_, bytes) = try_reply!(read_json(&mut req).await?);
-            let path = match route {
-                Route::Register => "/internal/users",
-                Route::JwtCreate => "/internal/tokens",
-                _ => "/internal/tokens/refresh",
+            let internal = match route {
+                Route::Register => InternalRoute::Register,
+                Route::JwtCreate => InternalRoute::Login,
+                _ => InternalRoute::Refresh,
             };
-            call.origin(Method::Post, path, Identity::Anonymous, Some(&bytes))
+            call.origin(internal, None, Identity::Anonymous, Some(&bytes))
                 .await
         }
         Route::Logout | Route::Me | Route::PatchMe | Route::ListUsers => {
@@ -258,26 +259,21 @@ pub async fn handle(
             };
             throttle!(call, &[(Scope::User, Who::Key(&id.to_string()))]);
             match route {
-                Route::Me => {
-                    call.origin(Method::Get, "/internal/me", identity, None)
-                        .await
-                }
+                Route::Me => call.origin(InternalRoute::Me, None, identity, None).await,
                 Route::ListUsers => {
-                    let path = match url.query() {
-                        Some(q) => format!("/internal/users?{q}"),
-                        None => "/internal/users".to_owned(),
-                    };
-                    let response = call.origin(Method::Get, &path, identity, None).await?;
+                    let response = call
+                        .origin(InternalRoute::ListUsers, url.query(), identity, None)
+                        .await?;
                     absolute_page_links(response, &url).await
                 }
                 _ => {
                     let (_, bytes) = try_reply!(read_json(&mut req).await?);
-                    let (method, path) = if route == Route::Logout {
-                        (Method::Post, "/internal/tokens/logout")
+                    let internal = if route == Route::Logout {
+                        InternalRoute::Logout
                     } else {
-                        (Method::Patch, "/internal/me")
+                        InternalRoute::PatchMe
                     };
-                    call.origin(method, path, identity, Some(&bytes)).await
+                    call.origin(internal, None, identity, Some(&bytes)).await
                 }
             }
         }
@@ -322,8 +318,8 @@ pub async fn handle(
             ctx.wait_until(async move {
                 if let Err(e) = origin::call(
                     &config,
-                    Method::Post,
-                    "/internal/password-reset/code",
+                    InternalRoute::SendResetCode,
+                    None,
                     Identity::Anonymous,
                     Some(&payload),
                     &request_id,
@@ -367,8 +363,8 @@ pub async fn handle(
             if has_token {
                 return call
                     .origin(
-                        Method::Post,
-                        "/internal/password-reset/confirm",
+                        InternalRoute::ResetConfirm,
+                        None,
                         Identity::Anonymous,
                         Some(&bytes),
                     )
@@ -392,8 +388,8 @@ pub async fn handle(
             let bytes = serde_json::to_vec(&body)?;
             let response = call
                 .origin(
-                    Method::Post,
-                    "/internal/password-reset/confirm",
+                    InternalRoute::ResetConfirm,
+                    None,
                     Identity::Anonymous,
                     Some(&bytes),
                 )

@@ -2,6 +2,7 @@
 //! 5xx turned into one `Unavailable` the caller answers with 503.
 
 use futures_util::future::{select, Either};
+use shared::internal::{InternalMethod, InternalRoute};
 use shared::signing::{
     is_valid_client_network, Identity, SignedParts, HEADER_CLIENT_NETWORK, HEADER_IDENTITY,
     HEADER_SIGNATURE, HEADER_SIGNATURE_REFUSED, HEADER_TIMESTAMP,
@@ -25,13 +26,20 @@ pub struct Unavailable(pub String);
 /// `CF-Connecting-IP`) travels as `""`, "unknown", rather than failing the request.
 pub async fn call(
     config: &Config,
-    method: Method,
-    path_and_query: &str,
+    route: InternalRoute,
+    query: Option<&str>,
     identity: Identity,
     body: Option<&[u8]>,
     request_id: &str,
     client_network: Option<&str>,
 ) -> Result<OriginReply, Unavailable> {
+    let method = match route.method() {
+        InternalMethod::Get => Method::Get,
+        InternalMethod::Post => Method::Post,
+        InternalMethod::Patch => Method::Patch,
+    };
+    let path_and_query = route.path_and_query(query);
+    let path_and_query = path_and_query.as_str();
     let timestamp = (Date::now().as_millis() / 1_000) as i64;
     let bytes = body.unwrap_or_default();
     let client_network = client_network
@@ -46,7 +54,7 @@ pub async fn call(
         client_network,
     });
     // The path only: a query string can carry what a client typed, and logs keep no input.
-    let path = path_and_query.split('?').next().unwrap_or_default();
+    let path = route.path_and_query(None);
     let fail = |what: &str| Unavailable(format!("origin {method} {path}: {what}"));
     let headers = Headers::new();
     let set = |name: &str, value: &str| headers.set(name, value).map_err(|e| fail(&e.to_string()));

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, on, MethodFilter, MethodRouter};
 use axum::{middleware, Router};
 use deadpool_postgres::Pool;
+use shared::internal::{InternalMethod, InternalRoute};
 use shared::signing::RequestSigner;
 use shared::validate::PasswordPolicy;
 use tokio::net::TcpListener;
@@ -50,23 +51,42 @@ impl Deref for AppState {
     }
 }
 
+/// The handler of each internal route, with the route's own method: a route of the contract
+/// without a handler here does not compile, and the method cannot disagree with the edge's.
+fn internal_handler(route: InternalRoute) -> MethodRouter<AppState> {
+    let filter = match route.method() {
+        InternalMethod::Get => MethodFilter::GET,
+        InternalMethod::Post => MethodFilter::POST,
+        InternalMethod::Patch => MethodFilter::PATCH,
+    };
+    match route {
+        InternalRoute::Register => on(filter, users::register),
+        InternalRoute::ListUsers => on(filter, admin::list_users),
+        InternalRoute::Login => on(filter, tokens::login),
+        InternalRoute::Refresh => on(filter, tokens::refresh),
+        InternalRoute::Logout => on(filter, tokens::logout),
+        InternalRoute::VerifyRefresh => on(filter, tokens::verify),
+        InternalRoute::Me => on(filter, users::me),
+        InternalRoute::PatchMe => on(filter, users::patch_me),
+        InternalRoute::SendResetCode => on(filter, password_reset::send_code),
+        InternalRoute::ResetConfirm => on(filter, password_reset::confirm),
+    }
+}
+
 pub fn router(state: AppState) -> Router {
-    let internal = Router::new()
-        .route("/users", post(users::register).get(admin::list_users))
-        .route("/tokens", post(tokens::login))
-        .route("/tokens/refresh", post(tokens::refresh))
-        .route("/tokens/logout", post(tokens::logout))
-        .route("/tokens/verify", post(tokens::verify))
-        .route("/me", get(users::me).patch(users::patch_me))
-        .route("/password-reset/code", post(password_reset::send_code))
-        .route("/password-reset/confirm", post(password_reset::confirm))
+    let internal = InternalRoute::ALL
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            // Routes sharing a path (`/users`, `/me`) merge into one method router.
+            router.route(route.nested_path(), internal_handler(route))
+        })
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_edge_signature,
         ));
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     Router::new()
-        .nest("/internal", internal)
+        .nest(InternalRoute::PREFIX, internal)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(crate::metrics::scrape))

@@ -9,6 +9,7 @@ pub mod api;
 pub mod client;
 pub mod form;
 pub mod hex;
+pub mod internal;
 pub mod keys;
 pub mod otp;
 pub mod signing;

@@ -118,18 +118,8 @@ async fn unsigned_stale_forged_and_tampered_requests_are_refused() {
 #[tokio::test]
 async fn every_internal_route_requires_a_signature() {
     let app = spawn_app().await;
-    for (method, path) in [
-        ("POST", "/internal/users"),
-        ("GET", "/internal/users"),
-        ("POST", "/internal/tokens"),
-        ("POST", "/internal/tokens/refresh"),
-        ("POST", "/internal/tokens/logout"),
-        ("POST", "/internal/tokens/verify"),
-        ("GET", "/internal/me"),
-        ("PATCH", "/internal/me"),
-        ("POST", "/internal/password-reset/code"),
-        ("POST", "/internal/password-reset/confirm"),
-    ] {
+    for route in shared::internal::InternalRoute::ALL {
+        let (method, path) = (route.method().as_str(), route.path_and_query(None));
         let reply = read(
             app.http
                 .request(method.parse().unwrap(), format!("{}{path}", app.address))

@@ -1,0 +1,135 @@
+//! The internal API between the edge and the origin, as one table both sides are built from:
+//! the origin routes each [`InternalRoute`] to its handler (an exhaustive match, so a route
+//! without a handler does not compile) and the edge forwards by naming the route, never by
+//! writing its path. Renaming a path here renames it on both sides at once.
+
+/// The HTTP methods of the internal API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InternalMethod {
+    Get,
+    Post,
+    Patch,
+}
+
+impl InternalMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Patch => "PATCH",
+        }
+    }
+}
+
+/// Every route of the origin's signed internal API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InternalRoute {
+    /// Sign-up (Djoser `users/` create).
+    Register,
+    /// The admin's paginated user list (`?page=N`).
+    ListUsers,
+    /// `jwt/create/`.
+    Login,
+    /// `jwt/refresh/`: rotation with reuse detection.
+    Refresh,
+    /// `logout/`: revokes the token's family.
+    Logout,
+    /// The revocation half of `jwt/verify/` for refresh tokens.
+    VerifyRefresh,
+    /// `GET me/`.
+    Me,
+    /// `PATCH me/`.
+    PatchMe,
+    /// Emails a reset code the edge generated (only if the account exists).
+    SendResetCode,
+    /// Sets the new password with a reset token.
+    ResetConfirm,
+}
+
+use InternalMethod::{Get, Patch, Post};
+
+impl InternalRoute {
+    pub const ALL: [InternalRoute; 10] = [
+        Self::Register,
+        Self::ListUsers,
+        Self::Login,
+        Self::Refresh,
+        Self::Logout,
+        Self::VerifyRefresh,
+        Self::Me,
+        Self::PatchMe,
+        Self::SendResetCode,
+        Self::ResetConfirm,
+    ];
+
+    /// Where the internal API is mounted.
+    pub const PREFIX: &'static str = "/internal";
+
+    /// The method and the path below [`Self::PREFIX`].
+    fn entry(self) -> (InternalMethod, &'static str) {
+        match self {
+            Self::Register => (Post, "/users"),
+            Self::ListUsers => (Get, "/users"),
+            Self::Login => (Post, "/tokens"),
+            Self::Refresh => (Post, "/tokens/refresh"),
+            Self::Logout => (Post, "/tokens/logout"),
+            Self::VerifyRefresh => (Post, "/tokens/verify"),
+            Self::Me => (Get, "/me"),
+            Self::PatchMe => (Patch, "/me"),
+            Self::SendResetCode => (Post, "/password-reset/code"),
+            Self::ResetConfirm => (Post, "/password-reset/confirm"),
+        }
+    }
+
+    pub fn method(self) -> InternalMethod {
+        self.entry().0
+    }
+
+    /// The path below [`Self::PREFIX`] (what a router nested at the prefix matches).
+    pub fn nested_path(self) -> &'static str {
+        self.entry().1
+    }
+
+    /// The full path the edge requests (`/internal/users`), with `query` when given.
+    pub fn path_and_query(self, query: Option<&str>) -> String {
+        match query {
+            Some(query) => format!("{}{}?{query}", Self::PREFIX, self.nested_path()),
+            None => format!("{}{}", Self::PREFIX, self.nested_path()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_route_is_listed_once_and_each_method_and_path_names_one_route() {
+        let routes: HashSet<_> = InternalRoute::ALL.iter().collect();
+        assert_eq!(routes.len(), InternalRoute::ALL.len());
+        let endpoints: HashSet<_> = InternalRoute::ALL
+            .iter()
+            .map(|r| (r.method(), r.nested_path()))
+            .collect();
+        assert_eq!(endpoints.len(), InternalRoute::ALL.len());
+    }
+
+    #[test]
+    fn paths_are_absolute_below_the_prefix() {
+        for route in InternalRoute::ALL {
+            let path = route.nested_path();
+            assert!(path.starts_with('/') && !path.ends_with('/'), "{route:?}");
+            assert_eq!(
+                route.path_and_query(None),
+                format!("/internal{path}"),
+                "{route:?}"
+            );
+        }
+        assert_eq!(
+            InternalRoute::ListUsers.path_and_query(Some("page=2")),
+            "/internal/users?page=2"
+        );
+        assert_eq!(InternalRoute::PatchMe.method().as_str(), "PATCH");
+    }
+}
