@@ -1,4 +1,4 @@
-//! The edge Worker: routes every public path of API.md, verifies access tokens with the public
+//! The edge Worker: routes every public path of docs/api.md, verifies access tokens with the public
 //! key only, throttles with the `RateLimiter` Durable Object, runs the reset-code flow with the
 //! `OtpStore` Durable Object, and forwards user-store work to the origin as signed requests.
 

@@ -1,4 +1,4 @@
-//! The public routing table (API.md): which route a method and path name, or why none does.
+//! The public routing table (docs/api.md): which route a method and path name, or why none does.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -118,6 +118,77 @@ mod tests {
             resolve("GET", "/swagger/../wrangler.toml"),
             Err(Miss::NotFound)
         );
+    }
+
+    /// Every route but the docs pages' assets (one row per page in the contract).
+    const CONTRACT_ROUTES: [Route; 15] = [
+        Route::Register,
+        Route::ListUsers,
+        Route::JwtCreate,
+        Route::JwtRefresh,
+        Route::JwtVerify,
+        Route::Logout,
+        Route::Me,
+        Route::PatchMe,
+        Route::ResetRequest,
+        Route::ResetVerifyOtp,
+        Route::ResetConfirm,
+        Route::Jwks,
+        Route::Schema,
+        Route::Swagger,
+        Route::Redoc,
+    ];
+
+    /// A new variant does not compile until it is placed here, and so in `CONTRACT_ROUTES`.
+    fn in_contract(route: Route) -> bool {
+        match route {
+            Route::DocsAsset => false,
+            Route::Register
+            | Route::ListUsers
+            | Route::JwtCreate
+            | Route::JwtRefresh
+            | Route::JwtVerify
+            | Route::Logout
+            | Route::Me
+            | Route::PatchMe
+            | Route::ResetRequest
+            | Route::ResetVerifyOtp
+            | Route::ResetConfirm
+            | Route::Jwks
+            | Route::Schema
+            | Route::Swagger
+            | Route::Redoc => CONTRACT_ROUTES.contains(&route),
+        }
+    }
+
+    #[test]
+    fn docs_api_md_and_the_routing_table_agree() {
+        let contract = include_str!("../../docs/api.md");
+        let mut documented = Vec::new();
+        for row in contract.lines().filter(|l| l.starts_with("| ")) {
+            let cell = row.split('|').nth(1).unwrap_or_default().trim();
+            let Some((method, rest)) = cell.split_once(' ') else {
+                continue;
+            };
+            if !["GET", "POST", "PATCH", "PUT", "DELETE"].contains(&method) {
+                continue;
+            }
+            for path in rest.split('`').skip(1).step_by(2) {
+                if path.starts_with('/') {
+                    let route = resolve(method, path)
+                        .unwrap_or_else(|miss| panic!("docs/api.md: {method} {path}: {miss:?}"));
+                    documented.push(route);
+                }
+            }
+        }
+        for route in CONTRACT_ROUTES {
+            assert!(in_contract(route));
+            assert!(
+                documented.contains(&route),
+                "{route:?} is routed but has no row in docs/api.md"
+            );
+        }
+        assert_eq!(documented.len(), CONTRACT_ROUTES.len(), "{documented:?}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::startup::AppState;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientNetwork(pub String);
 
-/// Request bodies above this are refused (API.md: 64 KiB).
+/// Request bodies above this are refused (docs/api.md: 64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub async fn require_edge_signature(

@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 document of the public API (API.md), generated from the wire types in
+//! The OpenAPI 3.1 document of the public API (docs/api.md), generated from the wire types in
 //! `shared::api`. `origin openapi --out edge/assets/api/schema/index.json` writes the file the
 //! edge serves at `/api/schema/`; a test fails when that file is stale.
 //!
