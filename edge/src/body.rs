@@ -6,7 +6,7 @@ use worker::{Request, Response, Result};
 
 use crate::reply;
 
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+use shared::api::MAX_BODY_BYTES;
 
 /// The parsed body and its bytes (forwarded as received), or the error response to send.
 pub async fn read_json(
@@ -14,7 +14,7 @@ pub async fn read_json(
 ) -> Result<std::result::Result<(Value, Vec<u8>), Response>> {
     let content_type = req.headers().get("Content-Type")?.unwrap_or_default();
     if !shared::form::is_json_media_type(&content_type) {
-        let detail = format!("Unsupported media type \"{content_type}\" in request.");
+        let detail = shared::api::unsupported_media_type_message(&content_type);
         return Ok(Err(reply::json(415, &shared::api::detail(&detail))?));
     }
     let declared: Option<usize> = req
@@ -37,9 +37,9 @@ pub async fn read_json(
     };
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(value) => Ok(Ok((value, bytes))),
-        Err(e) => Ok(Err(reply::bad_request(&shared::api::detail(&format!(
-            "JSON parse error - {e}"
-        )))?)),
+        Err(e) => Ok(Err(reply::bad_request(&shared::api::detail(
+            &shared::api::json_parse_error_message(&e),
+        ))?)),
     }
 }
 
@@ -60,7 +60,7 @@ where
 }
 
 fn too_large() -> Result<Response> {
-    reply::json(413, &shared::api::detail("Request body too large."))
+    reply::json(413, &shared::api::detail(shared::api::DETAIL_TOO_LARGE))
 }
 
 #[cfg(test)]

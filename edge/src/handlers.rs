@@ -63,7 +63,7 @@ pub fn finish(
 ) -> Result<Response> {
     let response = response.or_else(|e| {
         crate::log::error(request_id, "handler failed", &e.to_string());
-        reply::json(500, &api::detail("A server error occurred."))
+        reply::json(500, &api::detail(api::DETAIL_SERVER_ERROR))
     })?;
     let headers = response.headers();
     headers.set("X-Request-Id", request_id)?;

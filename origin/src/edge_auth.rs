@@ -21,8 +21,7 @@ use crate::startup::AppState;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientNetwork(pub String);
 
-/// Request bodies above this are refused (docs/api.md: 64 KiB).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+use shared::api::MAX_BODY_BYTES;
 
 pub async fn require_edge_signature(
     State(state): State<AppState>,
@@ -126,7 +125,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .map_err(|_| ApiError::PayloadTooLarge)?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
-            .map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))
+            .map_err(|e| ApiError::BadRequest(shared::api::json_parse_error_message(&e)))
     }
 }
 

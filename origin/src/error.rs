@@ -97,11 +97,11 @@ impl IntoResponse for ApiError {
             ),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                api::detail("Request body too large."),
+                api::detail(api::DETAIL_TOO_LARGE),
             ),
             Self::UnsupportedMediaType(got) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                api::detail(&format!("Unsupported media type \"{got}\" in request.")),
+                api::detail(&api::unsupported_media_type_message(got)),
             ),
             Self::Overloaded => {
                 tracing::warn!("argon2 queue full; request refused");
@@ -121,7 +121,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %format!("{cause:#}"), "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    api::detail("A server error occurred."),
+                    api::detail(api::DETAIL_SERVER_ERROR),
                 )
             }
         };

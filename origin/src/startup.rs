@@ -19,12 +19,13 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::config::{Settings, TokenConfig};
-use crate::edge_auth::{require_edge_signature, MAX_BODY_BYTES};
+use crate::edge_auth::require_edge_signature;
 use crate::email::{sender, Mailer, Templates};
 use crate::metrics::Metrics;
 use crate::password::PasswordHasher;
 use crate::routes::{admin, health, password_reset, tokens, users};
 use crate::store::attempts::Limits;
+use shared::api::MAX_BODY_BYTES;
 
 pub struct Inner {
     pub pool: Pool,

@@ -65,6 +65,22 @@ impl FieldErrors {
     }
 }
 
+/// Request bodies above this are refused with 413 (docs/api.md: 64 KiB), by the edge and again
+/// by the origin.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const DETAIL_TOO_LARGE: &str = "Request body too large.";
+pub const DETAIL_SERVER_ERROR: &str = "A server error occurred.";
+
+/// DRF's 415 message (its `JSONParser` is the only parser).
+pub fn unsupported_media_type_message(content_type: &str) -> String {
+    format!("Unsupported media type \"{content_type}\" in request.")
+}
+
+/// DRF's 400 message for a body that is not JSON.
+pub fn json_parse_error_message(error: &serde_json::Error) -> String {
+    format!("JSON parse error - {error}")
+}
+
 /// `{"detail": "..."}`.
 pub fn detail(message: &str) -> Value {
     json!({ "detail": message })
@@ -243,6 +259,23 @@ pub struct SendResetCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_input_bodies_are_drfs_words() {
+        // What DRF answers (clients match on these); edge and origin both render them from here.
+        assert_eq!(
+            detail(&unsupported_media_type_message("text/plain")),
+            json!({"detail": "Unsupported media type \"text/plain\" in request."})
+        );
+        let e = serde_json::from_str::<Value>("{").unwrap_err();
+        assert_eq!(
+            json_parse_error_message(&e),
+            "JSON parse error - EOF while parsing an object at line 1 column 1"
+        );
+        assert_eq!(DETAIL_TOO_LARGE, "Request body too large.");
+        assert_eq!(DETAIL_SERVER_ERROR, "A server error occurred.");
+        assert_eq!(MAX_BODY_BYTES, 65_536);
+    }
 
     #[test]
     fn throttled_message_uses_drf_plural_rule() {
