@@ -15,8 +15,7 @@ use worker::{
     durable_object, Date, DurableObject, Env, Error, Request, Response, Result, State, Storage,
 };
 
-/// The storage key of the history. Its value is `throttle::encode_history`'s bytes; objects
-/// written by earlier versions hold a list of numbers there, read once and then rewritten.
+/// The storage key of the history: `throttle::encode_history`'s bytes.
 const HISTORY: &str = "history";
 
 #[derive(Deserialize)]
@@ -91,17 +90,17 @@ impl DurableObject for RateLimiter {
     }
 }
 
-/// The stored history: bytes, or the list of numbers earlier versions wrote, or nothing yet.
+/// The stored history, or an empty one for a new object.
 async fn load(storage: &Storage) -> Result<Vec<u64>> {
     let value = JsFuture::from(storage.as_raw().get(HISTORY)?).await?;
     if value.is_undefined() {
         return Ok(Vec::new());
     }
-    if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
-        return throttle::decode_history(&bytes.to_vec())
-            .ok_or_else(|| Error::RustError("stored throttle history is torn".into()));
-    }
-    serde_wasm_bindgen::from_value(value).map_err(|e| Error::RustError(e.to_string()))
+    let bytes = value
+        .dyn_ref::<Uint8Array>()
+        .ok_or_else(|| Error::RustError("stored throttle history is not bytes".into()))?;
+    throttle::decode_history(&bytes.to_vec())
+        .ok_or_else(|| Error::RustError("stored throttle history is torn".into()))
 }
 
 /// What the Worker does with a request after asking the limiter.

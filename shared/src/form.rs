@@ -91,18 +91,9 @@ impl<'a> Form<'a> {
         self.string(name, value, max, allow_blank)
     }
 
-    /// Whether the body mentions `name` at all (for read-only fields a client tries to write).
-    pub fn has(&self, name: &str) -> bool {
-        self.fields.contains_key(name)
-    }
-
     /// Record an error found by a later check (a validator, a uniqueness test).
     pub fn error(&mut self, name: &str, message: impl Into<String>) {
         self.errors.add(name, message);
-    }
-
-    pub fn has_errors(&self) -> bool {
-        !self.errors.is_empty()
     }
 
     /// Ok when no field had an error.
@@ -205,7 +196,6 @@ mod tests {
             form.optional("last_name", 150, true).as_deref(),
             Some("Doe")
         );
-        assert!(form.has("first_name") && !form.has("role"));
         assert!(form.finish().is_ok());
     }
 

@@ -186,14 +186,6 @@ impl SigningKey {
             key: EncodingKey::from_secret(secret),
         })
     }
-
-    pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
-    }
-
-    pub fn kid(&self) -> Option<&str> {
-        self.kid.as_deref()
-    }
 }
 
 /// The keys a verifier accepts, all of one pinned algorithm.
