@@ -314,7 +314,6 @@ pub async fn handle(
             })?;
             let config = Rc::clone(config);
             let request_id = request_id.to_owned();
-            let client_network = call.client.clone();
             ctx.wait_until(async move {
                 if let Err(e) = origin::call(
                     &config,
@@ -323,7 +322,7 @@ pub async fn handle(
                     Identity::Anonymous,
                     Some(&payload),
                     &request_id,
-                    client_network.as_deref(),
+                    Some(network.as_str()),
                 )
                 .await
                 {

@@ -675,7 +675,6 @@ fn django_source() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("BENCH_DJANGO_DIR").map(PathBuf::from),
         Some(repo_root().join("../shared/reference/django")),
-        Some(PathBuf::from("/work/shared/reference/django")),
     ];
     candidates
         .into_iter()

@@ -125,9 +125,8 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        let refused_signature = matches!(self, Self::BadSignature);
         let mut response = (status, Json(body)).into_response();
-        if refused_signature {
+        if matches!(self, Self::BadSignature) {
             response.headers_mut().insert(
                 shared::signing::HEADER_SIGNATURE_REFUSED,
                 header::HeaderValue::from_static("1"),

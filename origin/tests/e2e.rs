@@ -197,9 +197,23 @@ impl Stack {
         bearer: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
+        self.request_at(&self.edge, method, path, ip, bearer, body)
+            .await
+    }
+
+    /// [`Stack::request`] to another Worker at `edge` (a prebuilt one of a fault scenario).
+    async fn request_at(
+        &self,
+        edge: &str,
+        method: Method,
+        path: &str,
+        ip: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut req = self
             .http
-            .request(method, format!("{}{path}", self.edge))
+            .request(method, format!("{edge}{path}"))
             .header("CF-Connecting-IP", ip);
         if let Some(token) = bearer {
             req = req.bearer_auth(token);
@@ -1557,16 +1571,16 @@ async fn durable_objects_down_fail_closed_for_auth_and_open_for_reads(s: &mut St
     )
     .await;
     assert_eq!((verify.status, verify.body), (StatusCode::OK, json!({})));
-    let me = read(
-        s.http
-            .get(format!("{edge}/api/auth/me/"))
-            .header("CF-Connecting-IP", "198.51.100.201")
-            .bearer_auth(&access)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let me = s
+        .request_at(
+            &edge,
+            Method::GET,
+            "/api/auth/me/",
+            "198.51.100.201",
+            Some(&access),
+            None,
+        )
+        .await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
     assert_eq!(me.body["email"], "dory@example.com");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1913,18 +1927,7 @@ async fn a_signature_mismatch_is_503_and_logged(s: &mut Stack) {
     let (_edge, edge) = serve_prebuilt_with(s, &config, &state.0, &vars).await;
     let unavailable = json!({"detail": shared::api::DETAIL_UNAVAILABLE});
     let post = |path: &'static str, body: Value| {
-        let (http, edge) = (s.http.clone(), edge.clone());
-        async move {
-            read(
-                http.post(format!("{edge}{path}"))
-                    .header("CF-Connecting-IP", "192.0.2.40")
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        }
+        s.request_at(&edge, Method::POST, path, "192.0.2.40", None, Some(body))
     };
     let login = post(
         "/api/auth/jwt/create/",
@@ -1945,16 +1948,16 @@ async fn a_signature_mismatch_is_503_and_logged(s: &mut Stack) {
     let (access, _) = s
         .register_and_login("192.0.2.41", "sigrid@example.com", "sigrid")
         .await;
-    let listed = read(
-        s.http
-            .get(format!("{edge}/api/auth/users/?page=query-marker-7f3a"))
-            .header("CF-Connecting-IP", "192.0.2.40")
-            .bearer_auth(&access)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let listed = s
+        .request_at(
+            &edge,
+            Method::GET,
+            "/api/auth/users/?page=query-marker-7f3a",
+            "192.0.2.40",
+            Some(&access),
+            None,
+        )
+        .await;
     assert_eq!(
         listed.status,
         StatusCode::SERVICE_UNAVAILABLE,

@@ -11,9 +11,7 @@ use shared::api::MSG_RESET_TOKEN_INVALID;
 use shared::form::Form;
 use shared::otp::OtpCode;
 use shared::token::MAX_TOKEN_BYTES;
-use shared::validate::{
-    Email, UserAttributes, EMAIL_MAX_CHARS, MSG_PASSWORD_MISMATCH, PASSWORD_MAX_CHARS,
-};
+use shared::validate::{Email, UserAttributes, EMAIL_MAX_CHARS};
 
 use crate::edge_auth::JsonBody;
 use crate::error::{ApiError, ApiResult};
@@ -70,13 +68,7 @@ pub async fn confirm(
 ) -> ApiResult<StatusCode> {
     let mut form = Form::new(&body).map_err(ApiError::Validation)?;
     let token = form.required("reset_token", MAX_TOKEN_BYTES);
-    let new_password = form.required("new_password", PASSWORD_MAX_CHARS);
-    let re_new_password = form.required("re_new_password", PASSWORD_MAX_CHARS);
-    if let (Some(a), Some(b)) = (&new_password, &re_new_password) {
-        if a != b {
-            form.error("re_new_password", MSG_PASSWORD_MISMATCH);
-        }
-    }
+    let new_password = shared::form::new_password_pair(&mut form);
     form.finish().map_err(ApiError::Validation)?;
     let (Some(token), Some(new_password)) = (token, new_password) else {
         return Err(ApiError::Internal(anyhow::anyhow!(

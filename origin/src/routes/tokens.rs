@@ -188,13 +188,16 @@ pub async fn login(
     }))
 }
 
+/// The refresh token in the body's `field` (`refresh`, or `token` for verify), checked as a
+/// refresh token, and its `jti`.
 fn parse_refresh(
     state: &AppState,
     body: &serde_json::Value,
+    field: &str,
     now: i64,
 ) -> ApiResult<(Claims, Uuid)> {
     let mut form = Form::new(body).map_err(ApiError::Validation)?;
-    let token = form.required("refresh", shared::token::MAX_TOKEN_BYTES);
+    let token = form.required(field, shared::token::MAX_TOKEN_BYTES);
     form.finish().map_err(ApiError::Validation)?;
     let token = token.ok_or(ApiError::TokenNotValid)?;
     let claims = state.tokens.verifier.refresh(&token, now).map_err(|e| {
@@ -213,7 +216,7 @@ pub async fn refresh(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<TokenPair>> {
     let now = Utc::now();
-    let (claims, jti) = parse_refresh(&state, &body, now.timestamp())?;
+    let (claims, jti) = parse_refresh(&state, &body, "refresh", now.timestamp())?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let stored = tokens::lock(&tx, jti)
@@ -275,7 +278,7 @@ pub async fn logout(
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
     let (user_id, _) = require_user(identity)?;
-    let (claims, jti) = parse_refresh(&state, &body, Utc::now().timestamp())?;
+    let (claims, jti) = parse_refresh(&state, &body, "refresh", Utc::now().timestamp())?;
     if claims.user_id != user_id {
         return Err(ApiError::TokenNotValid);
     }
@@ -309,19 +312,7 @@ pub async fn verify(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let mut form = Form::new(&body).map_err(ApiError::Validation)?;
-    let token = form.required("token", shared::token::MAX_TOKEN_BYTES);
-    form.finish().map_err(ApiError::Validation)?;
-    let token = token.ok_or(ApiError::TokenNotValid)?;
-    let claims = state
-        .tokens
-        .verifier
-        .refresh(&token, Utc::now().timestamp())
-        .map_err(|e| {
-            tracing::debug!(reason = %e, "verify: refresh token refused");
-            ApiError::TokenNotValid
-        })?;
-    let jti = Uuid::parse_str(&claims.jti).map_err(|_| ApiError::TokenNotValid)?;
+    let (claims, jti) = parse_refresh(&state, &body, "token", Utc::now().timestamp())?;
     let client = state.pool.get().await?;
     let status = tokens::status(&client, jti)
         .await?

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::helpers::{code_in, free_port, spawn_app_with, Options, SmtpSink};
+use crate::helpers::{code_in, free_port, spawn_app_with, Options, SmtpSink, TestApp};
 
 #[tokio::test]
 async fn reset_email_is_delivered_over_smtp_with_the_code() {
@@ -46,15 +46,20 @@ async fn reset_email_is_delivered_over_smtp_with_the_code() {
     );
 }
 
-#[tokio::test]
-async fn emails_wait_in_the_outbox_while_smtp_is_down_and_go_out_once_it_is_back() {
-    // Reserve a port, then close it: SMTP is "down" until a listener takes the port again.
+/// The app with SMTP "down": a port is reserved, then closed, until a listener takes it again.
+async fn app_with_smtp_down() -> (TestApp, u16) {
     let port = free_port();
     let app = spawn_app_with(Options {
         smtp_port: Some(port),
         ..Options::default()
     })
     .await;
+    (app, port)
+}
+
+#[tokio::test]
+async fn emails_wait_in_the_outbox_while_smtp_is_down_and_go_out_once_it_is_back() {
+    let (app, port) = app_with_smtp_down().await;
     app.signed_up("ada@example.com", "ada").await;
     app.signed_up("bob@example.com", "bob").await;
     app.post(
@@ -92,13 +97,7 @@ async fn emails_wait_in_the_outbox_while_smtp_is_down_and_go_out_once_it_is_back
 
 #[tokio::test]
 async fn a_reset_email_that_outlives_its_code_is_never_sent_and_its_code_is_erased() {
-    // SMTP down: the port is reserved, then closed.
-    let port = free_port();
-    let app = spawn_app_with(Options {
-        smtp_port: Some(port),
-        ..Options::default()
-    })
-    .await;
+    let (app, port) = app_with_smtp_down().await;
     app.signed_up("ada@example.com", "ada").await;
     app.post(
         "/internal/password-reset/code",
