@@ -210,3 +210,45 @@ async fn healthcheck_command_passes_against_a_live_origin_and_fails_without_one(
         String::from_utf8_lossy(&down.stderr)
     );
 }
+
+/// The value of `NAME=value` in scripts/lib/versions.sh.
+fn pinned(name: &str) -> String {
+    repo_file("scripts/lib/versions.sh")
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("{name} is not pinned in scripts/lib/versions.sh"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn the_wasm_bindgen_cli_the_scripts_install_is_the_crate_the_worker_links() {
+    let cli = pinned("WASM_BINDGEN_VERSION");
+    let manifest = repo_file("edge/Cargo.toml");
+    let pin = manifest
+        .lines()
+        .find_map(|line| line.strip_prefix("wasm-bindgen = \"="))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("edge/Cargo.toml pins wasm-bindgen with =");
+    assert_eq!(pin, cli, "edge/Cargo.toml vs scripts/lib/versions.sh");
+    let lock = repo_file("Cargo.lock");
+    let locked = lock
+        .split("[[package]]")
+        .find(|package| package.contains("\nname = \"wasm-bindgen\"\n"))
+        .and_then(|package| package.lines().find_map(|l| l.strip_prefix("version = \"")))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("wasm-bindgen in Cargo.lock");
+    assert_eq!(locked, cli, "Cargo.lock vs scripts/lib/versions.sh");
+    // Every script takes its versions from versions.sh: none pins a tool of its own.
+    for script in [
+        "scripts/lib/toolchain.sh",
+        "scripts/fuzz-api",
+        "scripts/fuzz-shared",
+    ] {
+        let text = repo_file(script);
+        assert!(
+            !text.lines().any(|l| l.contains("_VERSION=")),
+            "{script} pins a version outside scripts/lib/versions.sh"
+        );
+    }
+}

@@ -2,8 +2,8 @@
 # from the package registries only, and points worker-build at the local tools (it would
 # otherwise download them).
 
-WORKER_BUILD_VERSION=0.8.7
-WASM_BINDGEN_VERSION=0.2.130
+# shellcheck source=versions.sh
+. "$(dirname "${BASH_SOURCE[0]}")/versions.sh"
 
 export WASM_BINDGEN_BIN="$HOME/.cargo/bin/wasm-bindgen"
 export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
@@ -11,7 +11,8 @@ export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
 export WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false CLOUDFLARE_CF_FETCH_ENABLED=false
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step with the time since the script started, so a slow step shows in CI logs.
+step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 ensure_toolchain() {
   step "toolchain: rustfmt, clippy, wasm32-unknown-unknown"
@@ -46,6 +47,29 @@ ensure_toolchain() {
   fi
 }
 
+# The Worker (edge/build) as wrangler.toml's build command makes it, built once and reused by
+# the tests, the API fuzzing and the benchmark: rebuilt only when missing or older than one of
+# its sources (the same rule as testkit::process::built_worker).
+build_worker() {
+  local wasm=edge/build/index_bg.wasm
+  if [ -f "$wasm" ] && [ -z "$(find edge/src shared/src edge/Cargo.toml shared/Cargo.toml Cargo.toml Cargo.lock -newer "$wasm" -print -quit)" ]; then
+    echo "edge/build is up to date"
+  else
+    (cd edge && worker-build --release --no-opt)
+  fi
+  echo "Worker Wasm: $(stat -c %s "$wasm") bytes raw, $(gzip -9 -c "$wasm" | wc -c) bytes gzip"
+}
+
+# wrangler.toml without its build step, for the Worker built already (build_worker), at $1.
+prebuilt_wrangler_config() {
+  awk -v root="$PWD" '
+    /^\[/ { skip = ($0 == "[build]") }
+    skip { next }
+    /^main = / { print "main = \"" root "/edge/build/index.js\""; next }
+    /^directory = / { print "directory = \"" root "/edge/assets\""; next }
+    { print }' wrangler.toml > "$1"
+}
+
 # The docs pages' scripts and styles come from the npm packages (no CDN); copied into the
 # Worker's static assets, not committed.
 vendor_docs() {
@@ -54,7 +78,7 @@ vendor_docs() {
 }
 
 # `docker compose config` for compose.yaml. Docker's compose plugin when it is installed; else
-# docker-compose 1.29.2 from PyPI in a virtualenv under target/ (its PyYAML 5.4.1 only builds
+# docker-compose from PyPI (versions.sh) in a virtualenv under target/ (its PyYAML 5.4.1 only builds
 # with Cython < 3, hence the two steps).
 compose_config() {
   if docker compose version >/dev/null 2>&1; then
@@ -63,11 +87,11 @@ compose_config() {
   fi
   local venv="$PWD/target/compose-venv"
   if [ ! -x "$venv/bin/docker-compose" ]; then
-    echo "installing docker-compose 1.29.2 from PyPI into target/compose-venv"
+    echo "installing docker-compose $DOCKER_COMPOSE_VERSION from PyPI into target/compose-venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "cython<3" wheel setuptools
-    "$venv/bin/pip" install -q --disable-pip-version-check --no-build-isolation "pyyaml==5.4.1"
-    "$venv/bin/pip" install -q --disable-pip-version-check "docker-compose==1.29.2"
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-build-isolation "pyyaml==$PYYAML_VERSION"
+    "$venv/bin/pip" install -q --disable-pip-version-check "docker-compose==$DOCKER_COMPOSE_VERSION"
   fi
   "$venv/bin/docker-compose" "$@"
 }

@@ -13,13 +13,6 @@
 //! `../shared/reference/django`), `BENCH_JOSE_DIR` (the built jose peer, from scripts/bench).
 //! A workload with a wrong answer fails the run.
 
-#[path = "../tests/api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-#[path = "../tests/support/process.rs"]
-#[allow(dead_code)]
-mod process;
-
 use std::fmt::Write as _;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -29,13 +22,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use helpers::{free_port, signed_request, TestDb, PASSWORD};
-use process::{repo_root, wait_until_up, wrangler_dev, Group};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use shared::keys::{Ed25519PrivateKey, Jwks, SigningKey};
 use shared::signing::{Identity, RequestSigner};
 use shared::token::{Claims, TokenIssuer, TokenKind};
+use testkit::process::{
+    built_worker, prebuilt_worker_config, repo_root, wait_until_up, wrangler_dev, Group,
+};
+use testkit::{free_port, signed_request, TestDb, PASSWORD};
 
 const CONCURRENCY: usize = 16;
 const SIGNING: &str = "bench-origin-signing-secret-0123456789abcdef";
@@ -399,7 +394,7 @@ async fn start_origin(opts: &Opts, http: &reqwest::Client) -> Origin {
     let port = free_port();
     std::fs::create_dir_all(opts.target.join("bench")).unwrap();
     let log = std::fs::File::create(opts.target.join("bench/origin.log")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_origin"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bench-origin"));
     cmd.arg("serve")
         .env_clear()
         .env("DATABASE_URL", &db.url)
@@ -448,7 +443,7 @@ impl Origin {
         body: Option<&Value>,
         network: &str,
     ) -> (StatusCode, Value) {
-        let r = helpers::signed_request_from(
+        let r = testkit::signed_request_from(
             http,
             &self.signer,
             &self.base,
@@ -524,7 +519,7 @@ fn pgbench(seconds: f64, clients: &[usize]) -> Vec<Option<f64>> {
 }
 
 fn pgbench_runs(seconds: f64, clients: &[usize]) -> Option<Vec<Option<f64>>> {
-    let url = reqwest::Url::parse(&helpers::admin_url()).ok()?;
+    let url = reqwest::Url::parse(&testkit::admin_url()).ok()?;
     let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
     let port = url.port().unwrap_or(5432).to_string();
     let user = match url.username() {
@@ -641,11 +636,7 @@ fn our_worker_bindings(origin: &Origin, algorithm: &str) -> Value {
 }
 
 fn our_worker(opts: &Opts, name: &str, bindings: Value) -> Workerd {
-    let build = repo_root().join("edge/build");
-    assert!(
-        build.join("index_bg.wasm").exists(),
-        "edge/build missing: build the Worker first (scripts/bench does)"
-    );
+    let build = built_worker();
     serve_on_workerd(
         opts,
         name,
@@ -777,7 +768,7 @@ fn same_tree(source: &std::path::Path, copy: &std::path::Path) -> bool {
 impl Django {
     async fn stop(mut self) {
         self.group.stop();
-        let admin = tokio_postgres::connect(&helpers::admin_url(), tokio_postgres::NoTls).await;
+        let admin = tokio_postgres::connect(&testkit::admin_url(), tokio_postgres::NoTls).await;
         if let Ok((client, conn)) = admin {
             tokio::spawn(conn);
             let _ = client
@@ -887,8 +878,8 @@ async fn run() -> bool {
     let (_, access, _) = origin.user(&http, "bench@example.com").await;
     let claims: Claims = {
         let keys = shared::keys::VerifyingKeys::from_jwks_json(&origin.jwks).unwrap();
-        shared::token::TokenVerifier::new(keys, helpers::audience())
-            .access(&access, helpers::now())
+        shared::token::TokenVerifier::new(keys, testkit::audience())
+            .access(&access, testkit::now())
             .unwrap()
     };
     let identity = Identity::User {
@@ -1061,7 +1052,7 @@ async fn run() -> bool {
         let hs_token = {
             let issuer = TokenIssuer::new(
                 SigningKey::hs256(HS_SECRET.as_bytes()).unwrap(),
-                helpers::audience(),
+                testkit::audience(),
             );
             let subject = shared::token::Subject {
                 user_id: claims.user_id,
@@ -1072,7 +1063,7 @@ async fn run() -> bool {
                 TokenKind::Access,
                 &subject,
                 "bench-hs256".into(),
-                helpers::now(),
+                testkit::now(),
                 3600,
             );
             issuer.sign(&c).unwrap()
@@ -1191,7 +1182,8 @@ async fn run() -> bool {
             .map(|(k, v)| format!("{k}:{}", v.as_str().unwrap()))
             .collect();
         let log = bench.opts.target.join("bench/wrangler.log");
-        let dev = wrangler_dev(None, port, &state, &log, &vars);
+        let config = prebuilt_worker_config("bench", true);
+        let dev = wrangler_dev(Some(&config), port, &state, &log, &vars);
         let base = format!("http://127.0.0.1:{port}");
         wait_until_up(
             &http,

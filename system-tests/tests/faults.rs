@@ -1,23 +1,19 @@
-//! Faults on a bad day, with the real `origin` binary: the process killed with SIGKILL in the
+//! Faults on a bad day, with the real `origin` program: the process killed with SIGKILL in the
 //! middle of sending an email, and PostgreSQL (a private cluster of this test) stopped and
 //! started again under load.
-
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use helpers::{free_port, read, signed_request, Reply, SmtpSink, TestDb};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use shared::keys::Ed25519PrivateKey;
 use shared::signing::{Identity, RequestSigner};
+use testkit::{free_port, read, signed_request, Reply, SmtpSink, TestDb};
 use tokio::net::TcpListener;
 
 const SIGNING: &str = "faults-origin-signing-secret-0123456789abc";
@@ -31,7 +27,7 @@ struct Origin {
 
 impl Origin {
     async fn start(database_url: &str, port: u16, smtp_port: Option<u16>) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_origin"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_origin-under-test"));
         cmd.arg("serve")
             .env_clear()
             .env("DATABASE_URL", database_url)
@@ -181,7 +177,7 @@ async fn origin_killed_mid_send_delivers_the_email_once_after_restart() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let messages = sink.messages();
     assert_eq!(messages.len(), 1, "delivered once, not twice");
-    assert_eq!(helpers::code_in(&messages[0]), "314159");
+    assert_eq!(testkit::code_in(&messages[0]), "314159");
     let row = db
         .client()
         .await

@@ -1,0 +1,125 @@
+//! Sign-up, login, profile and the admin list.
+
+use crate::prelude::*;
+
+pub(crate) async fn register_login_me_and_patch(s: &mut Stack) {
+    let ip = "198.51.100.1";
+    let r = s
+        .post(
+            "/api/auth/users/",
+            ip,
+            json!({"email": "Ada@Example.com", "username": "ada", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let id = r.body["id"].as_i64().unwrap();
+    assert_eq!(
+        r.body,
+        json!({"email": "Ada@example.com", "username": "ada", "id": id})
+    );
+    let dup = s
+        .post(
+            "/api/auth/users",
+            ip,
+            json!({"email": "ada@example.com", "username": "ada2", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(dup.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        dup.body,
+        json!({"email": ["user with this email address already exists."]})
+    );
+
+    let ip = "198.51.100.2";
+    let t = s
+        .post(
+            "/api/auth/jwt/create/",
+            ip,
+            json!({"email": "ada@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::OK);
+    let access = t.body["access"].as_str().unwrap();
+    let me = s
+        .request(Method::GET, "/api/auth/me/", ip, Some(access), None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["id"], id);
+    assert_eq!(me.body["role"], "user");
+    let patched = s
+        .request(
+            Method::PATCH,
+            "/api/auth/me/",
+            ip,
+            Some(access),
+            Some(json!({"first_name": "Ada", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body["first_name"], "Ada");
+    assert_eq!(patched.body["role"], "user", "PATCH me cannot change role");
+
+    let wrong = s
+        .post(
+            "/api/auth/jwt/create/",
+            ip,
+            json!({"email": "ada@example.com", "password": "11112222"}),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        wrong.body,
+        json!({"detail": "No active account found with the given credentials"})
+    );
+    assert_eq!(wrong.headers["www-authenticate"], "Bearer realm=\"api\"");
+}
+
+pub(crate) async fn admin_list_is_403_then_200(s: &mut Stack) {
+    let ip = "198.51.100.6";
+    let (access, _) = s.register_and_login(ip, "boss@example.com", "boss").await;
+    let denied = s
+        .request(Method::GET, "/api/auth/users/", ip, Some(&access), None)
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        denied.body,
+        json!({"detail": "You do not have permission to perform this action."})
+    );
+    s.db.client()
+        .await
+        .batch_execute("UPDATE users SET role = 'admin' WHERE username = 'boss'")
+        .await
+        .unwrap();
+    s.db.client()
+        .await
+        .batch_execute("INSERT INTO users (email, username, password_hash) SELECT 'p' || i || '@example.com', 'p' || i, 'x' FROM generate_series(1, 25) i")
+        .await
+        .unwrap();
+    let t = s
+        .post(
+            "/api/auth/jwt/create/",
+            "198.51.100.60",
+            json!({"email": "boss@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let admin = t.body["access"].as_str().unwrap();
+    let page = s
+        .request(Method::GET, "/api/auth/users/", ip, Some(admin), None)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.body["results"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        page.body["next"],
+        format!("{}/api/auth/users/?page=2", s.edge)
+    );
+    let two = s
+        .request(
+            Method::GET,
+            "/api/auth/users/?page=2",
+            ip,
+            Some(admin),
+            None,
+        )
+        .await;
+    assert_eq!(two.body["previous"], format!("{}/api/auth/users/", s.edge));
+}
