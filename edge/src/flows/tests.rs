@@ -123,7 +123,7 @@ impl Edge {
     }
 }
 
-/// Status, body as JSON, and the header if named.
+/// Status and body as JSON.
 fn parts(reply: &Reply) -> (u16, Option<Value>) {
     (reply.status, reply.json_body())
 }
