@@ -1,45 +1,37 @@
-//! Reading a JSON request body: media type, size and syntax are checked before any work.
+//! Reading the request body in the shell, bounded: the flows only ever see at most the limit.
 
 use futures_util::{Stream, StreamExt};
-use serde_json::Value;
-use worker::{Request, Response, Result};
-
-use crate::reply;
-
 use shared::api::MAX_BODY_BYTES;
+use worker::Request;
 
-/// The parsed body and its bytes (forwarded as received), or the error response to send.
-pub async fn read_json(
-    req: &mut Request,
-) -> Result<std::result::Result<(Value, Vec<u8>), Response>> {
-    let content_type = req.headers().get("Content-Type")?.unwrap_or_default();
-    if !shared::form::is_json_media_type(&content_type) {
-        let detail = shared::api::unsupported_media_type_message(&content_type);
-        return Ok(Err(reply::json(415, &shared::api::detail(&detail))?));
-    }
+use crate::http::RequestBody;
+
+/// The body, or why there is none to parse. A declared `Content-Length` over the limit is
+/// refused unread.
+pub async fn read(req: &mut Request) -> RequestBody {
     let declared: Option<usize> = req
         .headers()
-        .get("Content-Length")?
+        .get("Content-Length")
+        .ok()
+        .flatten()
         .and_then(|v| v.parse().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Ok(Err(too_large()?));
+        return RequestBody::TooLarge;
+    }
+    if req.inner().body().is_none() {
+        return RequestBody::Read(Vec::new());
     }
     // A `Content-Length` can be absent (chunked) or lie: the body is read chunk by chunk and
     // reading stops at the first byte past the limit, so no request makes the isolate buffer
     // more than the limit plus one chunk.
-    let bytes = if req.inner().body().is_none() {
-        Vec::new()
-    } else {
-        match read_bounded(req.stream()?, MAX_BODY_BYTES).await? {
-            Some(bytes) => bytes,
-            None => return Ok(Err(too_large()?)),
-        }
+    let stream = match req.stream() {
+        Ok(stream) => stream,
+        Err(e) => return RequestBody::Failed(e.to_string()),
     };
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(value) => Ok(Ok((value, bytes))),
-        Err(e) => Ok(Err(reply::bad_request(&shared::api::detail(
-            &shared::api::json_parse_error_message(&e),
-        ))?)),
+    match read_bounded(stream, MAX_BODY_BYTES).await {
+        Ok(Some(bytes)) => RequestBody::Read(bytes),
+        Ok(None) => RequestBody::TooLarge,
+        Err(e) => RequestBody::Failed(e.to_string()),
     }
 }
 
@@ -57,10 +49,6 @@ where
         body.extend_from_slice(&chunk);
     }
     Ok(Some(body))
-}
-
-fn too_large() -> Result<Response> {
-    reply::json(413, &shared::api::detail(shared::api::DETAIL_TOO_LARGE))
 }
 
 #[cfg(test)]

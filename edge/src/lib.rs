@@ -5,13 +5,15 @@
 mod body;
 mod config;
 mod cors;
-mod handlers;
+mod flows;
+mod http;
 mod limiter;
 mod log;
 mod origin;
 mod otp_store;
-mod reply;
+mod ports;
 mod routes;
+mod shell;
 
 pub use limiter::RateLimiter;
 pub use otp_store::OtpStore;
@@ -19,6 +21,7 @@ pub use otp_store::OtpStore;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use shared::problem::Problem;
 use worker::{event, Context, Env, Request, Response, Result};
 
 use crate::config::Config;
@@ -43,9 +46,13 @@ fn config(env: &Env) -> std::result::Result<Rc<Config>, config::ConfigError> {
     Ok(config)
 }
 
+/// The shell: everything the request needs from the runtime is read here, the flows
+/// (`flows::handle`) decide the answer, and the answer goes back out with its request id and
+/// CORS headers.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let request_id = handlers::request_id(&req);
+async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let given_id = req.headers().get("X-Request-Id").ok().flatten();
+    let request_id = flows::request_id(given_id.as_deref(), || shell::random_hex(16));
     let started = worker::Date::now().as_millis();
     let (method, path) = (req.method().to_string(), req.path());
     let origin_header = req.headers().get("Origin").ok().flatten();
@@ -53,22 +60,16 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Ok(config) => config,
         Err(e) => {
             log::error(&request_id, "invalid configuration", &e.to_string());
-            let body = shared::api::detail(&format!("Server misconfigured: {}.", e.variable));
-            return handlers::finish(
-                reply::json(500, &body),
-                &request_id,
-                None,
-                origin_header.as_deref(),
-            );
+            let problem = Problem::Misconfigured {
+                variable: e.variable,
+            };
+            let reply = flows::finish(problem.into(), &request_id, None, origin_header.as_deref());
+            return shell::response(reply);
         }
     };
-    let response = handlers::handle(req, &env, &ctx, &config, &request_id).await;
-    let response = handlers::finish(
-        response,
-        &request_id,
-        Some(&config),
-        origin_header.as_deref(),
-    );
+    let reply = shell::answer(&mut req, &env, ctx, &config, &request_id).await;
+    let reply = flows::finish(reply, &request_id, Some(&config), origin_header.as_deref());
+    let response = shell::response(reply);
     if let Ok(response) = &response {
         log::info(
             &request_id,

@@ -15,6 +15,8 @@ use worker::{
     durable_object, Date, DurableObject, Env, Error, Request, Response, Result, State, Storage,
 };
 
+use crate::ports::{Limiter, Verdict};
+
 /// The storage key of the history: `throttle::encode_history`'s bytes.
 const HISTORY: &str = "history";
 
@@ -103,29 +105,24 @@ async fn load(storage: &Storage) -> Result<Vec<u64>> {
         .ok_or_else(|| Error::RustError("stored throttle history is torn".into()))
 }
 
-/// What the Worker does with a request after asking the limiter.
-pub enum Verdict {
-    Allowed,
-    Throttled(u64),
-    /// The limiter could not answer and the scope fails closed.
-    Unavailable,
+/// The Worker's client of the `RateLimiter` objects, for one request.
+pub struct LimiterClient<'a> {
+    pub env: &'a Env,
+    pub request_id: &'a str,
 }
 
-/// Counts one request of `identity` in `scope`.
-pub async fn check(env: &Env, scope: Scope, rate: Rate, identity: &str) -> Verdict {
-    match ask(env, scope, rate, identity).await {
-        Ok(answer) if answer.allowed => Verdict::Allowed,
-        Ok(answer) => Verdict::Throttled(answer.retry_after.max(1)),
-        Err(e) => {
-            crate::log::error(
-                "-",
-                "rate limiter unavailable",
-                &format!("scope {}: {e}", scope.name()),
-            );
-            if scope.fails_closed() {
+impl Limiter for LimiterClient<'_> {
+    async fn check(&self, scope: Scope, rate: Rate, identity: &str) -> Verdict {
+        match ask(self.env, scope, rate, identity).await {
+            Ok(answer) if answer.allowed => Verdict::Allowed,
+            Ok(answer) => Verdict::Throttled(answer.retry_after),
+            Err(e) => {
+                crate::log::error(
+                    self.request_id,
+                    "rate limiter unavailable",
+                    &format!("scope {}: {e}", scope.name()),
+                );
                 Verdict::Unavailable
-            } else {
-                Verdict::Allowed
             }
         }
     }

@@ -1,5 +1,7 @@
 //! Calls to the origin: signed (see `shared::signing`), bounded in time, and any failure or
-//! 5xx turned into one `Unavailable` the caller answers with 503.
+//! 5xx turned into one `Unreachable` the flow answers with 503.
+
+use std::rc::Rc;
 
 use futures_util::future::{select, Either};
 use shared::internal::{InternalMethod, InternalRoute};
@@ -12,19 +14,42 @@ use worker::{
 };
 
 use crate::config::Config;
+use crate::ports::{Origin, OriginReply, Unreachable};
 
-pub struct OriginReply {
-    pub status: u16,
-    pub body: Vec<u8>,
+/// The Worker's client of the origin, for one public request: its request id and client
+/// network travel with every call.
+#[derive(Clone)]
+pub struct OriginClient {
+    pub config: Rc<Config>,
+    pub request_id: Rc<str>,
+    pub client_network: Option<Rc<str>>,
 }
 
-#[derive(Debug)]
-pub struct Unavailable(pub String);
+impl Origin for OriginClient {
+    async fn call(
+        &self,
+        route: InternalRoute,
+        query: Option<&str>,
+        identity: Identity,
+        body: Option<&[u8]>,
+    ) -> Result<OriginReply, Unreachable> {
+        call(
+            &self.config,
+            route,
+            query,
+            identity,
+            body,
+            &self.request_id,
+            self.client_network.as_deref(),
+        )
+        .await
+    }
+}
 
 /// `client_network` is the caller's network as the edge keys it (the origin's login back-off
 /// is per network); it is signed with the rest. A value the origin would refuse (e.g. no
 /// `CF-Connecting-IP`) travels as `""`, "unknown", rather than failing the request.
-pub async fn call(
+async fn call(
     config: &Config,
     route: InternalRoute,
     query: Option<&str>,
@@ -32,7 +57,7 @@ pub async fn call(
     body: Option<&[u8]>,
     request_id: &str,
     client_network: Option<&str>,
-) -> Result<OriginReply, Unavailable> {
+) -> Result<OriginReply, Unreachable> {
     let method = match route.method() {
         InternalMethod::Get => Method::Get,
         InternalMethod::Post => Method::Post,
@@ -55,7 +80,7 @@ pub async fn call(
     });
     // The path only: a query string can carry what a client typed, and logs keep no input.
     let path = route.path_and_query(None);
-    let fail = |what: &str| Unavailable(format!("origin {method} {path}: {what}"));
+    let fail = |what: &str| Unreachable(format!("origin {method} {path}: {what}"));
     let headers = Headers::new();
     let set = |name: &str, value: &str| headers.set(name, value).map_err(|e| fail(&e.to_string()));
     set(HEADER_TIMESTAMP, &timestamp.to_string())?;

@@ -7,6 +7,8 @@ use worker::{
     durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
 };
 
+use crate::ports::{self, Unreachable};
+
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Op {
@@ -117,43 +119,56 @@ async fn call(env: &Env, email_key: &str, op: &Op) -> Result<bool> {
     Ok(response.json::<Outcome>().await?.accepted)
 }
 
-/// Stores a fresh code for the email, asked for from `network`; false when the email's live
-/// code was asked for from another network and is kept (then nothing is to be emailed).
-pub async fn issue(env: &Env, email_key: &str, code: &OtpCode, network: &str) -> Result<bool> {
-    call(
-        env,
-        email_key,
-        &Op::Issue {
-            code: code.expose().to_owned(),
-            network: network.to_owned(),
-        },
-    )
-    .await
+/// The Worker's client of the `OtpStore` objects.
+pub struct OtpStoreClient<'a> {
+    pub env: &'a Env,
 }
 
-/// Whether `code`, presented from `network`, is the email's live code (consuming it when it is).
-pub async fn accept(env: &Env, email_key: &str, code: &OtpCode, network: &str) -> Result<bool> {
-    call(
-        env,
-        email_key,
-        &Op::Attempt {
-            code: code.expose().to_owned(),
-            network: network.to_owned(),
-        },
-    )
-    .await
+impl OtpStoreClient<'_> {
+    async fn ask(&self, email_key: &str, op: &Op) -> std::result::Result<bool, Unreachable> {
+        call(self.env, email_key, op)
+            .await
+            .map_err(|e| Unreachable(e.to_string()))
+    }
 }
 
-/// Makes `code`, accepted earlier, live again (its use failed).
-pub async fn reinstate(env: &Env, email_key: &str, code: &OtpCode) -> Result<bool> {
-    call(
-        env,
-        email_key,
-        &Op::Reinstate {
+impl ports::OtpStore for OtpStoreClient<'_> {
+    async fn issue(
+        &self,
+        email_key: &str,
+        code: &OtpCode,
+        network: &str,
+    ) -> std::result::Result<bool, Unreachable> {
+        let op = Op::Issue {
             code: code.expose().to_owned(),
-        },
-    )
-    .await
+            network: network.to_owned(),
+        };
+        self.ask(email_key, &op).await
+    }
+
+    async fn accept(
+        &self,
+        email_key: &str,
+        code: &OtpCode,
+        network: &str,
+    ) -> std::result::Result<bool, Unreachable> {
+        let op = Op::Attempt {
+            code: code.expose().to_owned(),
+            network: network.to_owned(),
+        };
+        self.ask(email_key, &op).await
+    }
+
+    async fn reinstate(
+        &self,
+        email_key: &str,
+        code: &OtpCode,
+    ) -> std::result::Result<bool, Unreachable> {
+        let op = Op::Reinstate {
+            code: code.expose().to_owned(),
+        };
+        self.ask(email_key, &op).await
+    }
 }
 
 #[cfg(test)]

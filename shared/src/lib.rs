@@ -12,6 +12,7 @@ pub mod hex;
 pub mod internal;
 pub mod keys;
 pub mod otp;
+pub mod problem;
 pub mod signing;
 pub mod throttle;
 pub mod token;

@@ -1,0 +1,98 @@
+//! Reading what the client sent: the JSON body (media type, size, syntax, in DRF's words), the
+//! few fields the edge itself checks, and the Bearer token.
+
+use serde_json::Value;
+use shared::api::{self, FieldErrors};
+use shared::form::Form;
+use shared::otp::OtpCode;
+use shared::problem::Problem;
+use shared::signing::Identity;
+use shared::token::MAX_TOKEN_BYTES;
+use shared::validate::{Email, EMAIL_MAX_CHARS};
+
+use super::Flow;
+use crate::http::RequestBody;
+use crate::ports::{Ports, Runtime};
+
+impl<P: Ports> Flow<'_, P> {
+    /// The parsed body and its bytes (forwarded as received). The media type is checked before
+    /// the size, as DRF does.
+    pub(super) fn json_body(&self) -> Result<(Value, &[u8]), Problem> {
+        let content_type = self.req.content_type.as_deref().unwrap_or_default();
+        if !shared::form::is_json_media_type(content_type) {
+            return Err(Problem::UnsupportedMediaType(content_type.to_owned()));
+        }
+        let bytes = match &self.req.body {
+            RequestBody::Read(bytes) => bytes.as_slice(),
+            RequestBody::TooLarge => return Err(Problem::TooLarge),
+            RequestBody::Failed(e) => return Err(self.server_error("body not read", e)),
+        };
+        let value = serde_json::from_slice(bytes).map_err(|e| Problem::malformed_json(&e))?;
+        Ok((value, bytes))
+    }
+
+    /// SimpleJWT's `JWTAuthentication`: no `Authorization: Bearer` header is "not provided"; a
+    /// Bearer token that is not a valid access token is "not valid for any token type".
+    pub(super) fn bearer(&self) -> Result<(i64, Identity), Problem> {
+        let header = self.req.authorization.as_deref().unwrap_or_default();
+        let mut parts = header.split_whitespace();
+        if parts.next() != Some("Bearer") {
+            return Err(Problem::NotAuthenticated);
+        }
+        let (Some(token), None) = (parts.next(), parts.next()) else {
+            return Err(Problem::BadAuthorizationHeader);
+        };
+        let claims = self
+            .config
+            .verifier
+            .access(token, self.ports.runtime().now())
+            .map_err(|_| Problem::BearerNotValid)?;
+        let identity = Identity::User {
+            id: claims.user_id,
+            token_version: claims.ver,
+        };
+        Ok((claims.user_id, identity))
+    }
+}
+
+/// The token of `jwt/verify/`: a field error, or 401 when it is missing after all.
+pub(super) fn required_token(body: &Value, field: &str) -> Result<String, Problem> {
+    let mut form = Form::new(body)?;
+    let token = form.required(field, MAX_TOKEN_BYTES);
+    form.finish()?;
+    token.ok_or(Problem::TokenNotValid)
+}
+
+/// `new_password` and `re_new_password` as the origin will judge the pair's agreement.
+pub(super) fn new_passwords(body: &Value) -> Result<(), Problem> {
+    let mut form = Form::new(body)?;
+    shared::form::new_password_pair(&mut form);
+    Ok(form.finish()?)
+}
+
+pub(super) fn email_field(body: &Value) -> Result<Email, Problem> {
+    let mut form = Form::new(body)?;
+    let email = form
+        .required("email", EMAIL_MAX_CHARS)
+        .and_then(|raw| Email::parse(&raw).map_err(|m| form.error("email", m)).ok());
+    form.finish()?;
+    email.ok_or_else(|| Problem::field("email", shared::validate::MSG_INVALID_EMAIL))
+}
+
+/// `email` must be valid; a malformed `otp` is not a field error but simply a wrong code
+/// (`None`), so the answer does not reveal anything about the format rules being hit.
+pub(super) fn email_and_code(body: &Value) -> Result<(Email, Option<OtpCode>), Problem> {
+    let email = email_field(body)?;
+    let code = match body.get("otp") {
+        None => return Err(Problem::field("otp", shared::form::MSG_REQUIRED)),
+        Some(Value::String(s)) => OtpCode::parse(s),
+        Some(Value::Number(n)) => OtpCode::parse(&n.to_string()),
+        Some(_) => None,
+    };
+    Ok((email, code))
+}
+
+/// The one answer to any code that is not the email's live code.
+pub(super) fn otp_invalid() -> Problem {
+    Problem::Validation(FieldErrors::single("otp", api::MSG_OTP_INVALID))
+}

@@ -1,0 +1,259 @@
+//! The request flows, as plain Rust over the traits of `ports`: route, authenticate, throttle,
+//! validate, then answer here or forward to the origin. One module per route group; a flow
+//! returns its answer or the `Problem` that is answered instead.
+
+mod forward;
+mod input;
+mod reset;
+mod throttles;
+mod user;
+mod verify;
+
+#[cfg(test)]
+mod fakes;
+#[cfg(test)]
+mod tests;
+
+use shared::client;
+use shared::internal::InternalRoute;
+use shared::problem::Problem;
+use shared::signing::Identity;
+
+use crate::config::Config;
+use crate::cors;
+use crate::http::{EdgeRequest, Reply, ReplyBody};
+use crate::ports::{Limiter, Origin, OriginReply, Ports, Runtime, Verdict};
+use crate::routes::{resolve, Miss, Route};
+
+use throttles::Who;
+
+/// Who is counted now, with their key (`throttles::Who`).
+#[derive(Clone, Copy)]
+enum Counted<'a> {
+    Client,
+    User(&'a str),
+    Email(&'a str),
+}
+
+impl Counted<'_> {
+    fn who(self) -> Who {
+        match self {
+            Self::Client => Who::Client,
+            Self::User(_) => Who::User,
+            Self::Email(_) => Who::Email,
+        }
+    }
+}
+
+/// What the shell sends: a reply, or a file of the static assets (the API docs), which only
+/// the runtime can read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Reply(Reply),
+    Asset(String),
+}
+
+/// One public request being answered.
+struct Flow<'a, P: Ports> {
+    req: &'a EdgeRequest,
+    config: &'a Config,
+    ports: &'a P,
+    route: Route,
+    /// The client's network for anonymous throttling (`shared::client::network_key`) from
+    /// Cloudflare's `CF-Connecting-IP`, never `X-Forwarded-For` (which the client controls);
+    /// `None` when the request did not come through Cloudflare.
+    client: Option<String>,
+}
+
+type Answered = Result<Reply, Problem>;
+
+pub async fn handle<P: Ports>(req: &EdgeRequest, config: &Config, ports: &P) -> Answer {
+    if req.method == "OPTIONS" {
+        return Answer::Reply(preflight(req, config));
+    }
+    let route = match resolve(&req.method, &req.path) {
+        Ok(route) => route,
+        Err(Miss::NotFound) => return Answer::Reply(Problem::NotFound.into()),
+        Err(Miss::MethodNotAllowed { allow }) => {
+            let method = req.method.clone();
+            return Answer::Reply(Problem::MethodNotAllowed { method, allow }.into());
+        }
+    };
+    let asset = match route {
+        Route::Schema => Some("/api/schema/index.json"),
+        Route::Swagger => Some("/swagger/"),
+        Route::Redoc => Some("/redoc/"),
+        Route::DocsAsset => Some(req.path.as_str()),
+        _ => None,
+    };
+    if let Some(path) = asset {
+        return Answer::Asset(path.to_owned());
+    }
+    let flow = Flow {
+        req,
+        config,
+        ports,
+        route,
+        client: client_network(req, config),
+    };
+    let answered = match route {
+        Route::Jwks => flow.jwks(),
+        Route::JwtVerify => flow.verify().await,
+        Route::Register | Route::JwtCreate | Route::JwtRefresh => flow.forward().await,
+        Route::Logout | Route::Me | Route::PatchMe | Route::ListUsers => flow.user().await,
+        Route::ResetRequest => flow.reset_request().await,
+        Route::ResetVerifyOtp => flow.reset_verify_otp().await,
+        Route::ResetConfirm => flow.reset_confirm().await,
+        Route::Schema | Route::Swagger | Route::Redoc | Route::DocsAsset => {
+            unreachable!("answered from the assets above")
+        }
+    };
+    Answer::Reply(answered.unwrap_or_else(Reply::from))
+}
+
+/// The client's network as throttles and the origin key it, from `CF-Connecting-IP`.
+pub fn client_network(req: &EdgeRequest, config: &Config) -> Option<String> {
+    req.cf_connecting_ip
+        .as_deref()
+        .and_then(|raw| client::network_key(raw, config.ipv6_prefix))
+}
+
+impl<P: Ports> Flow<'_, P> {
+    fn jwks(&self) -> Answered {
+        let jwks = serde_json::to_value(self.config.verifier.keys().jwks())
+            .map_err(|e| self.server_error("jwks not serialized", &e.to_string()))?;
+        Ok(Reply::json(200, jwks))
+    }
+
+    /// Counts the request in each of the route's scopes that count `who`
+    /// (`throttles::checks`). The first refusal answers.
+    async fn throttle(&self, who: Counted<'_>) -> Result<(), Problem> {
+        for &(scope, _) in throttles::checks(self.route)
+            .iter()
+            .filter(|(_, w)| *w == who.who())
+        {
+            // A scope configured `none` is not throttled: no limiter call.
+            let Some(rate) = self.config.rates.get(scope) else {
+                continue;
+            };
+            let identity = match who {
+                Counted::Client => client::throttle_identity(self.client.as_deref(), scope)
+                    .map_err(|client::UnknownClient| Problem::ClientUnknown)?,
+                Counted::User(key) | Counted::Email(key) => key,
+            };
+            match self.ports.limiter().check(scope, rate, identity).await {
+                Verdict::Allowed => {}
+                Verdict::Throttled(wait) => {
+                    return Err(Problem::Throttled {
+                        wait_secs: wait.max(1),
+                    })
+                }
+                // The scopes that guard credentials and reset codes fail closed; the others
+                // let the request through rather than take the API down with the limiter.
+                Verdict::Unavailable if scope.fails_closed() => return Err(Problem::Unavailable),
+                Verdict::Unavailable => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls the origin and passes its answer on; an unreachable origin is a 503.
+    async fn origin(
+        &self,
+        route: InternalRoute,
+        query: Option<&str>,
+        identity: Identity,
+        body: Option<&[u8]>,
+    ) -> Answered {
+        match self.ports.origin().call(route, query, identity, body).await {
+            Ok(reply) => Ok(relay(reply)),
+            Err(e) => {
+                self.ports.runtime().log_error("origin unavailable", &e.0);
+                Err(Problem::Unavailable)
+            }
+        }
+    }
+
+    /// A failure the client cannot fix: logged with its cause, answered 500 without it.
+    fn server_error(&self, message: &str, error: &str) -> Problem {
+        self.ports.runtime().log_error(message, error);
+        Problem::ServerError
+    }
+}
+
+/// The origin's answer as it is (its bodies are already in the public shapes).
+fn relay(origin: OriginReply) -> Reply {
+    let reply = if origin.body.is_empty() {
+        Reply::empty(origin.status)
+    } else {
+        Reply {
+            status: origin.status,
+            headers: Vec::new(),
+            body: ReplyBody::Bytes {
+                content_type: Some("application/json".to_owned()),
+                bytes: origin.body,
+            },
+        }
+    };
+    if reply.status == 401 {
+        reply.with_header("WWW-Authenticate", shared::api::WWW_AUTHENTICATE)
+    } else {
+        reply
+    }
+}
+
+/// CORS preflight, answered here without touching the origin.
+fn preflight(req: &EdgeRequest, config: &Config) -> Reply {
+    let allowed = req
+        .origin_header
+        .as_deref()
+        .and_then(|o| config.cors.allow(o));
+    let path = req.path.as_str();
+    let allow = match resolve("GET", path).or_else(|_| resolve("POST", path)) {
+        Ok(_) | Err(Miss::MethodNotAllowed { .. }) => match resolve("OPTIONS", path) {
+            Err(Miss::MethodNotAllowed { allow }) => allow,
+            _ => "GET, OPTIONS",
+        },
+        Err(Miss::NotFound) => return Problem::NotFound.into(),
+    };
+    let reply = Reply::empty(204).with_header("Allow", allow);
+    if allowed.is_none() {
+        return reply;
+    }
+    reply
+        .with_header("Access-Control-Allow-Methods", allow)
+        .with_header("Access-Control-Allow-Headers", cors::ALLOW_HEADERS)
+        .with_header("Access-Control-Max-Age", cors::MAX_AGE_SECS)
+}
+
+/// The client's `X-Request-Id` when well-formed (1–64 of `[A-Za-z0-9._-]`), else a new one.
+pub fn request_id(given: Option<&str>, new: impl FnOnce() -> String) -> String {
+    given
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
+        .map_or_else(new, str::to_owned)
+}
+
+/// Adds the request id and CORS headers to every answer.
+pub fn finish(
+    reply: Reply,
+    request_id: &str,
+    config: Option<&Config>,
+    origin_header: Option<&str>,
+) -> Reply {
+    let reply = reply.with_header("X-Request-Id", request_id);
+    let allowed = config
+        .zip(origin_header)
+        .and_then(|(config, origin)| config.cors.allow(origin));
+    match allowed {
+        Some(allowed) => reply
+            .with_header("Access-Control-Allow-Origin", allowed)
+            .with_header("Access-Control-Expose-Headers", cors::EXPOSE_HEADERS)
+            .with_header("Vary", "Origin"),
+        None => reply,
+    }
+}

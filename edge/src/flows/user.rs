@@ -1,0 +1,57 @@
+//! The Bearer routes: `me/` (GET, PATCH), `logout/` and the admin list `users/`.
+
+use serde_json::Value;
+use shared::internal::InternalRoute;
+
+use super::{Answered, Counted, Flow};
+use crate::http::Reply;
+use crate::ports::Ports;
+use crate::routes::Route;
+
+impl<P: Ports> Flow<'_, P> {
+    pub(super) async fn user(&self) -> Answered {
+        let (user_id, identity) = self.bearer()?;
+        self.throttle(Counted::User(&user_id.to_string())).await?;
+        match self.route {
+            Route::Me => self.origin(InternalRoute::Me, None, identity, None).await,
+            Route::ListUsers => {
+                let page = self
+                    .origin(
+                        InternalRoute::ListUsers,
+                        self.req.query.as_deref(),
+                        identity,
+                        None,
+                    )
+                    .await?;
+                self.absolute_page_links(page)
+            }
+            _ => {
+                let (_, bytes) = self.json_body()?;
+                let internal = if self.route == Route::Logout {
+                    InternalRoute::Logout
+                } else {
+                    InternalRoute::PatchMe
+                };
+                self.origin(internal, None, identity, Some(bytes)).await
+            }
+        }
+    }
+
+    /// The origin gives `next`/`previous` as public paths; clients expect absolute URLs (DRF).
+    fn absolute_page_links(&self, reply: Reply) -> Answered {
+        if reply.status != 200 {
+            return Ok(reply);
+        }
+        let mut page: Value = reply
+            .json_body()
+            .ok_or_else(|| self.server_error("origin page not JSON", "list users"))?;
+        for key in ["next", "previous"] {
+            if let Some(Value::String(link)) = page.get_mut(key) {
+                if link.starts_with('/') {
+                    *link = format!("{}{link}", self.req.public_base);
+                }
+            }
+        }
+        Ok(Reply::json(200, page))
+    }
+}
