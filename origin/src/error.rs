@@ -5,6 +5,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use shared::api::{self, FieldErrors};
 
+use crate::services;
+use crate::store::users::Taken;
+
 /// `Retry-After` of a 503 for a full hashing queue.
 const OVERLOADED_RETRY_AFTER_SECS: &str = "1";
 
@@ -35,7 +38,7 @@ pub enum ApiError {
     #[error("unsupported media type")]
     UnsupportedMediaType(String),
     /// The password-hashing queue is full (ARGON2_QUEUE_DEPTH): answered at once with 503 and
-    /// `Retry-After`, rather than queueing work no client will wait for.
+    /// `Retry-After`.
     #[error("password hashing queue full")]
     Overloaded,
     /// The database is unreachable or the pool is exhausted.
@@ -45,27 +48,47 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-impl From<deadpool_postgres::PoolError> for ApiError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        Self::Unavailable(e.into())
+impl From<services::Error> for ApiError {
+    fn from(e: services::Error) -> Self {
+        use services::Error as E;
+        match e {
+            E::InvalidCredentials => Self::InvalidCredentials,
+            E::RefreshTokenNotValid => Self::TokenNotValid,
+            // SimpleJWT's blacklist answer.
+            E::RefreshTokenRevoked => Self::Validation(FieldErrors::single(
+                "non_field_errors",
+                api::MSG_TOKEN_BLACKLISTED,
+            )),
+            E::StaleAccessToken => Self::BearerNotValid,
+            E::NotAdmin => Self::PermissionDenied,
+            E::NoSuchPage => Self::NotFound("Invalid page."),
+            E::ResetTokenNotValid => Self::Validation(FieldErrors::single(
+                "reset_token",
+                api::MSG_RESET_TOKEN_INVALID,
+            )),
+            E::Taken(taken) => Self::Validation(taken_errors(&taken)),
+            E::NewPasswordRefused(messages) => {
+                let mut errors = FieldErrors::default();
+                errors.extend("new_password", messages);
+                Self::Validation(errors)
+            }
+            E::Overloaded => Self::Overloaded,
+            E::Unavailable(cause) => Self::Unavailable(cause),
+            E::Internal(cause) => Self::Internal(cause),
+        }
     }
 }
 
-impl From<tokio_postgres::Error> for ApiError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        // Connection lost, or the server shutting down / restarting (SQLSTATE classes 08 and
-        // 57P): a transient outage (503), not a bug (500).
-        let transient = e.is_closed()
-            || e.code().is_some_and(|c| {
-                let code = c.code();
-                code.starts_with("08") || code.starts_with("57P")
-            });
-        if transient {
-            Self::Unavailable(e.into())
-        } else {
-            Self::Internal(e.into())
+/// Djoser's messages for an email or username already in use.
+fn taken_errors(taken: &[Taken]) -> FieldErrors {
+    let mut errors = FieldErrors::default();
+    for t in taken {
+        match t {
+            Taken::Email => errors.add("email", api::MSG_EMAIL_TAKEN),
+            Taken::Username => errors.add("username", api::MSG_USERNAME_TAKEN),
         }
     }
+    errors
 }
 
 impl IntoResponse for ApiError {
