@@ -7,14 +7,14 @@ use base64::Engine;
 use clap::{Parser, Subcommand};
 use rand_core::{OsRng, RngCore};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 use shared::keys::{Ed25519PrivateKey, Jwks};
 use shared::validate::{Email, Username};
 
 use crate::config::{DatabaseArgs, ServeArgs};
+use crate::password::PasswordHasher;
+use crate::services::account;
 use crate::startup::Application;
-use crate::store::audit::{self, Event};
-use crate::store::users;
+use crate::store::audit;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -149,25 +149,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::ensure!(!password.is_empty(), "--password must not be empty");
             let pool = crate::db::pool(&database)?;
             crate::db::migrate(&pool).await?;
-            let hash =
-                tokio::task::spawn_blocking(move || crate::password::hash_blocking(&password))
-                    .await??;
-            let client = pool.get().await.context("connecting to the database")?;
-            let (id, created) =
-                users::upsert_superuser(&client, email.as_str(), username.as_str(), &hash)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("could not create the superuser: {e}"))?;
-            audit::record(
-                &client,
-                Some(id),
-                Event::SuperuserSet,
-                json!({ "created": created }),
+            // One hashing thread, the same hasher and parameters as the server's.
+            let hasher = PasswordHasher::new(1, 1)?;
+            let superuser = account::set_superuser(
+                &pool,
+                &hasher,
+                &email,
+                &username,
+                SecretString::from(password),
             )
-            .await?;
+            .await
+            .context("could not create the superuser")?;
             println!(
-                "{} superuser {} (id {id})",
-                if created { "created" } else { "updated" },
-                email
+                "{} superuser {} (id {})",
+                if superuser.created {
+                    "created"
+                } else {
+                    "updated"
+                },
+                email,
+                superuser.id
             );
             Ok(())
         }
@@ -178,20 +179,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let pool = crate::db::pool(&database)?;
             crate::db::migrate(&pool).await?;
-            let client = pool.get().await.context("connecting to the database")?;
-            let Some((id, previous)) = users::set_role(&client, &email, &role).await? else {
+            let change = account::set_role(&pool, &email, &role)
+                .await
+                .context("could not set the role")?;
+            let Some(change) = change else {
                 anyhow::bail!("no account with the email {email}");
             };
-            if previous != role {
-                audit::record(
-                    &client,
-                    Some(id),
-                    Event::RoleChanged,
-                    json!({ "from": previous, "to": role }),
-                )
-                .await?;
-            }
-            println!("{email} (id {id}): role {previous} -> {role}");
+            println!("{email} (id {}): role {} -> {role}", change.id, change.from);
             Ok(())
         }
         Command::Audit {

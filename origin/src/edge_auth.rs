@@ -14,7 +14,7 @@ use shared::signing::{
 };
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The client's network as the edge signed it (`""` when the edge did not know it); the login
 /// back-off is keyed on it.

@@ -5,6 +5,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use shared::api::{self, FieldErrors};
 
+use crate::services;
+use crate::store::users::Taken;
+
 /// `Retry-After` of a 503 for a full hashing queue.
 const OVERLOADED_RETRY_AFTER_SECS: &str = "1";
 
@@ -35,7 +38,7 @@ pub enum ApiError {
     #[error("unsupported media type")]
     UnsupportedMediaType(String),
     /// The password-hashing queue is full (ARGON2_QUEUE_DEPTH): answered at once with 503 and
-    /// `Retry-After`, rather than queueing work no client will wait for.
+    /// `Retry-After`.
     #[error("password hashing queue full")]
     Overloaded,
     /// The database is unreachable or the pool is exhausted.
@@ -45,27 +48,47 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-impl From<deadpool_postgres::PoolError> for ApiError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        Self::Unavailable(e.into())
+impl From<services::Error> for ApiError {
+    fn from(e: services::Error) -> Self {
+        use services::Error as E;
+        match e {
+            E::InvalidCredentials => Self::InvalidCredentials,
+            E::RefreshTokenNotValid => Self::TokenNotValid,
+            // SimpleJWT's blacklist answer.
+            E::RefreshTokenRevoked => Self::Validation(FieldErrors::single(
+                "non_field_errors",
+                api::MSG_TOKEN_BLACKLISTED,
+            )),
+            E::StaleAccessToken => Self::BearerNotValid,
+            E::NotAdmin => Self::PermissionDenied,
+            E::NoSuchPage => Self::NotFound("Invalid page."),
+            E::ResetTokenNotValid => Self::Validation(FieldErrors::single(
+                "reset_token",
+                api::MSG_RESET_TOKEN_INVALID,
+            )),
+            E::Taken(taken) => Self::Validation(taken_errors(&taken)),
+            E::NewPasswordRefused(messages) => {
+                let mut errors = FieldErrors::default();
+                errors.extend("new_password", messages);
+                Self::Validation(errors)
+            }
+            E::Overloaded => Self::Overloaded,
+            E::Unavailable(cause) => Self::Unavailable(cause),
+            E::Internal(cause) => Self::Internal(cause),
+        }
     }
 }
 
-impl From<tokio_postgres::Error> for ApiError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        // Connection lost, or the server shutting down / restarting (SQLSTATE classes 08 and
-        // 57P): a transient outage (503), not a bug (500).
-        let transient = e.is_closed()
-            || e.code().is_some_and(|c| {
-                let code = c.code();
-                code.starts_with("08") || code.starts_with("57P")
-            });
-        if transient {
-            Self::Unavailable(e.into())
-        } else {
-            Self::Internal(e.into())
+/// Djoser's messages for an email or username already in use.
+fn taken_errors(taken: &[Taken]) -> FieldErrors {
+    let mut errors = FieldErrors::default();
+    for t in taken {
+        match t {
+            Taken::Email => errors.add("email", api::MSG_EMAIL_TAKEN),
+            Taken::Username => errors.add("username", api::MSG_USERNAME_TAKEN),
         }
     }
+    errors
 }
 
 impl IntoResponse for ApiError {
@@ -150,3 +173,98 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::services::Error;
+
+    async fn reply(e: Error) -> (StatusCode, Option<String>, Value) {
+        let response = ApiError::from(e).into_response();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, retry_after, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// The wire shapes of the services' refusals, written out as clients see them (DRF,
+    /// Djoser and SimpleJWT words), so a change of the mapping shows here.
+    #[tokio::test]
+    async fn service_refusals_answer_the_drf_bodies() {
+        let cases = [
+            (
+                Error::InvalidCredentials,
+                StatusCode::UNAUTHORIZED,
+                json!({"detail": "No active account found with the given credentials"}),
+            ),
+            (
+                Error::RefreshTokenNotValid,
+                StatusCode::UNAUTHORIZED,
+                json!({"detail": "Token is invalid or expired", "code": "token_not_valid"}),
+            ),
+            (
+                Error::RefreshTokenRevoked,
+                StatusCode::BAD_REQUEST,
+                json!({"non_field_errors": ["Token is blacklisted"]}),
+            ),
+            (
+                Error::StaleAccessToken,
+                StatusCode::UNAUTHORIZED,
+                api::bearer_not_valid(),
+            ),
+            (
+                Error::NotAdmin,
+                StatusCode::FORBIDDEN,
+                json!({"detail": "You do not have permission to perform this action."}),
+            ),
+            (
+                Error::NoSuchPage,
+                StatusCode::NOT_FOUND,
+                json!({"detail": "Invalid page."}),
+            ),
+            (
+                Error::ResetTokenNotValid,
+                StatusCode::BAD_REQUEST,
+                json!({"reset_token": ["Invalid or expired reset token."]}),
+            ),
+            (
+                Error::Taken(vec![Taken::Email, Taken::Username]),
+                StatusCode::BAD_REQUEST,
+                json!({
+                    "email": ["user with this email address already exists."],
+                    "username": ["A user with that username already exists."],
+                }),
+            ),
+            (
+                Error::NewPasswordRefused(vec!["one".into(), "two".into()]),
+                StatusCode::BAD_REQUEST,
+                json!({"new_password": ["one", "two"]}),
+            ),
+        ];
+        for (error, status, body) in cases {
+            let name = format!("{error:?}");
+            let (got_status, _, got_body) = reply(error).await;
+            assert_eq!((got_status, got_body), (status, body), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_are_503_or_500_without_their_cause() {
+        let (status, retry_after, body) = reply(Error::Overloaded).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after.as_deref(), Some(OVERLOADED_RETRY_AFTER_SECS));
+        assert_eq!(body, api::detail(api::DETAIL_UNAVAILABLE));
+        let (status, _, body) = reply(Error::Unavailable(anyhow::anyhow!("secret cause"))).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, api::detail(api::DETAIL_UNAVAILABLE));
+        let (status, _, body) = reply(Error::Internal(anyhow::anyhow!("secret cause"))).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body, api::detail(api::DETAIL_SERVER_ERROR));
+    }
+}

@@ -13,7 +13,9 @@ pub mod metrics;
 pub mod openapi;
 pub mod password;
 pub mod routes;
+pub mod services;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 

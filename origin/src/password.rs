@@ -22,7 +22,6 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
-use crate::error::{ApiError, ApiResult};
 use crate::metrics::{QueueDepth, SharedQueue};
 
 /// OWASP Password Storage Cheat Sheet minimum for argon2id: m=19456 KiB, t=2, p=1.
@@ -45,6 +44,17 @@ pub const ARGON2_MAX_T_COST: u32 = 16;
 pub const ARGON2_MAX_P_COST: u32 = 16;
 
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
+
+/// Why the hashing pool did not produce an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The queue is full (ARGON2_QUEUE_DEPTH): the caller is told at once to come back, rather
+    /// than queueing work no client will wait for.
+    #[error("password hashing queue full")]
+    QueueFull,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
 
 #[derive(Clone)]
 pub struct PasswordHasher {
@@ -180,8 +190,8 @@ impl Memory {
     }
 }
 
-/// Synchronous hash with the configured parameters (CLI and benchmarks).
-pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
+/// Synchronous hash with the configured parameters (the hasher's dummy hash).
+fn hash_blocking(password: &str) -> anyhow::Result<String> {
     Memory::default().hash(password)
 }
 
@@ -319,12 +329,12 @@ impl PasswordHasher {
     }
 
     /// Runs `work` on a hashing thread, queued behind the others. A full queue is answered at
-    /// once ([`ApiError::Overloaded`]); a job whose caller has gone (client disconnected, the
+    /// once ([`HashError::QueueFull`]); a job whose caller has gone (client disconnected, the
     /// request future dropped) by the time a thread takes it is skipped, not computed.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
-    ) -> ApiResult<T> {
+    ) -> Result<T, HashError> {
         let (reply, answer) = oneshot::channel();
         let queue = self.queue.clone();
         let job: Job = Box::new(move |memory| {
@@ -341,7 +351,7 @@ impl PasswordHasher {
             Err(mpsc::TrySendError::Full(_)) => {
                 self.queue.waiting.fetch_sub(1, Ordering::Relaxed);
                 self.queue.rejected.inc();
-                return Err(ApiError::Overloaded);
+                return Err(HashError::QueueFull);
             }
             Err(mpsc::TrySendError::Disconnected(_)) => {
                 self.queue.waiting.fetch_sub(1, Ordering::Relaxed);
@@ -351,7 +361,7 @@ impl PasswordHasher {
         Ok(answer.await.context("password hashing task failed")?)
     }
 
-    pub async fn hash(&self, password: SecretString) -> ApiResult<String> {
+    pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
         Ok(self
             .run(move |memory| memory.hash(password.expose_secret()))
             .await??)
@@ -364,7 +374,7 @@ impl PasswordHasher {
         &self,
         password: SecretString,
         stored: Option<String>,
-    ) -> ApiResult<Verified> {
+    ) -> Result<Verified, HashError> {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let verified = self

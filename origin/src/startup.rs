@@ -1,7 +1,6 @@
 //! Building the application: state, router, listener. `Application::build` binds first, so
 //! tests can ask for port 0 and read the port back.
 
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,48 +8,21 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, on, MethodFilter, MethodRouter};
 use axum::{middleware, Router};
-use deadpool_postgres::Pool;
 use shared::internal::{InternalMethod, InternalRoute};
-use shared::signing::RequestSigner;
-use shared::validate::PasswordPolicy;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::config::{Settings, TokenConfig};
+use crate::config::Settings;
 use crate::edge_auth::require_edge_signature;
 use crate::email::{sender, Mailer, Templates};
 use crate::metrics::Metrics;
 use crate::password::PasswordHasher;
-use crate::routes::{admin, health, password_reset, tokens, users};
+use crate::routes::{admin, health, monitoring, password_reset, tokens, users};
+use crate::state::{AppState, Inner};
 use crate::store::attempts::Limits;
 use shared::api::MAX_BODY_BYTES;
-
-pub struct Inner {
-    pub pool: Pool,
-    pub signer: RequestSigner,
-    pub tokens: TokenConfig,
-    pub hasher: PasswordHasher,
-    pub password_policy: PasswordPolicy,
-    pub lockout: Limits,
-    pub templates: Templates,
-    pub email_wake: Arc<Notify>,
-    pub metrics: Arc<Metrics>,
-    /// When set, `/metrics` wants `Authorization: Bearer <token>`.
-    pub metrics_token: Option<secrecy::SecretString>,
-}
-
-/// Shared by every handler; cheap to clone.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-impl Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
 
 /// The handler of each internal route, with the route's own method: a route of the contract
 /// without a handler here does not compile, and the method cannot disagree with the edge's.
@@ -90,10 +62,10 @@ pub fn router(state: AppState) -> Router {
         .nest(InternalRoute::PREFIX, internal)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(crate::metrics::scrape))
+        .route("/metrics", get(monitoring::scrape))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::metrics::track,
+            monitoring::track,
         ))
         .fallback(|| async { crate::error::ApiError::NotFound("Not found.") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -132,7 +104,7 @@ impl Application {
             email_wake.clone(),
             metrics.clone(),
         ));
-        let state = AppState(Arc::new(Inner {
+        let state = AppState::new(Inner {
             pool,
             signer: settings.signer,
             tokens: settings.tokens,
@@ -147,7 +119,7 @@ impl Application {
             email_wake,
             metrics,
             metrics_token: settings.metrics_token,
-        }));
+        });
         let listener = TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("cannot listen on {} (BIND)", settings.bind))?;

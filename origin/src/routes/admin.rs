@@ -8,12 +8,11 @@ use shared::api::{Page, UserProfile};
 use shared::signing::Identity;
 
 use super::profile;
-use super::users::current_user;
+use crate::edge_auth::require_user;
 use crate::error::{ApiError, ApiResult};
-use crate::startup::AppState;
-use crate::store::users;
+use crate::services::{self, account};
+use crate::state::AppState;
 
-pub const PAGE_SIZE: i64 = 20;
 /// The public path the edge serves this list under; `next`/`previous` are relative to it.
 const PUBLIC_PATH: &str = "/api/auth/users/";
 
@@ -23,25 +22,15 @@ pub async fn list_users(
     Extension(identity): Extension<Identity>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Page<UserProfile>>> {
-    let requester = current_user(&state, identity).await?;
-    if !requester.is_admin() {
-        return Err(ApiError::PermissionDenied);
-    }
+    let (id, token_version) = require_user(identity)?;
+    account::current_admin(&state.pool, id, token_version).await?;
     let page: i64 = match query.get("page") {
         None => 1,
         Some(raw) => raw
             .parse()
-            .ok()
-            .filter(|p| *p >= 1)
-            .ok_or(ApiError::NotFound("Invalid page."))?,
+            .map_err(|_| ApiError::from(services::Error::NoSuchPage))?,
     };
-    let client = state.pool.get().await?;
-    let count = users::count(&client).await?;
-    let last_page = ((count + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
-    if page > last_page {
-        return Err(ApiError::NotFound("Invalid page."));
-    }
-    let results = users::page(&client, (page - 1) * PAGE_SIZE, PAGE_SIZE).await?;
+    let page = account::users_page(&state.pool, page).await?;
     let link = |p: i64| {
         if p == 1 {
             PUBLIC_PATH.to_owned()
@@ -50,9 +39,9 @@ pub async fn list_users(
         }
     };
     Ok(Json(Page {
-        count,
-        next: (page < last_page).then(|| link(page + 1)),
-        previous: (page > 1).then(|| link(page - 1)),
-        results: results.iter().map(profile).collect(),
+        count: page.count,
+        next: (page.page < page.last_page).then(|| link(page.page + 1)),
+        previous: (page.page > 1).then(|| link(page.page - 1)),
+        results: page.users.iter().map(profile).collect(),
     }))
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod health;
+pub mod monitoring;
 pub mod password_reset;
 pub mod tokens;
 pub mod users;

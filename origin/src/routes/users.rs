@@ -1,11 +1,11 @@
-//! Registration and the current user's profile.
+//! Registration and the current user's profile: the forms, and the replies of
+//! `services::account`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use secrecy::SecretString;
-use serde_json::json;
-use shared::api::{FieldErrors, RegisteredUser, UserProfile, MSG_EMAIL_TAKEN, MSG_USERNAME_TAKEN};
+use shared::api::{RegisteredUser, UserProfile};
 use shared::form::Form;
 use shared::signing::Identity;
 use shared::validate::{
@@ -16,22 +16,12 @@ use shared::validate::{
 use super::profile;
 use crate::edge_auth::{require_user, JsonBody};
 use crate::error::{ApiError, ApiResult};
-use crate::startup::AppState;
-use crate::store::audit::{self, Event};
-use crate::store::users::{self, Taken, User, WriteError};
+use crate::services::account::{self, NewAccount, ProfileChanges};
+use crate::state::AppState;
+use crate::store::users::User;
 
-fn taken_errors(taken: &[Taken]) -> FieldErrors {
-    let mut errors = FieldErrors::default();
-    for t in taken {
-        match t {
-            Taken::Email => errors.add("email", MSG_EMAIL_TAKEN),
-            Taken::Username => errors.add("username", MSG_USERNAME_TAKEN),
-        }
-    }
-    errors
-}
-
-/// `POST /internal/users` — Djoser's `users/` create.
+/// `POST /internal/users` — Djoser's `users/` create. The password policy is checked with the
+/// form, so its messages come in one body with the other fields' errors.
 pub async fn register(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
@@ -67,26 +57,12 @@ pub async fn register(
             "form accepted without every required field"
         )));
     };
-
-    // The connection goes back to the pool before the hash waits in its queue (a registration
-    // flood must not starve other requests of connections), and a fresh one is taken after.
-    let taken = {
-        let client = state.pool.get().await?;
-        users::taken(&client, email.as_str(), username.as_str()).await?
+    let new = NewAccount {
+        email,
+        username,
+        password: SecretString::from(password),
     };
-    if !taken.is_empty() {
-        return Err(ApiError::Validation(taken_errors(&taken)));
-    }
-    let hash = state.hasher.hash(SecretString::from(password)).await?;
-    let client = state.pool.get().await?;
-    // The unique indexes decide races between concurrent registrations of one email.
-    let user = match users::insert(&client, email.as_str(), username.as_str(), &hash, "user").await
-    {
-        Ok(user) => user,
-        Err(WriteError::Taken(t)) => return Err(ApiError::Validation(taken_errors(&[t]))),
-        Err(WriteError::Db(e)) => return Err(e.into()),
-    };
-    audit::record(&client, Some(user.id), Event::Register, json!({})).await?;
+    let user = account::register(&state.pool, &state.hasher, new).await?;
     Ok((
         StatusCode::CREATED,
         Json(RegisteredUser {
@@ -97,14 +73,10 @@ pub async fn register(
     ))
 }
 
-/// The forwarded user, still active and with the token version the edge verified.
-pub async fn current_user(state: &AppState, identity: Identity) -> ApiResult<User> {
+/// The user the edge authenticated, still active and with the token version it verified.
+async fn current_user(state: &AppState, identity: Identity) -> ApiResult<User> {
     let (id, token_version) = require_user(identity)?;
-    let client = state.pool.get().await?;
-    match users::by_id(&client, id).await? {
-        Some(user) if user.is_active && user.token_version == token_version => Ok(user),
-        _ => Err(ApiError::BearerNotValid),
-    }
+    Ok(account::current(&state.pool, id, token_version).await?)
 }
 
 /// `GET /internal/me`.
@@ -133,20 +105,11 @@ pub async fn patch_me(
             .ok()
     });
     form.finish().map_err(ApiError::Validation)?;
-
-    let client = state.pool.get().await?;
-    let updated = users::update_profile(
-        &client,
-        user.id,
-        username.as_ref().map(Username::as_str),
-        first_name.as_deref(),
-        last_name.as_deref(),
-    )
-    .await;
-    match updated {
-        Ok(Some(user)) => Ok(Json(profile(&user))),
-        Ok(None) => Err(ApiError::BearerNotValid),
-        Err(WriteError::Taken(t)) => Err(ApiError::Validation(taken_errors(&[t]))),
-        Err(WriteError::Db(e)) => Err(e.into()),
-    }
+    let changes = ProfileChanges {
+        username,
+        first_name,
+        last_name,
+    };
+    let updated = account::update_profile(&state.pool, user.id, changes).await?;
+    Ok(Json(profile(&updated)))
 }

@@ -1,0 +1,178 @@
+//! Accounts: registration, the profile of the current user, the admin list, and the operator's
+//! steps (`origin create-superuser`, `origin set-role`). These take the pool (and the hasher
+//! when they hash) rather than the whole application, so the CLI runs them without a server.
+
+use deadpool_postgres::Pool;
+use secrecy::SecretString;
+use serde_json::json;
+use shared::validate::{Email, Username};
+
+use super::{Error, Result};
+use crate::password::PasswordHasher;
+use crate::store::audit::{self, Event};
+use crate::store::users::{self, User};
+
+/// A registration, parsed and checked against the password policy by the caller (the policy's
+/// messages belong with the form's other field errors).
+pub struct NewAccount {
+    pub email: Email,
+    pub username: Username,
+    pub password: SecretString,
+}
+
+/// Djoser's `users/` create: a `user` account.
+pub async fn register(pool: &Pool, hasher: &PasswordHasher, new: NewAccount) -> Result<User> {
+    // The connection goes back to the pool before the hash waits in its queue (a registration
+    // flood must not starve other requests of connections), and a fresh one is taken after.
+    let taken = {
+        let client = pool.get().await?;
+        users::taken(&client, new.email.as_str(), new.username.as_str()).await?
+    };
+    if !taken.is_empty() {
+        return Err(Error::Taken(taken));
+    }
+    let hash = hasher.hash(new.password).await?;
+    let client = pool.get().await?;
+    // The unique indexes decide races between concurrent registrations of one email.
+    let user = users::insert(
+        &client,
+        new.email.as_str(),
+        new.username.as_str(),
+        &hash,
+        "user",
+    )
+    .await?;
+    audit::record(&client, Some(user.id), Event::Register, json!({})).await?;
+    Ok(user)
+}
+
+/// The account a superuser step wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct Superuser {
+    pub id: i64,
+    /// False when an account with the email existed and was made admin with this password.
+    pub created: bool,
+}
+
+/// `create-superuser`: creates the admin, or gives an existing account with that email the
+/// `admin` role and this password (the seed command's behaviour). The password is not checked
+/// against the policy, as the original command does not.
+pub async fn set_superuser(
+    pool: &Pool,
+    hasher: &PasswordHasher,
+    email: &Email,
+    username: &Username,
+    password: SecretString,
+) -> Result<Superuser> {
+    let hash = hasher.hash(password).await?;
+    let client = pool.get().await?;
+    let (id, created) =
+        users::upsert_superuser(&client, email.as_str(), username.as_str(), &hash).await?;
+    audit::record(
+        &client,
+        Some(id),
+        Event::SuperuserSet,
+        json!({ "created": created }),
+    )
+    .await?;
+    Ok(Superuser { id, created })
+}
+
+/// What `set_role` changed.
+#[derive(Debug, Clone)]
+pub struct RoleChange {
+    pub id: i64,
+    pub from: String,
+}
+
+/// Gives the account with `email` the `role` (`admin` or `user`); `None` when there is no such
+/// account. Only an actual change is audited.
+pub async fn set_role(pool: &Pool, email: &str, role: &str) -> Result<Option<RoleChange>> {
+    let client = pool.get().await?;
+    let Some((id, from)) = users::set_role(&client, email, role).await? else {
+        return Ok(None);
+    };
+    if from != role {
+        audit::record(
+            &client,
+            Some(id),
+            Event::RoleChanged,
+            json!({ "from": from, "to": role }),
+        )
+        .await?;
+    }
+    Ok(Some(RoleChange { id, from }))
+}
+
+/// The account the edge forwarded (its id and the token version it verified), still active and
+/// with that token version.
+pub async fn current(pool: &Pool, id: i64, token_version: i32) -> Result<User> {
+    let client = pool.get().await?;
+    match users::by_id(&client, id).await? {
+        Some(user) if user.is_active && user.token_version == token_version => Ok(user),
+        _ => Err(Error::StaleAccessToken),
+    }
+}
+
+/// [`current`], which must also be an admin.
+pub async fn current_admin(pool: &Pool, id: i64, token_version: i32) -> Result<User> {
+    let user = current(pool, id, token_version).await?;
+    if !user.is_admin() {
+        return Err(Error::NotAdmin);
+    }
+    Ok(user)
+}
+
+/// The profile fields a user may change; `None` leaves a field as it is. Role, email and flags
+/// are not among them.
+pub struct ProfileChanges {
+    pub username: Option<Username>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+pub async fn update_profile(pool: &Pool, id: i64, changes: ProfileChanges) -> Result<User> {
+    let client = pool.get().await?;
+    users::update_profile(
+        &client,
+        id,
+        changes.username.as_ref().map(Username::as_str),
+        changes.first_name.as_deref(),
+        changes.last_name.as_deref(),
+    )
+    .await?
+    .ok_or(Error::StaleAccessToken)
+}
+
+/// Accounts per page of the admin list (DRF's `PAGE_SIZE`).
+pub const PAGE_SIZE: i64 = 20;
+
+/// One page of the admin list, by id.
+pub struct UsersPage {
+    /// Accounts in all.
+    pub count: i64,
+    pub page: i64,
+    pub last_page: i64,
+    pub users: Vec<User>,
+}
+
+/// Page `page` (from 1) of every account; [`Error::NoSuchPage`] past the last one (an empty
+/// list still has page 1).
+pub async fn users_page(pool: &Pool, page: i64) -> Result<UsersPage> {
+    if page < 1 {
+        return Err(Error::NoSuchPage);
+    }
+    let client = pool.get().await?;
+    let count = users::count(&client).await?;
+    let last_page = ((count + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    if page > last_page {
+        return Err(Error::NoSuchPage);
+    }
+    let users = users::page(&client, (page - 1) * PAGE_SIZE, PAGE_SIZE).await?;
+    Ok(UsersPage {
+        count,
+        page,
+        last_page,
+        users,
+    })
+}

@@ -1,0 +1,127 @@
+//! Logging in (SimpleJWT's `jwt/create/`): one refusal for an unknown email, a wrong password,
+//! an inactive or a locked-out account, each costing one argon2 verification.
+
+use chrono::Utc;
+use secrecy::SecretString;
+use serde_json::json;
+use shared::api::TokenPair;
+use uuid::Uuid;
+
+use super::issue::{access_token, refresh_token};
+use super::{Error, Result};
+use crate::metrics::Login;
+use crate::state::AppState;
+use crate::store::attempts::{self, Decision};
+use crate::store::audit::{self, Event};
+use crate::store::{tokens, users};
+
+/// A new refresh family and a token pair for the account with `email`, if `password` is its
+/// password and the attempt from `network` (the client's network, `""` when unknown) is not
+/// locked out.
+///
+/// The attempt is counted as a failure, and the lockout decided, before the password is hashed
+/// (`attempts::count_attempt`), so parallel guesses cannot outrun the count. No database
+/// connection is held while the hash waits in its queue: a login flood must not starve the
+/// pool that `/me`, refresh and the admin list need.
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: SecretString,
+    network: &str,
+) -> Result<TokenPair> {
+    let (user, decision) = {
+        let client = state.pool.get().await?;
+        let user = users::by_email(&client, email).await?;
+        let decision = match &user {
+            Some(user) => attempts::count_attempt(&client, user.id, network, state.lockout).await?,
+            None => Decision::Verify,
+        };
+        (user, decision)
+    };
+    // A refused attempt is verified against the dummy hash: it costs the same time as a check
+    // of the real one, and its password is never compared.
+    let stored = user
+        .as_ref()
+        .filter(|_| !decision.refused())
+        .map(|u| u.password_hash.clone());
+    let verified = state.hasher.verify(password.clone(), stored).await?;
+    let Some(user) = user else {
+        let client = state.pool.get().await?;
+        state.metrics.login(Login::Failed);
+        // Recorded (without the address tried) so an unknown email costs the same writes as a
+        // wrong password: timing does not tell them apart.
+        audit::record(
+            &client,
+            None,
+            Event::LoginFailed,
+            json!({ "reason": "unknown_account" }),
+        )
+        .await?;
+        return Err(Error::InvalidCredentials);
+    };
+    if decision.refused() {
+        let client = state.pool.get().await?;
+        audit::record(
+            &client,
+            Some(user.id),
+            Event::LoginLocked,
+            json!({ "reason": decision.reason() }),
+        )
+        .await?;
+        state.metrics.login(Login::Locked);
+        return Err(Error::InvalidCredentials);
+    }
+    if !verified.ok {
+        // Already counted before hashing.
+        let client = state.pool.get().await?;
+        audit::record(&client, Some(user.id), Event::LoginFailed, json!({})).await?;
+        state.metrics.login(Login::Failed);
+        return Err(Error::InvalidCredentials);
+    }
+    if !user.is_active {
+        state.metrics.login(Login::Failed);
+        return Err(Error::InvalidCredentials);
+    }
+    // Hashed before taking a connection (see above).
+    let new_hash = if verified.needs_rehash {
+        Some(state.hasher.hash(password).await?)
+    } else {
+        None
+    };
+
+    let client = state.pool.get().await?;
+    if let Some(new_hash) = new_hash {
+        if users::upgrade_hash(&client, user.id, &user.password_hash, &new_hash).await? {
+            let from = user.password_hash.split('$').next().unwrap_or_default();
+            audit::record(
+                &client,
+                Some(user.id),
+                Event::PasswordRehashed,
+                json!({ "from": if from.is_empty() { "argon2id" } else { from } }),
+            )
+            .await?;
+            state.metrics.rehashed();
+        }
+    }
+
+    let now = Utc::now().timestamp();
+    let (family, jti) = (Uuid::new_v4(), Uuid::new_v4());
+    let exp = now + state.tokens.refresh_ttl;
+    tokens::open_family(
+        &client,
+        family,
+        jti,
+        user.id,
+        network,
+        now,
+        exp,
+        Event::LoginOk.as_str(),
+        &json!({ "family": family }),
+    )
+    .await?;
+    state.metrics.login(Login::Ok);
+    Ok(TokenPair {
+        refresh: refresh_token(&state.tokens, &user, jti, now, exp)?,
+        access: access_token(&state.tokens, &user, now)?,
+    })
+}
