@@ -6,15 +6,16 @@ use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::Value;
 use shared::signing::{
     is_valid_client_network, Identity, SignedParts, HEADER_CLIENT_NETWORK, HEADER_IDENTITY,
     HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 
-use crate::error::ApiError;
+use crate::error::{render, ApiError};
 use crate::state::AppState;
+use shared::problem::Problem;
 
 /// The client's network as the edge signed it (`""` when the edge did not know it); the login
 /// back-off is keyed on it.
@@ -31,7 +32,7 @@ pub async fn require_edge_signature(
     let (parts, body) = request.into_parts();
     let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,
-        Err(_) => return ApiError::PayloadTooLarge.into_response(),
+        Err(_) => return render(&Problem::TooLarge),
     };
     // `nest` strips `/internal` from the URI; the signature covers the path as sent.
     let uri = parts
@@ -57,7 +58,7 @@ pub async fn require_edge_signature(
         }
         Err(reason) => {
             tracing::warn!(method = %parts.method, path = %path_and_query.split('?').next().unwrap_or(""), %reason, "refused unsigned or badly signed internal request");
-            ApiError::BadSignature.into_response()
+            render(&Problem::SignatureRefused)
         }
     }
 }
@@ -118,14 +119,14 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .map(|v| v.to_str().unwrap_or("").to_owned())
             .unwrap_or_default();
         if !shared::form::is_json_media_type(&content_type) {
-            return Err(ApiError::UnsupportedMediaType(content_type));
+            return Err(Problem::UnsupportedMediaType(content_type).into());
         }
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|_| ApiError::PayloadTooLarge)?;
+            .map_err(|_| ApiError::from(Problem::TooLarge))?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
-            .map_err(|e| ApiError::BadRequest(shared::api::json_parse_error_message(&e)))
+            .map_err(|e| ApiError::from(Problem::malformed_json(&e)))
     }
 }
 
@@ -133,6 +134,6 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 pub fn require_user(identity: Identity) -> Result<(i64, i32), ApiError> {
     match identity {
         Identity::User { id, token_version } => Ok((id, token_version)),
-        Identity::Anonymous => Err(ApiError::NotAuthenticated),
+        Identity::Anonymous => Err(Problem::NotAuthenticated.into()),
     }
 }

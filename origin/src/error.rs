@@ -4,75 +4,66 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use shared::api::{self, FieldErrors};
+use shared::problem::Problem;
 
 use crate::services;
 use crate::store::users::Taken;
 
-/// `Retry-After` of a 503 for a full hashing queue.
-const OVERLOADED_RETRY_AFTER_SECS: &str = "1";
+/// `Retry-After` of a 503 for a full hashing queue: it drains in well under a second.
+const OVERLOADED_RETRY_AFTER_SECS: u64 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("validation failed")]
-    Validation(FieldErrors),
-    #[error("bad request: {0}")]
-    BadRequest(String),
-    #[error("invalid credentials")]
-    InvalidCredentials,
-    /// A refresh/verify/logout/reset token that fails any check.
-    #[error("token not valid")]
-    TokenNotValid,
-    /// The forwarded user no longer matches the access token (deactivated, `ver` outdated).
-    #[error("bearer token not valid")]
-    BearerNotValid,
-    #[error("not authenticated")]
-    NotAuthenticated,
-    #[error("permission denied")]
-    PermissionDenied,
-    #[error("not found: {0}")]
-    NotFound(&'static str),
-    #[error("bad edge signature")]
-    BadSignature,
-    #[error("payload too large")]
-    PayloadTooLarge,
-    #[error("unsupported media type")]
-    UnsupportedMediaType(String),
-    /// The password-hashing queue is full (ARGON2_QUEUE_DEPTH): answered at once with 503 and
-    /// `Retry-After`.
-    #[error("password hashing queue full")]
-    Overloaded,
-    /// The database is unreachable or the pool is exhausted.
+    /// What the client is told, and all it is told: status, headers and body come from
+    /// `shared::problem`, the rendering the edge uses too.
+    #[error("{0}")]
+    Problem(Problem),
+    /// The database is unreachable or the pool is exhausted: 503, the cause only in the log.
     #[error("unavailable: {0:#}")]
     Unavailable(anyhow::Error),
+    /// A bug or an unexpected failure: 500, the cause only in the log.
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> Self {
+        Self::Problem(problem)
+    }
+}
+
+impl From<FieldErrors> for ApiError {
+    fn from(errors: FieldErrors) -> Self {
+        Self::Problem(Problem::Validation(errors))
+    }
 }
 
 impl From<services::Error> for ApiError {
     fn from(e: services::Error) -> Self {
         use services::Error as E;
         match e {
-            E::InvalidCredentials => Self::InvalidCredentials,
-            E::RefreshTokenNotValid => Self::TokenNotValid,
+            E::InvalidCredentials => Problem::InvalidCredentials.into(),
+            E::RefreshTokenNotValid => Problem::TokenNotValid.into(),
             // SimpleJWT's blacklist answer.
-            E::RefreshTokenRevoked => Self::Validation(FieldErrors::single(
-                "non_field_errors",
-                api::MSG_TOKEN_BLACKLISTED,
-            )),
-            E::StaleAccessToken => Self::BearerNotValid,
-            E::NotAdmin => Self::PermissionDenied,
-            E::NoSuchPage => Self::NotFound("Invalid page."),
-            E::ResetTokenNotValid => Self::Validation(FieldErrors::single(
-                "reset_token",
-                api::MSG_RESET_TOKEN_INVALID,
-            )),
-            E::Taken(taken) => Self::Validation(taken_errors(&taken)),
+            E::RefreshTokenRevoked => {
+                Problem::field("non_field_errors", api::MSG_TOKEN_BLACKLISTED).into()
+            }
+            E::StaleAccessToken => Problem::BearerNotValid.into(),
+            E::NotAdmin => Problem::PermissionDenied.into(),
+            E::NoSuchPage => Problem::InvalidPage.into(),
+            E::ResetTokenNotValid => {
+                Problem::field("reset_token", api::MSG_RESET_TOKEN_INVALID).into()
+            }
+            E::Taken(taken) => taken_errors(&taken).into(),
             E::NewPasswordRefused(messages) => {
                 let mut errors = FieldErrors::default();
                 errors.extend("new_password", messages);
-                Self::Validation(errors)
+                errors.into()
             }
-            E::Overloaded => Self::Overloaded,
+            E::Overloaded => Problem::Overloaded {
+                retry_after_secs: OVERLOADED_RETRY_AFTER_SECS,
+            }
+            .into(),
             E::Unavailable(cause) => Self::Unavailable(cause),
             E::Internal(cause) => Self::Internal(cause),
         }
@@ -93,83 +84,37 @@ fn taken_errors(taken: &[Taken]) -> FieldErrors {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, body) = match &self {
-            Self::Validation(errors) => (
-                StatusCode::BAD_REQUEST,
-                serde_json::to_value(errors).unwrap_or_default(),
-            ),
-            Self::BadRequest(message) => (StatusCode::BAD_REQUEST, api::detail(message)),
-            Self::InvalidCredentials => (
-                StatusCode::UNAUTHORIZED,
-                api::detail(api::DETAIL_NO_ACTIVE_ACCOUNT),
-            ),
-            Self::TokenNotValid => (StatusCode::UNAUTHORIZED, api::token_not_valid()),
-            Self::BearerNotValid => (StatusCode::UNAUTHORIZED, api::bearer_not_valid()),
-            Self::NotAuthenticated => (
-                StatusCode::UNAUTHORIZED,
-                api::detail(api::DETAIL_NOT_AUTHENTICATED),
-            ),
-            Self::PermissionDenied => (
-                StatusCode::FORBIDDEN,
-                api::detail(api::DETAIL_PERMISSION_DENIED),
-            ),
-            Self::NotFound(what) => (StatusCode::NOT_FOUND, api::detail(what)),
-            Self::BadSignature => (
-                StatusCode::UNAUTHORIZED,
-                api::detail("Request signature missing, invalid or expired."),
-            ),
-            Self::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                api::detail(api::DETAIL_TOO_LARGE),
-            ),
-            Self::UnsupportedMediaType(got) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                api::detail(&api::unsupported_media_type_message(got)),
-            ),
-            Self::Overloaded => {
-                tracing::warn!("argon2 queue full; request refused");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    api::detail(api::DETAIL_UNAVAILABLE),
-                )
+        let problem = match self {
+            Self::Problem(problem) => {
+                if let Problem::Overloaded { .. } = problem {
+                    tracing::warn!("argon2 queue full; request refused");
+                }
+                problem
             }
             Self::Unavailable(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "dependency unavailable");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    api::detail(api::DETAIL_UNAVAILABLE),
-                )
+                Problem::Unavailable
             }
             Self::Internal(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    api::detail(api::DETAIL_SERVER_ERROR),
-                )
+                Problem::ServerError
             }
         };
-        let mut response = (status, Json(body)).into_response();
-        if matches!(self, Self::BadSignature) {
-            response.headers_mut().insert(
-                shared::signing::HEADER_SIGNATURE_REFUSED,
-                header::HeaderValue::from_static("1"),
-            );
-        }
-        if matches!(self, Self::Overloaded) {
-            // The queue drains in well under a second; tell clients when to come back.
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from_static(OVERLOADED_RETRY_AFTER_SECS),
-            );
-        }
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static(api::WWW_AUTHENTICATE),
-            );
-        }
-        response
+        render(&problem)
     }
+}
+
+/// The one rendering of a [`Problem`] at the origin.
+pub fn render(problem: &Problem) -> Response {
+    let status =
+        StatusCode::from_u16(problem.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, Json(problem.body())).into_response();
+    for (name, value) in problem.headers() {
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -258,7 +203,7 @@ mod tests {
     async fn failures_are_503_or_500_without_their_cause() {
         let (status, retry_after, body) = reply(Error::Overloaded).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(retry_after.as_deref(), Some(OVERLOADED_RETRY_AFTER_SECS));
+        assert_eq!(retry_after.as_deref(), Some("1"));
         assert_eq!(body, api::detail(api::DETAIL_UNAVAILABLE));
         let (status, _, body) = reply(Error::Unavailable(anyhow::anyhow!("secret cause"))).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -67,7 +67,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             monitoring::track,
         ))
-        .fallback(|| async { crate::error::ApiError::NotFound("Not found.") })
+        .fallback(|| async { crate::error::render(&shared::problem::Problem::NotFound) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::make_span))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -27,6 +27,20 @@ pub enum Problem {
     /// 401, no `Authorization: Bearer` header.
     #[error("not authenticated")]
     NotAuthenticated,
+    /// 401, SimpleJWT's answer to a login with a wrong password or an unknown or inactive
+    /// account (one answer for all three: no enumeration).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// 401 from the origin to a request without a valid edge signature, marked with
+    /// `X-Edge-Signature-Refused` so the edge answers 503 and logs the misconfiguration.
+    #[error("edge signature refused")]
+    SignatureRefused,
+    /// 403, the account lacks the role.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// 404 for a page number past the last (DRF's pagination).
+    #[error("invalid page")]
+    InvalidPage,
     /// 403, a credential or reset route reached without the client's address.
     #[error("client address unknown")]
     ClientUnknown,
@@ -50,14 +64,19 @@ pub enum Problem {
     /// 500 naming the variable at fault (never its value).
     #[error("configuration variable {variable} invalid")]
     Misconfigured { variable: &'static str },
-    /// 503: a dependency (origin, limiter, code store) could not answer.
+    /// 503: a dependency (origin, limiter, code store, database) could not answer.
     #[error("service unavailable")]
     Unavailable,
+    /// 503 with `Retry-After`: the password-hashing queue is full; it drains within seconds.
+    #[error("overloaded, retry after {retry_after_secs} s")]
+    Overloaded { retry_after_secs: u64 },
 }
 
 const DETAIL_BAD_AUTHORIZATION_HEADER: &str =
     "Authorization header must contain two space-delimited values";
 const CODE_BAD_AUTHORIZATION_HEADER: &str = "bad_authorization_header";
+const DETAIL_SIGNATURE_REFUSED: &str = "Request signature missing, invalid or expired.";
+const DETAIL_INVALID_PAGE: &str = "Invalid page.";
 
 impl Problem {
     /// DRF's answer to a body that is not JSON.
@@ -76,15 +95,17 @@ impl Problem {
             Self::TokenNotValid
             | Self::BearerNotValid
             | Self::BadAuthorizationHeader
-            | Self::NotAuthenticated => 401,
-            Self::ClientUnknown => 403,
-            Self::NotFound => 404,
+            | Self::NotAuthenticated
+            | Self::InvalidCredentials
+            | Self::SignatureRefused => 401,
+            Self::ClientUnknown | Self::PermissionDenied => 403,
+            Self::NotFound | Self::InvalidPage => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::TooLarge => 413,
             Self::UnsupportedMediaType(_) => 415,
             Self::Throttled { .. } => 429,
             Self::ServerError | Self::Misconfigured { .. } => 500,
-            Self::Unavailable => 503,
+            Self::Unavailable | Self::Overloaded { .. } => 503,
         }
     }
 
@@ -93,6 +114,13 @@ impl Problem {
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
             Self::Throttled { wait_secs } => vec![("Retry-After", wait_secs.to_string())],
+            Self::Overloaded { retry_after_secs } => {
+                vec![("Retry-After", retry_after_secs.to_string())]
+            }
+            Self::SignatureRefused => vec![
+                ("WWW-Authenticate", api::WWW_AUTHENTICATE.to_owned()),
+                (crate::signing::HEADER_SIGNATURE_REFUSED, "1".to_owned()),
+            ],
             Self::MethodNotAllowed { allow, .. } => vec![("Allow", (*allow).to_owned())],
             _ if self.status() == 401 => {
                 vec![("WWW-Authenticate", api::WWW_AUTHENTICATE.to_owned())]
@@ -113,6 +141,10 @@ impl Problem {
                 "code": CODE_BAD_AUTHORIZATION_HEADER,
             }),
             Self::NotAuthenticated => api::detail(api::DETAIL_NOT_AUTHENTICATED),
+            Self::InvalidCredentials => api::detail(api::DETAIL_NO_ACTIVE_ACCOUNT),
+            Self::SignatureRefused => api::detail(DETAIL_SIGNATURE_REFUSED),
+            Self::PermissionDenied => api::detail(api::DETAIL_PERMISSION_DENIED),
+            Self::InvalidPage => api::detail(DETAIL_INVALID_PAGE),
             Self::ClientUnknown => api::detail(api::DETAIL_CLIENT_UNKNOWN),
             Self::NotFound => api::detail(api::DETAIL_NOT_FOUND),
             Self::MethodNotAllowed { method, .. } => {
@@ -127,7 +159,7 @@ impl Problem {
             Self::Misconfigured { variable } => {
                 api::detail(&format!("Server misconfigured: {variable}."))
             }
-            Self::Unavailable => api::detail(api::DETAIL_UNAVAILABLE),
+            Self::Unavailable | Self::Overloaded { .. } => api::detail(api::DETAIL_UNAVAILABLE),
         }
     }
 }
@@ -201,6 +233,33 @@ mod tests {
                 json!({"detail": "Authentication credentials were not provided."}),
             ),
             (
+                Problem::InvalidCredentials,
+                401,
+                www_authenticate(),
+                json!({"detail": "No active account found with the given credentials"}),
+            ),
+            (
+                Problem::SignatureRefused,
+                401,
+                vec![
+                    ("WWW-Authenticate", "Bearer realm=\"api\"".to_owned()),
+                    ("x-edge-signature-refused", "1".to_owned()),
+                ],
+                json!({"detail": "Request signature missing, invalid or expired."}),
+            ),
+            (
+                Problem::PermissionDenied,
+                403,
+                vec![],
+                json!({"detail": "You do not have permission to perform this action."}),
+            ),
+            (
+                Problem::InvalidPage,
+                404,
+                vec![],
+                json!({"detail": "Invalid page."}),
+            ),
+            (
                 Problem::ClientUnknown,
                 403,
                 vec![],
@@ -263,6 +322,14 @@ mod tests {
                 Problem::Unavailable,
                 503,
                 vec![],
+                json!({"detail": "Service temporarily unavailable."}),
+            ),
+            (
+                Problem::Overloaded {
+                    retry_after_secs: 1,
+                },
+                503,
+                vec![("Retry-After", "1".to_owned())],
                 json!({"detail": "Service temporarily unavailable."}),
             ),
         ];

@@ -109,8 +109,10 @@ pub fn prebuilt_worker_config(name: &str, durable_objects: bool) -> PathBuf {
     let ours = std::fs::read_to_string(root.join("wrangler.toml")).unwrap();
     let mut config = String::new();
     let mut keep = true;
+    let mut top_level = true;
     for line in ours.lines() {
         if line.starts_with('[') {
+            top_level = false;
             let bindings = line.starts_with("[[durable_objects")
                 || line.starts_with("[[migrations")
                 || line == "[vars]";
@@ -119,7 +121,7 @@ pub fn prebuilt_worker_config(name: &str, durable_objects: bool) -> PathBuf {
         if !keep {
             continue;
         }
-        let line = if line.starts_with("name = ") {
+        let line = if top_level && line.starts_with("name = ") {
             format!("name = \"auth-edge-{name}\"")
         } else if line.starts_with("main = ") {
             format!("main = \"{}\"", built_worker().join("index.js").display())
@@ -217,6 +219,40 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// [`wait_until_up`], failing at once (with the end of its log) if `group`'s leader exits first,
+/// e.g. `wrangler dev` refusing its configuration.
+pub async fn wait_until_serving(
+    http: &reqwest::Client,
+    url: &str,
+    limit: Duration,
+    group: &mut Group,
+    log: &Path,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        if let Ok(Some(status)) = group.0.try_wait() {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(20).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "{url}: the process exited ({status}) before serving; {}:\n{}",
+                log.display(),
+                tail.join("\n")
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} did not come up within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

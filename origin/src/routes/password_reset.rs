@@ -21,7 +21,7 @@ pub async fn send_code(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let mut form = Form::new(&body).map_err(ApiError::Validation)?;
+    let mut form = Form::new(&body)?;
     let email = form.required("email", EMAIL_MAX_CHARS);
     let code = form.required("code", 6);
     let email = email.and_then(|raw| Email::parse(&raw).map_err(|m| form.error("email", m)).ok());
@@ -31,7 +31,7 @@ pub async fn send_code(
             None
         })
     });
-    form.finish().map_err(ApiError::Validation)?;
+    form.finish()?;
     let (Some(email), Some(code)) = (email, code) else {
         return Err(ApiError::Internal(anyhow::anyhow!(
             "form accepted without every required field"
@@ -46,10 +46,10 @@ pub async fn confirm(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
-    let mut form = Form::new(&body).map_err(ApiError::Validation)?;
+    let mut form = Form::new(&body)?;
     let token = form.required("reset_token", MAX_TOKEN_BYTES);
     let new_password = shared::form::new_password_pair(&mut form);
-    form.finish().map_err(ApiError::Validation)?;
+    form.finish()?;
     let (Some(token), Some(new_password)) = (token, new_password) else {
         return Err(ApiError::Internal(anyhow::anyhow!(
             "form accepted without every required field"

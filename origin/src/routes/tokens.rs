@@ -8,6 +8,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use shared::api::TokenPair;
 use shared::form::Form;
+use shared::problem::Problem;
 use shared::signing::Identity;
 
 use crate::edge_auth::{require_user, ClientNetwork, JsonBody};
@@ -25,10 +26,10 @@ pub async fn login(
     Extension(ClientNetwork(network)): Extension<ClientNetwork>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<TokenPair>> {
-    let mut form = Form::new(&body).map_err(ApiError::Validation)?;
+    let mut form = Form::new(&body)?;
     let email = form.required("email", LOGIN_EMAIL_MAX_CHARS);
     let password = form.required("password", LOGIN_PASSWORD_MAX_CHARS);
-    form.finish().map_err(ApiError::Validation)?;
+    form.finish()?;
     let (Some(email), Some(password)) = (email, password) else {
         return Err(ApiError::Internal(anyhow::anyhow!(
             "form accepted without every required field"
@@ -40,10 +41,10 @@ pub async fn login(
 
 /// The refresh token in the body's `field` (`refresh`, or `token` for verify).
 fn refresh_field(body: &serde_json::Value, field: &str) -> ApiResult<String> {
-    let mut form = Form::new(body).map_err(ApiError::Validation)?;
+    let mut form = Form::new(body)?;
     let token = form.required(field, shared::token::MAX_TOKEN_BYTES);
-    form.finish().map_err(ApiError::Validation)?;
-    token.ok_or(ApiError::TokenNotValid)
+    form.finish()?;
+    token.ok_or(Problem::TokenNotValid.into())
 }
 
 /// `POST /internal/tokens/refresh` — rotation (see `services::refresh::rotate`).

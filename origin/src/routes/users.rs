@@ -26,7 +26,7 @@ pub async fn register(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<RegisteredUser>)> {
-    let mut form = Form::new(&body).map_err(ApiError::Validation)?;
+    let mut form = Form::new(&body)?;
     let email = form.required("email", EMAIL_MAX_CHARS);
     let username = form.required("username", USERNAME_MAX_CHARS);
     let password = form.required("password", PASSWORD_MAX_CHARS);
@@ -51,7 +51,7 @@ pub async fn register(
             form.error("non_field_errors", MSG_PASSWORD_MISMATCH);
         }
     }
-    form.finish().map_err(ApiError::Validation)?;
+    form.finish()?;
     let (Some(email), Some(username), Some(password)) = (email, username, password) else {
         return Err(ApiError::Internal(anyhow::anyhow!(
             "form accepted without every required field"
@@ -95,7 +95,7 @@ pub async fn patch_me(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<UserProfile>> {
     let user = current_user(&state, identity).await?;
-    let mut form = Form::new(&body).map_err(ApiError::Validation)?;
+    let mut form = Form::new(&body)?;
     let username = form.optional("username", USERNAME_MAX_CHARS, false);
     let first_name = form.optional("first_name", NAME_MAX_CHARS, true);
     let last_name = form.optional("last_name", NAME_MAX_CHARS, true);
@@ -104,7 +104,7 @@ pub async fn patch_me(
             .map_err(|m| form.error("username", m))
             .ok()
     });
-    form.finish().map_err(ApiError::Validation)?;
+    form.finish()?;
     let changes = ProfileChanges {
         username,
         first_name,

@@ -43,7 +43,7 @@ mod prelude {
     pub(crate) use serde_json::{json, Value};
     pub(crate) use shared::keys::{Ed25519PrivateKey, Jwks};
     pub(crate) use testkit::process::{
-        prebuilt_worker_config, repo_root, wait_until_up, wrangler_dev, Group,
+        prebuilt_worker_config, repo_root, wait_until_serving, wait_until_up, wrangler_dev, Group,
     };
     pub(crate) use testkit::{code_in, free_port, read, Reply, SmtpSink, TestDb};
     pub(crate) use tokio::net::TcpListener;

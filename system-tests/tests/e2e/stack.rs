@@ -114,10 +114,13 @@ impl Stack {
         };
         stack.start_origin().await;
         println!("waiting for wrangler dev (log: {})", log_path.display());
-        wait_until_up(
+        let jwks = format!("{}/.well-known/jwks.json", stack.edge);
+        wait_until_serving(
             &stack.http,
-            &format!("{}/.well-known/jwks.json", stack.edge),
+            &jwks,
             Duration::from_secs(600),
+            &mut stack._wrangler,
+            &log_path,
         )
         .await;
         stack
@@ -257,12 +260,14 @@ pub(crate) async fn serve_prebuilt_with(
 ) -> (Group, String) {
     let port = free_port();
     let log_path = config.with_file_name("wrangler.log");
-    let edge = wrangler_dev(Some(config), port, state, &log_path, vars);
+    let mut edge = wrangler_dev(Some(config), port, state, &log_path, vars);
     let url = format!("http://127.0.0.1:{port}");
-    wait_until_up(
+    wait_until_serving(
         &s.http,
         &format!("{url}/.well-known/jwks.json"),
         Duration::from_secs(120),
+        &mut edge,
+        &log_path,
     )
     .await;
     (edge, url)
