@@ -2,9 +2,10 @@
 //! names the variable at fault; secret values are never echoed.
 
 use shared::keys::{Algorithm, VerifyingKeys};
+use shared::settings::{self, TokenSettings};
 use shared::signing::RequestSigner;
 use shared::throttle::{ThrottleRates, DEFAULT_RATES};
-use shared::token::{Audience, ResetTokens, TokenVerifier};
+use shared::token::{ResetTokens, TokenVerifier};
 
 use crate::cors::CorsPolicy;
 
@@ -20,60 +21,33 @@ pub struct Config {
     pub cors: CorsPolicy,
 }
 
-/// A configuration problem: the variable and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub problem: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.variable, self.problem)
-    }
-}
+/// A configuration problem: the variable and what is wrong with it (shared with the origin).
+pub use shared::settings::SettingError as ConfigError;
 
 fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        problem: problem.into(),
-    }
+    ConfigError::new(variable, problem)
 }
-
-/// Minimum length of the shared secrets.
-const MIN_SECRET: usize = 32;
 
 impl Config {
     /// `lookup` returns a var's or secret's value, if set.
     pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| {
-            lookup(name)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| err(name, "is not set"))
-        };
-        let secret = |name: &'static str| {
-            let value = required(name)?;
-            if value.len() < MIN_SECRET {
-                return Err(err(name, format!("must be at least {MIN_SECRET} bytes")));
-            }
-            Ok(value)
-        };
-        let audience = Audience {
-            issuer: lookup("JWT_ISSUER").unwrap_or_else(|| "auth-api".into()),
-            audience: lookup("JWT_AUDIENCE").unwrap_or_else(|| "auth-api".into()),
-        };
-        let algorithm: Algorithm = lookup("JWT_ALGORITHM")
-            .unwrap_or_else(|| "EdDSA".into())
-            .parse()
-            .map_err(|e: shared::keys::KeyError| err("JWT_ALGORITHM", e.to_string()))?;
-        let keys = match algorithm {
+        let required = |name: &'static str| settings::required(&lookup, name);
+        // Issuer, audience, algorithm and the shared secrets: read as the origin reads them.
+        let tokens = TokenSettings::load(&lookup)?;
+        let keys = match tokens.algorithm {
             Algorithm::EdDSA => VerifyingKeys::from_jwks_json(&required("JWT_PUBLIC_KEYS")?)
                 .map_err(|e| err("JWT_PUBLIC_KEYS", e.to_string()))?,
-            Algorithm::HS256 => VerifyingKeys::hs256(secret("JWT_SECRET")?.as_bytes())
-                .map_err(|e| err("JWT_SECRET", e.to_string()))?,
+            Algorithm::HS256 => VerifyingKeys::hs256(
+                tokens
+                    .hs256_secret
+                    .as_deref()
+                    .unwrap_or_default()
+                    .as_bytes(),
+            )
+            .map_err(|e| err("JWT_SECRET", e.to_string()))?,
         };
         // Read by the OtpStore object itself; checked here so a missing one is reported at once.
-        secret("OTP_SECRET")?;
+        settings::secret(&lookup, "OTP_SECRET")?;
         let origin_url = required("ORIGIN_URL")?.trim_end_matches('/').to_owned();
         if !(origin_url.starts_with("http://") || origin_url.starts_with("https://")) {
             return Err(err("ORIGIN_URL", "must be an http(s) URL"));
@@ -87,11 +61,9 @@ impl Config {
                 .ok_or_else(|| err("ORIGIN_TIMEOUT_MS", "must be 1..=60000 milliseconds"))?,
         };
         Ok(Self {
-            verifier: TokenVerifier::new(keys, audience.clone()),
-            resets: ResetTokens::new(secret("RESET_TOKEN_SECRET")?.as_bytes(), audience)
-                .map_err(|e| err("RESET_TOKEN_SECRET", e.to_string()))?,
-            signer: RequestSigner::new(secret("ORIGIN_SIGNING_SECRET")?.as_bytes())
-                .map_err(|e| err("ORIGIN_SIGNING_SECRET", e.to_string()))?,
+            verifier: TokenVerifier::new(keys, tokens.audience),
+            resets: tokens.resets,
+            signer: tokens.signer,
             origin_url,
             origin_timeout_ms,
             rates: ThrottleRates::parse(

@@ -10,8 +10,9 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use shared::keys::{Algorithm, Ed25519PrivateKey, Jwks, SigningKey, VerifyingKeys};
+use shared::settings::{self, TokenSettings};
 use shared::signing::RequestSigner;
-use shared::token::{Audience, ResetTokens, TokenIssuer, TokenVerifier};
+use shared::token::{ResetTokens, TokenIssuer, TokenVerifier};
 use shared::validate::PasswordPolicy;
 
 /// Default ARGON2_QUEUE_DEPTH per hashing thread.
@@ -61,7 +62,7 @@ pub struct ServeArgs {
     pub reset_token_secret: SecretString,
 
     /// JWT algorithm: EdDSA (Ed25519) or HS256.
-    #[arg(long, env = "JWT_ALGORITHM", default_value = "EdDSA")]
+    #[arg(long, env = "JWT_ALGORITHM", default_value = settings::DEFAULT_ALGORITHM)]
     pub jwt_algorithm: String,
 
     /// EdDSA: the signing key, PKCS#8 PEM (`origin keygen` writes one).
@@ -77,11 +78,11 @@ pub struct ServeArgs {
     pub jwt_secret: Option<SecretString>,
 
     /// `iss` claim of every token.
-    #[arg(long, env = "JWT_ISSUER", default_value = "auth-api")]
+    #[arg(long, env = "JWT_ISSUER", default_value = settings::DEFAULT_ISSUER)]
     pub jwt_issuer: String,
 
     /// `aud` claim of every token.
-    #[arg(long, env = "JWT_AUDIENCE", default_value = "auth-api")]
+    #[arg(long, env = "JWT_AUDIENCE", default_value = settings::DEFAULT_AUDIENCE)]
     pub jwt_audience: String,
 
     /// Access-token lifetime in seconds.
@@ -187,21 +188,27 @@ pub struct EmailSettings {
 
 impl ServeArgs {
     pub fn validate(self) -> anyhow::Result<Settings> {
-        let signer = RequestSigner::new(self.origin_signing_secret.expose_secret().as_bytes())
-            .context("invalid ORIGIN_SIGNING_SECRET")?;
-        let audience = Audience {
-            issuer: self.jwt_issuer.clone(),
-            audience: self.jwt_audience.clone(),
-        };
-        let resets = ResetTokens::new(
-            self.reset_token_secret.expose_secret().as_bytes(),
-            audience.clone(),
-        )
-        .context("invalid RESET_TOKEN_SECRET")?;
-        let algorithm: Algorithm = self
-            .jwt_algorithm
-            .parse()
-            .context("invalid JWT_ALGORITHM")?;
+        // Issuer, audience, algorithm and the shared secrets: read as the edge reads them.
+        let tokens = TokenSettings::load(|name| match name {
+            "ORIGIN_SIGNING_SECRET" => Some(self.origin_signing_secret.expose_secret().to_owned()),
+            "RESET_TOKEN_SECRET" => Some(self.reset_token_secret.expose_secret().to_owned()),
+            "JWT_ALGORITHM" => Some(self.jwt_algorithm.clone()),
+            "JWT_SECRET" => self
+                .jwt_secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            "JWT_ISSUER" => Some(self.jwt_issuer.clone()),
+            "JWT_AUDIENCE" => Some(self.jwt_audience.clone()),
+            _ => None,
+        })
+        .map_err(|e| anyhow::anyhow!("invalid {e}"))?;
+        let TokenSettings {
+            audience,
+            algorithm,
+            hs256_secret,
+            resets,
+            signer,
+        } = tokens;
         let (signing, verifying) = match algorithm {
             Algorithm::EdDSA => {
                 let pem = self.jwt_private_key.as_ref().context(
@@ -229,12 +236,7 @@ impl ServeArgs {
                 (SigningKey::ed25519(&private), verifying)
             }
             Algorithm::HS256 => {
-                let secret = self
-                    .jwt_secret
-                    .as_ref()
-                    .context("JWT_SECRET is required when JWT_ALGORITHM=HS256")?
-                    .expose_secret()
-                    .as_bytes();
+                let secret = hs256_secret.as_deref().unwrap_or_default().as_bytes();
                 (
                     SigningKey::hs256(secret).context("invalid JWT_SECRET")?,
                     VerifyingKeys::hs256(secret).context("invalid JWT_SECRET")?,

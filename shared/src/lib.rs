@@ -13,6 +13,7 @@ pub mod internal;
 pub mod keys;
 pub mod otp;
 pub mod problem;
+pub mod settings;
 pub mod signing;
 pub mod throttle;
 pub mod token;

@@ -1,0 +1,202 @@
+//! The token and secret settings the edge and the origin both read (issuer, audience,
+//! algorithm, the HS256 secret, the reset-token and request-signing secrets), loaded by one
+//! function with one set of defaults and rules. Each side passes its own way of reading a
+//! variable (Worker vars and secrets, the origin's command line and environment); every
+//! problem names the variable at fault and never echoes a secret's value.
+
+use crate::keys::Algorithm;
+use crate::signing::{RequestSigner, MIN_SECRET_BYTES};
+use crate::token::{Audience, ResetTokens};
+
+pub const DEFAULT_ISSUER: &str = "auth-api";
+pub const DEFAULT_AUDIENCE: &str = "auth-api";
+pub const DEFAULT_ALGORITHM: &str = "EdDSA";
+
+/// A configuration problem: the variable and what is wrong with it (never its value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct SettingError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl SettingError {
+    pub fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A variable that must be set and not empty.
+pub fn required(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, SettingError> {
+    lookup(name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| SettingError::new(name, "is not set"))
+}
+
+/// A shared secret: set, and at least [`MIN_SECRET_BYTES`] long.
+pub fn secret(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, SettingError> {
+    let value = required(lookup, name)?;
+    if value.len() < MIN_SECRET_BYTES {
+        return Err(SettingError::new(
+            name,
+            format!("must be at least {MIN_SECRET_BYTES} bytes"),
+        ));
+    }
+    Ok(value)
+}
+
+/// What both sides derive from the token and secret settings.
+pub struct TokenSettings {
+    pub audience: Audience,
+    pub algorithm: Algorithm,
+    /// `JWT_SECRET`, read (and checked) only when the algorithm is HS256.
+    pub hs256_secret: Option<String>,
+    pub resets: ResetTokens,
+    pub signer: RequestSigner,
+}
+
+impl TokenSettings {
+    /// `lookup` returns a variable's value, if set; an empty value counts as unset for the
+    /// secrets and as the default for issuer, audience and algorithm.
+    pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+        let or_default = |name: &str, default: &str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        let audience = Audience {
+            issuer: or_default("JWT_ISSUER", DEFAULT_ISSUER),
+            audience: or_default("JWT_AUDIENCE", DEFAULT_AUDIENCE),
+        };
+        let algorithm: Algorithm = or_default("JWT_ALGORITHM", DEFAULT_ALGORITHM)
+            .parse()
+            .map_err(|e: crate::keys::KeyError| {
+                SettingError::new("JWT_ALGORITHM", e.to_string())
+            })?;
+        let hs256_secret = match algorithm {
+            Algorithm::EdDSA => None,
+            Algorithm::HS256 => Some(secret(&lookup, "JWT_SECRET").map_err(|e| {
+                if e.problem == "is not set" {
+                    SettingError::new("JWT_SECRET", "is required when JWT_ALGORITHM=HS256")
+                } else {
+                    e
+                }
+            })?),
+        };
+        let resets = ResetTokens::new(
+            secret(&lookup, "RESET_TOKEN_SECRET")?.as_bytes(),
+            audience.clone(),
+        )
+        .map_err(|e| SettingError::new("RESET_TOKEN_SECRET", e.to_string()))?;
+        let signer = RequestSigner::new(secret(&lookup, "ORIGIN_SIGNING_SECRET")?.as_bytes())
+            .map_err(|e| SettingError::new("ORIGIN_SIGNING_SECRET", e.to_string()))?;
+        Ok(Self {
+            audience,
+            algorithm,
+            hs256_secret,
+            resets,
+            signer,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn good() -> HashMap<&'static str, String> {
+        HashMap::from([
+            ("ORIGIN_SIGNING_SECRET", "s".repeat(32)),
+            ("RESET_TOKEN_SECRET", "r".repeat(32)),
+        ])
+    }
+
+    fn load(vars: &HashMap<&'static str, String>) -> Result<TokenSettings, SettingError> {
+        TokenSettings::load(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_auth_api_and_eddsa() {
+        let mut vars = good();
+        let settings = load(&vars).unwrap();
+        assert_eq!(settings.audience.issuer, "auth-api");
+        assert_eq!(settings.audience.audience, "auth-api");
+        assert_eq!(settings.algorithm, Algorithm::EdDSA);
+        assert!(settings.hs256_secret.is_none());
+        // Empty is the default too (compose's `${JWT_ISSUER:-}`).
+        vars.insert("JWT_ISSUER", String::new());
+        assert_eq!(load(&vars).unwrap().audience.issuer, "auth-api");
+    }
+
+    #[test]
+    fn each_problem_names_its_variable_without_the_value() {
+        let short = "short-secret-value-0123";
+        let cases: [(&'static str, Option<&str>, &str); 7] = [
+            ("ORIGIN_SIGNING_SECRET", None, "is not set"),
+            (
+                "ORIGIN_SIGNING_SECRET",
+                Some(short),
+                "must be at least 32 bytes",
+            ),
+            ("RESET_TOKEN_SECRET", Some(""), "is not set"),
+            (
+                "RESET_TOKEN_SECRET",
+                Some(short),
+                "must be at least 32 bytes",
+            ),
+            ("JWT_ALGORITHM", Some("RS256"), "RS256"),
+            (
+                "JWT_ALGORITHM",
+                Some("HS256"),
+                "is required when JWT_ALGORITHM=HS256",
+            ),
+            ("JWT_ALGORITHM", Some("none"), "none"),
+        ];
+        for (name, value, problem) in cases {
+            let mut vars = good();
+            match value {
+                Some(v) => vars.insert(name, v.to_owned()),
+                None => vars.remove(name),
+            };
+            let e = load(&vars)
+                .err()
+                .unwrap_or_else(|| panic!("{name}={value:?} accepted"));
+            let expected_variable = if value == Some("HS256") {
+                "JWT_SECRET"
+            } else {
+                name
+            };
+            assert_eq!(e.variable, expected_variable, "{e}");
+            assert!(e.problem.contains(problem), "{e}");
+            assert!(!e.to_string().contains(short), "{e}");
+        }
+    }
+
+    #[test]
+    fn hs256_reads_its_secret() {
+        let mut vars = good();
+        vars.insert("JWT_ALGORITHM", "HS256".into());
+        vars.insert("JWT_SECRET", "short".into());
+        let e = load(&vars).err().unwrap();
+        assert_eq!(e.variable, "JWT_SECRET");
+        assert!(!e.to_string().contains("short"), "{e}");
+        vars.insert("JWT_SECRET", "k".repeat(32));
+        let settings = load(&vars).unwrap();
+        assert_eq!(settings.algorithm, Algorithm::HS256);
+        assert_eq!(
+            settings.hs256_secret.as_deref(),
+            Some("k".repeat(32).as_str())
+        );
+    }
+}
