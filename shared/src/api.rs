@@ -6,6 +6,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::form::{Form, FromForm};
+use crate::token::MAX_TOKEN_BYTES;
+use crate::validate::{
+    Email, Username, EMAIL_MAX_CHARS, NAME_MAX_CHARS, PASSWORD_MAX_CHARS, USERNAME_MAX_CHARS,
+};
+
 pub const DETAIL_NO_ACTIVE_ACCOUNT: &str = "No active account found with the given credentials";
 pub const DETAIL_TOKEN_INVALID: &str = "Token is invalid or expired";
 pub const DETAIL_NOT_AUTHENTICATED: &str = "Authentication credentials were not provided.";
@@ -162,54 +168,158 @@ pub struct ResetTokenIssued {
     pub reset_token: String,
 }
 
+/// `jwt/create/` limits: generous (SimpleJWT has none), only to bound the work per request.
+pub const LOGIN_EMAIL_MAX_CHARS: usize = 320;
+pub const LOGIN_PASSWORD_MAX_CHARS: usize = 1024;
+
+// The request bodies below read themselves (`FromForm`, DRF's field rules) and derive their
+// OpenAPI schema from the same struct. The schema's `max_length`s are literals (the derive takes
+// no constants); `origin/tests/openapi.rs` checks every one against what `parse` accepts.
+
 /// `users/` (register) body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
-    pub email: String,
-    pub username: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 254))]
+    pub email: Email,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 150))]
+    pub username: Username,
     /// Policy `seed` (default): exactly 8 digits, not common, not similar to username/email.
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
     pub password: String,
     /// When given, must equal `password`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 128, nullable = false))]
     pub re_password: Option<String>,
 }
 
+impl FromForm for RegisterRequest {
+    fn read(form: &mut Form<'_>) -> Option<Self> {
+        let email = form.required("email", EMAIL_MAX_CHARS);
+        let username = form.required("username", USERNAME_MAX_CHARS);
+        let password = form.required("password", PASSWORD_MAX_CHARS);
+        let email =
+            email.and_then(|raw| Email::parse(&raw).map_err(|m| form.error("email", m)).ok());
+        let username = username.and_then(|raw| {
+            Username::parse(&raw)
+                .map_err(|m| form.error("username", m))
+                .ok()
+        });
+        let re_password = form.optional("re_password", PASSWORD_MAX_CHARS, false);
+        Some(Self {
+            email: email?,
+            username: username?,
+            password: password?,
+            re_password,
+        })
+    }
+}
+
 /// `jwt/create/` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
+    #[cfg_attr(feature = "openapi", schema(max_length = 320))]
     pub email: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub password: String,
 }
 
+impl FromForm for LoginRequest {
+    fn read(form: &mut Form<'_>) -> Option<Self> {
+        let email = form.required("email", LOGIN_EMAIL_MAX_CHARS);
+        let password = form.required("password", LOGIN_PASSWORD_MAX_CHARS);
+        Some(Self {
+            email: email?,
+            password: password?,
+        })
+    }
+}
+
 /// `jwt/refresh/` and `logout/` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefreshRequest {
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub refresh: String,
 }
 
+impl FromForm for RefreshRequest {
+    fn read(form: &mut Form<'_>) -> Option<Self> {
+        Some(Self {
+            refresh: form.required("refresh", MAX_TOKEN_BYTES)?,
+        })
+    }
+}
+
 /// `jwt/verify/` body: an access or refresh token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyRequest {
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub token: String,
 }
 
+impl FromForm for VerifyRequest {
+    fn read(form: &mut Form<'_>) -> Option<Self> {
+        Some(Self {
+            token: form.required("token", MAX_TOKEN_BYTES)?,
+        })
+    }
+}
+
 /// `PATCH me/` body; `role`, `email`, `id` and `is_active` are read-only and ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PatchMeRequest {
-    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, max_length = 150, nullable = false)
+    )]
+    pub username: Option<Username>,
+    /// May be blank.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 150, nullable = false))]
     pub first_name: Option<String>,
+    /// May be blank.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 150, nullable = false))]
     pub last_name: Option<String>,
 }
 
-/// `password/reset/` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl FromForm for PatchMeRequest {
+    fn read(form: &mut Form<'_>) -> Option<Self> {
+        Some(Self {
+            username: form
+                .optional("username", USERNAME_MAX_CHARS, false)
+                .and_then(|raw| {
+                    Username::parse(&raw)
+                        .map_err(|m| form.error("username", m))
+                        .ok()
+                }),
+            first_name: form.optional("first_name", NAME_MAX_CHARS, true),
+            last_name: form.optional("last_name", NAME_MAX_CHARS, true),
+        })
+    }
+}
+
+/// `password/reset/` body (and the `email` of `verify-otp/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResetRequest {
-    pub email: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 254))]
+    pub email: Email,
+}
+
+impl FromForm for ResetRequest {
+    fn read(form: &mut Form<'_>) -> Option<Self> {
+        let raw = form.required("email", EMAIL_MAX_CHARS)?;
+        let email = Email::parse(&raw)
+            .map_err(|m| form.error("email", m))
+            .ok()?;
+        Some(Self { email })
+    }
 }
 
 /// `password/reset/verify-otp/` body.

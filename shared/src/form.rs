@@ -141,6 +141,26 @@ impl<'a> Form<'a> {
     }
 }
 
+/// A request body that reads itself from a JSON object with DRF's field rules (every field
+/// checked, every problem reported under its name). The same struct derives the OpenAPI schema
+/// (feature `openapi`), and `origin/tests/openapi.rs` checks the published schema against
+/// [`FromForm::parse`]: required fields, nullability and length limits cannot drift apart.
+pub trait FromForm: Sized {
+    /// Reads every field, recording each refusal in `form`; `None` when a required field was
+    /// refused. A value may come back although an optional field was refused: callers finish
+    /// the form (as [`FromForm::parse`] does) before using it.
+    fn read(form: &mut Form<'_>) -> Option<Self>;
+
+    /// The body as `Self`, or every field error.
+    fn parse(body: &Value) -> Result<Self, FieldErrors> {
+        let mut form = Form::new(body)?;
+        let value = Self::read(&mut form);
+        form.finish()?;
+        // `read` returns `None` only after recording an error, so this is not reached.
+        value.ok_or_else(|| FieldErrors::single("non_field_errors", "Invalid data."))
+    }
+}
+
 /// Djoser's `PasswordRetypeSerializer` fields of a reset confirm: `new_password` and
 /// `re_new_password`, both required, and equal (the mismatch reported under
 /// `re_new_password`). The password policy is checked by the origin, which knows the account.

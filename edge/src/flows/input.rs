@@ -2,13 +2,12 @@
 //! few fields the edge itself checks, and the Bearer token.
 
 use serde_json::Value;
-use shared::api::{self, FieldErrors};
-use shared::form::Form;
+use shared::api::{self, FieldErrors, ResetRequest, VerifyRequest};
+use shared::form::{Form, FromForm};
 use shared::otp::OtpCode;
 use shared::problem::Problem;
 use shared::signing::Identity;
-use shared::token::MAX_TOKEN_BYTES;
-use shared::validate::{Email, EMAIL_MAX_CHARS};
+use shared::validate::Email;
 
 use super::Flow;
 use crate::http::RequestBody;
@@ -55,12 +54,9 @@ impl<P: Ports> Flow<'_, P> {
     }
 }
 
-/// The token of `jwt/verify/`: a field error, or 401 when it is missing after all.
-pub(super) fn required_token(body: &Value, field: &str) -> Result<String, Problem> {
-    let mut form = Form::new(body)?;
-    let token = form.required(field, MAX_TOKEN_BYTES);
-    form.finish()?;
-    token.ok_or(Problem::TokenNotValid)
+/// The token of `jwt/verify/`.
+pub(super) fn required_token(body: &Value) -> Result<String, Problem> {
+    Ok(VerifyRequest::parse(body)?.token)
 }
 
 /// `new_password` and `re_new_password` as the origin will judge the pair's agreement.
@@ -70,13 +66,9 @@ pub(super) fn new_passwords(body: &Value) -> Result<(), Problem> {
     Ok(form.finish()?)
 }
 
+/// The `email` of a reset request or code check, valid.
 pub(super) fn email_field(body: &Value) -> Result<Email, Problem> {
-    let mut form = Form::new(body)?;
-    let email = form
-        .required("email", EMAIL_MAX_CHARS)
-        .and_then(|raw| Email::parse(&raw).map_err(|m| form.error("email", m)).ok());
-    form.finish()?;
-    email.ok_or_else(|| Problem::field("email", shared::validate::MSG_INVALID_EMAIL))
+    Ok(ResetRequest::parse(body)?.email)
 }
 
 /// `email` must be valid; a malformed `otp` is not a field error but simply a wrong code

@@ -15,7 +15,7 @@ impl<P: Ports> Flow<'_, P> {
     pub(super) async fn verify(&self) -> Answered {
         self.throttle(Counted::Client).await?;
         let (body, _) = self.json_body()?;
-        let token = required_token(&body, "token")?;
+        let token = required_token(&body)?;
         let claims = self
             .config
             .verifier

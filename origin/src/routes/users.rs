@@ -5,13 +5,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use secrecy::SecretString;
-use shared::api::{RegisteredUser, UserProfile};
-use shared::form::Form;
+use shared::api::{PatchMeRequest, RegisterRequest, RegisteredUser, UserProfile};
+use shared::form::{Form, FromForm};
 use shared::signing::Identity;
-use shared::validate::{
-    Email, UserAttributes, Username, EMAIL_MAX_CHARS, MSG_PASSWORD_MISMATCH, NAME_MAX_CHARS,
-    PASSWORD_MAX_CHARS, USERNAME_MAX_CHARS,
-};
+use shared::validate::{UserAttributes, MSG_PASSWORD_MISMATCH};
 
 use super::profile;
 use crate::edge_auth::{require_user, JsonBody};
@@ -27,40 +24,35 @@ pub async fn register(
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<RegisteredUser>)> {
     let mut form = Form::new(&body)?;
-    let email = form.required("email", EMAIL_MAX_CHARS);
-    let username = form.required("username", USERNAME_MAX_CHARS);
-    let password = form.required("password", PASSWORD_MAX_CHARS);
-    let re_password = form.optional("re_password", PASSWORD_MAX_CHARS, false);
-    let email = email.and_then(|raw| Email::parse(&raw).map_err(|m| form.error("email", m)).ok());
-    let username = username.and_then(|raw| {
-        Username::parse(&raw)
-            .map_err(|m| form.error("username", m))
-            .ok()
-    });
-    if let (Some(email), Some(username), Some(password)) = (&email, &username, &password) {
+    let request = RegisterRequest::read(&mut form);
+    if let Some(request) = &request {
         let attributes = UserAttributes {
-            username: username.as_str(),
-            email: email.as_str(),
+            username: request.username.as_str(),
+            email: request.email.as_str(),
         };
-        if let Err(messages) = state.password_policy.check(password, &attributes) {
+        if let Err(messages) = state.password_policy.check(&request.password, &attributes) {
             for m in messages {
                 form.error("password", m);
             }
         }
-        if re_password.as_ref().is_some_and(|re| re != password) {
+        if request
+            .re_password
+            .as_ref()
+            .is_some_and(|re| *re != request.password)
+        {
             form.error("non_field_errors", MSG_PASSWORD_MISMATCH);
         }
     }
     form.finish()?;
-    let (Some(email), Some(username), Some(password)) = (email, username, password) else {
+    let Some(request) = request else {
         return Err(ApiError::Internal(anyhow::anyhow!(
             "form accepted without every required field"
         )));
     };
     let new = NewAccount {
-        email,
-        username,
-        password: SecretString::from(password),
+        email: request.email,
+        username: request.username,
+        password: SecretString::from(request.password),
     };
     let user = account::register(&state.pool, &state.hasher, new).await?;
     Ok((
@@ -95,20 +87,11 @@ pub async fn patch_me(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<UserProfile>> {
     let user = current_user(&state, identity).await?;
-    let mut form = Form::new(&body)?;
-    let username = form.optional("username", USERNAME_MAX_CHARS, false);
-    let first_name = form.optional("first_name", NAME_MAX_CHARS, true);
-    let last_name = form.optional("last_name", NAME_MAX_CHARS, true);
-    let username = username.and_then(|raw| {
-        Username::parse(&raw)
-            .map_err(|m| form.error("username", m))
-            .ok()
-    });
-    form.finish()?;
+    let request = PatchMeRequest::parse(&body)?;
     let changes = ProfileChanges {
-        username,
-        first_name,
-        last_name,
+        username: request.username,
+        first_name: request.first_name,
+        last_name: request.last_name,
     };
     let updated = account::update_profile(&state.pool, user.id, changes).await?;
     Ok(Json(profile(&updated)))
