@@ -11,6 +11,10 @@ export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
 export WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false CLOUDFLARE_CF_FETCH_ENABLED=false
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
+# Tools installed from PyPI live in virtualenvs in the user's cache directory, one per version,
+# so fresh clones (CI starts from one) reuse them; a missing one is installed.
+TOOL_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/auth-api"
+
 # Each step with the time since the script started, so a slow step shows in CI logs.
 step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
@@ -78,16 +82,16 @@ vendor_docs() {
 }
 
 # `docker compose config` for compose.yaml. Docker's compose plugin when it is installed; else
-# docker-compose from PyPI (versions.sh) in a virtualenv under target/ (its PyYAML 5.4.1 only builds
-# with Cython < 3, hence the two steps).
+# docker-compose from PyPI (versions.sh) in a virtualenv under $TOOL_CACHE (its PyYAML 5.4.1
+# only builds with Cython < 3, hence the two steps).
 compose_config() {
   if docker compose version >/dev/null 2>&1; then
     docker compose "$@"
     return
   fi
-  local venv="$PWD/target/compose-venv"
+  local venv="$TOOL_CACHE/docker-compose-$DOCKER_COMPOSE_VERSION"
   if [ ! -x "$venv/bin/docker-compose" ]; then
-    echo "installing docker-compose $DOCKER_COMPOSE_VERSION from PyPI into target/compose-venv"
+    echo "installing docker-compose $DOCKER_COMPOSE_VERSION from PyPI into $venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "cython<3" wheel setuptools
     "$venv/bin/pip" install -q --disable-pip-version-check --no-build-isolation "pyyaml==$PYYAML_VERSION"
