@@ -84,13 +84,15 @@ impl TokenSettings {
             })?;
         let hs256_secret = match algorithm {
             Algorithm::EdDSA => None,
-            Algorithm::HS256 => Some(secret(&lookup, "JWT_SECRET").map_err(|e| {
-                if e.problem == "is not set" {
-                    SettingError::new("JWT_SECRET", "is required when JWT_ALGORITHM=HS256")
-                } else {
-                    e
+            Algorithm::HS256 => {
+                if lookup("JWT_SECRET").is_none_or(|v| v.is_empty()) {
+                    return Err(SettingError::new(
+                        "JWT_SECRET",
+                        "is required when JWT_ALGORITHM=HS256",
+                    ));
                 }
-            })?),
+                Some(secret(&lookup, "JWT_SECRET")?)
+            }
         };
         let resets = ResetTokens::new(
             secret(&lookup, "RESET_TOKEN_SECRET")?.as_bytes(),

@@ -231,13 +231,7 @@ pub async fn wait_until_serving(
     group: &mut Group,
     log: &Path,
 ) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(r) = http.get(url).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
+    poll(http, url, limit, || {
         if let Ok(Some(status)) = group.0.try_wait() {
             let text = std::fs::read_to_string(log).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(20).collect();
@@ -248,15 +242,17 @@ pub async fn wait_until_serving(
                 tail.join("\n")
             );
         }
-        assert!(
-            Instant::now() < deadline,
-            "{url} did not come up within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
 }
 
 pub async fn wait_until_up(http: &reqwest::Client, url: &str, limit: Duration) {
+    poll(http, url, limit, || {}).await;
+}
+
+/// GETs `url` every 250 ms until it answers 2xx, running `between` after each miss; panics
+/// after `limit`.
+async fn poll(http: &reqwest::Client, url: &str, limit: Duration, mut between: impl FnMut()) {
     let deadline = Instant::now() + limit;
     loop {
         if let Ok(r) = http.get(url).send().await {
@@ -264,6 +260,7 @@ pub async fn wait_until_up(http: &reqwest::Client, url: &str, limit: Duration) {
                 return;
             }
         }
+        between();
         assert!(
             Instant::now() < deadline,
             "{url} did not come up within {limit:?}"
