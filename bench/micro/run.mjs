@@ -1,4 +1,4 @@
-// Runs the micro-benchmark cases compiled to wasm32 (bench/micro, built by scripts/bench with
+// Runs the micro-benchmark cases compiled to wasm32 (bench/micro, built by `cargo xtask bench` with
 // wasm-bindgen --target nodejs) under Node's V8, the engine workerd embeds.
 // usage: node run.mjs <dir with micro_cases.js> <seconds per case>   → JSON on stdout
 import { createRequire } from "node:module";

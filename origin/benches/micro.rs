@@ -1,5 +1,5 @@
 //! Micro-benchmarks (criterion), native: token issue and verify per algorithm, the password
-//! policies, the OTP hash (the cases of `bench/micro`, which `scripts/bench` also runs as Wasm
+//! policies, the OTP hash (the cases of `bench/micro`, which `cargo xtask bench` also runs as Wasm
 //! under Node), and argon2id hash and verify at the configured parameters.
 //!
 //! `cargo bench -p origin --bench micro` (`MICRO_SECONDS` per case, default 2);

@@ -211,26 +211,16 @@ async fn healthcheck_command_passes_against_a_live_origin_and_fails_without_one(
     );
 }
 
-/// The value of `NAME=value` in scripts/lib/versions.sh.
-fn pinned(name: &str) -> String {
-    repo_file("scripts/lib/versions.sh")
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("{name} is not pinned in scripts/lib/versions.sh"))
-        .trim()
-        .to_owned()
-}
-
 #[test]
-fn the_wasm_bindgen_cli_the_scripts_install_is_the_crate_the_worker_links() {
-    let cli = pinned("WASM_BINDGEN_VERSION");
+fn the_wasm_bindgen_cli_the_tasks_install_is_the_crate_the_worker_links() {
+    let cli = xtask::versions::WASM_BINDGEN;
     let manifest = repo_file("edge/Cargo.toml");
     let pin = manifest
         .lines()
         .find_map(|line| line.strip_prefix("wasm-bindgen = \"="))
         .and_then(|rest| rest.strip_suffix('"'))
         .expect("edge/Cargo.toml pins wasm-bindgen with =");
-    assert_eq!(pin, cli, "edge/Cargo.toml vs scripts/lib/versions.sh");
+    assert_eq!(pin, cli, "edge/Cargo.toml vs xtask/src/versions.rs");
     let lock = repo_file("Cargo.lock");
     let locked = lock
         .split("[[package]]")
@@ -238,17 +228,48 @@ fn the_wasm_bindgen_cli_the_scripts_install_is_the_crate_the_worker_links() {
         .and_then(|package| package.lines().find_map(|l| l.strip_prefix("version = \"")))
         .and_then(|v| v.strip_suffix('"'))
         .expect("wasm-bindgen in Cargo.lock");
-    assert_eq!(locked, cli, "Cargo.lock vs scripts/lib/versions.sh");
-    // Every script takes its versions from versions.sh: none pins a tool of its own.
-    for script in [
-        "scripts/lib/toolchain.sh",
-        "scripts/fuzz-api",
-        "scripts/fuzz-shared",
-    ] {
-        let text = repo_file(script);
+    assert_eq!(locked, cli, "Cargo.lock vs xtask/src/versions.rs");
+}
+
+/// Every task takes its tool versions from xtask/src/versions.rs: no other file of xtask names
+/// one (a version number in a string literal).
+#[test]
+fn tool_versions_are_pinned_in_one_place() {
+    let mut sources = vec![std::path::PathBuf::from("xtask/src")];
+    let mut checked = 0;
+    while let Some(path) = sources.pop() {
+        let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(&path);
+        if full.is_dir() {
+            for entry in std::fs::read_dir(&full).unwrap() {
+                sources.push(path.join(entry.unwrap().file_name()));
+            }
+            continue;
+        }
+        if path.ends_with("versions.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&full).unwrap();
+        let pinned = text.split('"').skip(1).step_by(2).find(|literal| {
+            let parts: Vec<&str> = literal
+                .trim_start_matches(['=', '@', 'v'])
+                .split('.')
+                .collect();
+            parts.len() == 3
+                && parts
+                    .iter()
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        });
         assert!(
-            !text.lines().any(|l| l.contains("_VERSION=")),
-            "{script} pins a version outside scripts/lib/versions.sh"
+            pinned.is_none(),
+            "{} pins {pinned:?} outside xtask/src/versions.rs",
+            path.display()
         );
+        checked += 1;
     }
+    assert!(
+        checked >= 5,
+        "only {checked} files of xtask/src were checked"
+    );
 }

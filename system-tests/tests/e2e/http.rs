@@ -187,7 +187,7 @@ pub(crate) fn chromium(url: &str, name: &str) -> String {
             .arg(extra)
             .arg(url)
             .output()
-            .expect("chromium runs (scripts/test installs Debian's chromium)");
+            .expect("chromium runs (`cargo xtask test` installs Debian's chromium)");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let shot = repo_root().join(format!("target/{name}.png"));

@@ -3,7 +3,7 @@
 //! emails captured by a real SMTP listener. Every scenario uses its own client address
 //! (`CF-Connecting-IP`), so the real default throttle rates apply to each independently.
 //!
-//! Run by `scripts/test` (which installs and builds what this needs); alone:
+//! Run by `cargo xtask test` (which installs and builds what this needs); alone:
 //! `cargo test -p system-tests --test e2e [-- name_filter]`. Processes are started in their own
 //! process groups and stopped at the end, whatever the outcome. The scenarios are grouped by
 //! capability, one module each; the stack they share is in `stack`.

@@ -83,7 +83,7 @@ impl Stack {
         let wrangler = repo_root().join("node_modules/.bin/wrangler");
         assert!(
             wrangler.exists(),
-            "{} missing: run `npm ci` (scripts/test does)",
+            "{} missing: run `npm ci` (`cargo xtask test` does)",
             wrangler.display()
         );
         let vars = vec![
@@ -141,7 +141,7 @@ impl Stack {
         for (k, v) in &self.origin_env {
             cmd.env(k, v);
         }
-        self.origin = Some(Group::spawn(&mut cmd));
+        self.origin = Some(testkit::process::spawn(&mut cmd));
         wait_until_up(
             &self.http,
             &format!("http://127.0.0.1:{}/readyz", self.origin_port),

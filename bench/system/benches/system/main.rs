@@ -1,4 +1,4 @@
-//! The system benchmark (`./scripts/bench` runs it after the micro-benchmarks): the origin
+//! The system benchmark (`cargo xtask bench` runs it after the micro-benchmarks): the origin
 //! binary on a fresh PostgreSQL database, our Worker on workerd (Miniflare, workerd's own
 //! socket) and under `wrangler dev`, the JavaScript `jose` Worker on the same workerd, and the
 //! Django original under gunicorn, all loaded from this process over loopback at the same
@@ -10,7 +10,7 @@
 //! that every workload runs and answers right; CI), `BENCH_OUT` (default `bench/results`, or
 //! `target/bench/smoke` for a smoke run), `BENCH_ONLY` (sections: origin, workerd, wrangler,
 //! django; default all), `BENCH_DJANGO_DIR` (the Django reference; default
-//! `../shared/reference/django`), `BENCH_JOSE_DIR` (the built jose peer, from scripts/bench).
+//! `../shared/reference/django`), `BENCH_JOSE_DIR` (the built jose peer, from `cargo xtask bench`).
 //! A workload with a wrong answer fails the run.
 
 mod measure;
@@ -96,7 +96,7 @@ impl Opts {
                 }
             },
             // cargo runs benches in the package's directory; a relative path means the
-            // repository's, where `./scripts/bench` is run.
+            // repository's, where `cargo xtask bench` is run.
             |dir| repo_root().join(dir),
         );
         Self {
@@ -424,7 +424,9 @@ pub(crate) async fn run() -> bool {
                     )
                     .await;
             }
-            None => println!("  the jose peer is not built (scripts/bench builds it): skipped"),
+            None => {
+                println!("  the jose peer is not built (`cargo xtask bench` builds it): skipped")
+            }
         }
     }
 
@@ -445,7 +447,7 @@ pub(crate) async fn run() -> bool {
             .collect();
         let log = bench.opts.target.join("bench/wrangler.log");
         let config = prebuilt_worker_config("bench", true);
-        let dev = wrangler_dev(Some(&config), port, &state, &log, &vars);
+        let mut dev = wrangler_dev(Some(&config), port, &state, &log, &vars);
         let base = format!("http://127.0.0.1:{port}");
         wait_until_up(
             &http,
@@ -453,7 +455,7 @@ pub(crate) async fn run() -> bool {
             Duration::from_secs(600),
         )
         .await;
-        let watch = Watch::Group(i32::try_from(dev.0.id()).unwrap());
+        let watch = Watch::Group(i32::try_from(dev.child().id()).unwrap());
         public_workloads(
             &mut bench,
             "edge",

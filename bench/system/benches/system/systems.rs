@@ -36,8 +36,8 @@ pub(crate) async fn start_origin(opts: &Opts, http: &reqwest::Client) -> Origin 
         .env("LOG_FORMAT", "json")
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log));
-    let group = Group::spawn(&mut cmd);
-    let pid = i32::try_from(group.0.id()).unwrap();
+    let mut group = testkit::process::spawn(&mut cmd);
+    let pid = i32::try_from(group.child().id()).unwrap();
     let base = format!("http://127.0.0.1:{port}");
     wait_until_up(http, &format!("{base}/readyz"), Duration::from_secs(60)).await;
     Origin {
@@ -217,8 +217,8 @@ pub(crate) fn serve_on_workerd(opts: &Opts, name: &str, config: Value) -> Worker
         .arg(config.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log));
-    let mut group = Group::spawn(&mut cmd);
-    let stdout = group.0.stdout.take().expect("stdout");
+    let mut group = testkit::process::spawn(&mut cmd);
+    let stdout = group.child().stdout.take().expect("stdout");
     let mut reader = BufReader::new(stdout);
     let mut line = String::new();
     reader.read_line(&mut line).expect("serve.mjs output");
@@ -359,8 +359,8 @@ pub(crate) async fn start_django(opts: &Opts, http: &reqwest::Client) -> Option<
         "  starting the Django original (first run installs its virtualenv from PyPI; log: {})",
         opts.target.join("bench/django.log").display()
     );
-    let group = Group::spawn(&mut cmd);
-    let leader = i32::try_from(group.0.id()).unwrap();
+    let mut group = testkit::process::spawn(&mut cmd);
+    let leader = i32::try_from(group.child().id()).unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
