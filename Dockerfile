@@ -7,12 +7,19 @@
 ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src
-# Only what the build reads (see .dockerignore): the workspace manifest needs every member.
+# Only what the build reads (see .dockerignore). Cargo loads every workspace member's manifest,
+# so the dev-only members come too; only the origin and its dependencies are compiled.
+# system-tests/tests/image.rs builds this stage from exactly this context and runs the binary.
 COPY Cargo.toml Cargo.lock ./
 COPY shared shared
 COPY origin origin
 COPY edge edge
 COPY migrations migrations
+COPY testkit testkit
+COPY system-tests system-tests
+COPY bench/micro bench/micro
+COPY bench/system bench/system
+COPY xtask xtask
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p origin --bin origin \

@@ -152,6 +152,29 @@ pub struct ServeArgs {
     /// When set, `GET /metrics` requires `Authorization: Bearer <this token>`.
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<SecretString>,
+
+    /// Where `GET /metrics` is served: a listener of its own, never BIND (the edge's). `off`
+    /// serves no metrics.
+    #[arg(long, env = "METRICS_BIND", default_value = DEFAULT_METRICS_BIND)]
+    pub metrics_bind: String,
+}
+
+/// Loopback: scraped from the host, or by a sidecar sharing the network namespace.
+pub const DEFAULT_METRICS_BIND: &str = "127.0.0.1:9100";
+
+/// METRICS_BIND: an address, or `off`; never BIND's address (port 0 aside: any free port).
+pub fn metrics_bind(value: &str, bind: SocketAddr) -> anyhow::Result<Option<SocketAddr>> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let address: SocketAddr = value.parse().map_err(|_| {
+        anyhow::anyhow!("invalid METRICS_BIND: expected host:port or off, got {value:?}")
+    })?;
+    if address.port() != 0 && address.port() == bind.port() {
+        bail!("invalid METRICS_BIND: {address} is BIND's port; metrics are never served on the edge's listener");
+    }
+    Ok(Some(address))
 }
 
 /// Token settings, validated.
@@ -178,6 +201,8 @@ pub struct Settings {
     pub lockout_window: Duration,
     pub email: EmailSettings,
     pub metrics_token: Option<SecretString>,
+    /// `None`: METRICS_BIND=off.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 pub struct EmailSettings {
@@ -284,6 +309,7 @@ impl ServeArgs {
         if argon2_queue_depth == 0 {
             bail!("invalid ARGON2_QUEUE_DEPTH: must be at least 1");
         }
+        let metrics_bind = metrics_bind(&self.metrics_bind, self.bind)?;
         Ok(Settings {
             bind: self.bind,
             database: self.database,
@@ -308,6 +334,35 @@ impl ServeArgs {
                 from: self.email_from,
             },
             metrics_token: self.metrics_token.filter(|t| !t.expose_secret().is_empty()),
+            metrics_bind,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_bind_is_an_address_of_its_own_or_off() {
+        let bind: SocketAddr = "0.0.0.0:8000".parse().unwrap();
+        assert_eq!(
+            metrics_bind(DEFAULT_METRICS_BIND, bind).unwrap(),
+            Some("127.0.0.1:9100".parse().unwrap())
+        );
+        assert_eq!(metrics_bind("off", bind).unwrap(), None);
+        assert_eq!(metrics_bind(" OFF ", bind).unwrap(), None);
+        let same = metrics_bind("127.0.0.1:8000", bind)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            same.contains("METRICS_BIND") && same.contains("BIND's port"),
+            "{same}"
+        );
+        let bad = metrics_bind("9100", bind).unwrap_err().to_string();
+        assert!(bad.starts_with("invalid METRICS_BIND"), "{bad}");
+        // Port 0 is any free port, never BIND's.
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        assert!(metrics_bind("127.0.0.1:0", any).unwrap().is_some());
     }
 }

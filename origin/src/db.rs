@@ -33,14 +33,44 @@ pub fn pool(args: &DatabaseArgs) -> anyhow::Result<Pool> {
         .context("building the database pool")
 }
 
-/// Applies pending migrations (each in its own transaction); returns how many ran.
+/// The advisory lock every replica takes to migrate ("origin" and 1, as bytes): one at a time,
+/// and the later ones find nothing left to apply.
+const MIGRATION_LOCK: i64 = 0x6f72_6967_696e_0001;
+
+/// Applies pending migrations (each in its own transaction) under a session-level advisory lock,
+/// so replicas starting together migrate one after another; returns how many ran.
 pub async fn migrate(pool: &Pool) -> anyhow::Result<usize> {
-    let mut client = pool.get().await.context("connecting to the database")?;
-    let report = embedded::migrations::runner()
-        .run_async(&mut **client)
+    let client = pool.get().await.context("connecting to the database")?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
-        .context("running migrations")?;
-    Ok(report.applied_migrations().len())
+        .context("waiting for the migration lock")?;
+    let mut locked = Locked(Some(client));
+    let client = locked.0.as_mut().expect("held");
+    let report = embedded::migrations::runner()
+        .run_async(&mut ***client)
+        .await
+        .context("running migrations");
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await
+        .context("releasing the migration lock")?;
+    // Unlocked: the connection may go back to the pool.
+    drop(locked.0.take());
+    Ok(report?.applied_migrations().len())
+}
+
+/// A pooled connection that may hold the migration lock: if it is dropped before the lock was
+/// released (an error, or the future dropped), it leaves the pool, and closing it ends the
+/// session and the lock with it; it never serves another request holding the lock.
+struct Locked(Option<deadpool_postgres::Object>);
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        if let Some(object) = self.0.take() {
+            drop(deadpool_postgres::Object::take(object));
+        }
+    }
 }
 
 /// Whether the database answers and has every embedded migration applied.

@@ -62,7 +62,6 @@ pub fn router(state: AppState) -> Router {
         .nest(InternalRoute::PREFIX, internal)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(monitoring::scrape))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             monitoring::track,
@@ -75,6 +74,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The operational listener's routes (METRICS_BIND): `/metrics`, and nothing the edge calls.
+pub fn operations_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(monitoring::scrape))
+        .fallback(|| async { crate::error::render(&shared::problem::Problem::NotFound) })
+        .with_state(state)
+}
+
 /// How long in-flight requests may take after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -82,6 +89,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     port: u16,
+    /// The METRICS_BIND listener, unless it is off.
+    operations: Option<(TcpListener, Router)>,
 }
 
 impl Application {
@@ -124,10 +133,20 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {} (BIND)", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let operations = match settings.metrics_bind {
+            Some(address) => Some((
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} (METRICS_BIND)"))?,
+                operations_router(state.clone()),
+            )),
+            None => None,
+        };
         Ok(Self {
             listener,
             router: router(state),
             port,
+            operations,
         })
     }
 
@@ -135,10 +154,25 @@ impl Application {
         self.port
     }
 
+    /// The METRICS_BIND listener's port (`None`: off).
+    pub fn metrics_port(&self) -> Option<u16> {
+        let (listener, _) = self.operations.as_ref()?;
+        Some(listener.local_addr().ok()?.port())
+    }
+
     /// Serves until Ctrl-C or SIGTERM; in-flight requests then get `SHUTDOWN_GRACE` to finish
     /// (idle keep-alive connections from a proxy would otherwise hold the process forever).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "origin listening");
+        if let Some((listener, router)) = self.operations {
+            tracing::info!(port = listener.local_addr()?.port(), "metrics listening");
+            // Ends with the process: nothing on it is in flight work a client waits for.
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            });
+        }
         let stopping = Arc::new(Notify::new());
         let signalled = stopping.clone();
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {

@@ -206,6 +206,7 @@ async fn serve_logs_refused_requests_without_secrets_and_stops_on_sigterm() {
         .env_clear()
         .env("DATABASE_URL", &db.url)
         .env("BIND", "127.0.0.1:0")
+        .env("METRICS_BIND", "127.0.0.1:0")
         .env("ORIGIN_SIGNING_SECRET", SIGNING)
         .env("RESET_TOKEN_SECRET", RESET)
         .env("JWT_PRIVATE_KEY", value(&keys, "JWT_PRIVATE_KEY"))
@@ -266,4 +267,81 @@ async fn serve_logs_refused_requests_without_secrets_and_stops_on_sigterm() {
             .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
         "{all}"
     );
+}
+
+/// Replicas starting together on an empty database: migrations run under an advisory lock, so
+/// every one comes up and the schema is applied once (without the lock, concurrent `CREATE
+/// TABLE`s fail and replicas exit).
+#[tokio::test]
+async fn four_replicas_starting_at_once_migrate_once_and_all_serve() {
+    let db = helpers::TestDb::create().await;
+    let keys = keygen();
+    let ports: Vec<u16> = (0..4).map(|_| helpers::free_port()).collect();
+    // Process groups: stopped when dropped, also when an assertion below fails.
+    let mut replicas: Vec<testkit::process::Group> = ports
+        .iter()
+        .map(|port| {
+            testkit::process::spawn(
+                Command::new(BIN)
+                    .arg("serve")
+                    .env_clear()
+                    .env("DATABASE_URL", &db.url)
+                    .env("DATABASE_POOL_SIZE", "2")
+                    .env("BIND", format!("127.0.0.1:{port}"))
+                    .env("METRICS_BIND", "off")
+                    .env("ORIGIN_SIGNING_SECRET", SIGNING)
+                    .env("RESET_TOKEN_SECRET", RESET)
+                    .env("JWT_PRIVATE_KEY", value(&keys, "JWT_PRIVATE_KEY"))
+                    .env("LOG_FORMAT", "json")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped()),
+            )
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (i, port) in ports.iter().enumerate() {
+        loop {
+            let ready = http
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ready {
+                break;
+            }
+            if let Some(status) = replicas[i].exit_status() {
+                let mut err = String::new();
+                use std::io::Read;
+                let stderr = replicas[i].child().stderr.take();
+                stderr.unwrap().read_to_string(&mut err).unwrap();
+                panic!("replica {i} exited ({status}) before it was ready:\n{err}");
+            }
+            assert!(Instant::now() < deadline, "replica {i} not ready in 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let client = db.client().await;
+    let rows = client
+        .query(
+            "SELECT version, count(*) FROM refinery_schema_history GROUP BY version ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap();
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+        .unwrap()
+        .count();
+    assert_eq!(rows.len(), migrations, "every migration recorded");
+    for row in &rows {
+        assert_eq!(
+            row.get::<_, i64>(1),
+            1,
+            "migration {} applied once",
+            row.get::<_, i32>(0)
+        );
+    }
+    for replica in &mut replicas {
+        replica.stop();
+    }
 }

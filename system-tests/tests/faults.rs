@@ -33,6 +33,7 @@ impl Origin {
             .env("DATABASE_URL", database_url)
             .env("DATABASE_POOL_SIZE", "4")
             .env("BIND", format!("127.0.0.1:{port}"))
+            .env("METRICS_BIND", "127.0.0.1:0")
             .env("ORIGIN_SIGNING_SECRET", SIGNING)
             .env("RESET_TOKEN_SECRET", RESET)
             .env(

@@ -250,6 +250,8 @@ impl Default for Options {
 
 pub struct TestApp {
     pub address: String,
+    /// The METRICS_BIND listener (`/metrics`), a port of its own.
+    pub metrics_address: String,
     pub http: reqwest::Client,
     pub db: TestDb,
     pub signer: RequestSigner,
@@ -306,14 +308,20 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             from: "Auth API <no-reply@example.com>".into(),
         },
         metrics_token: options.metrics_token.map(SecretString::from),
+        metrics_bind: Some("127.0.0.1:0".parse().unwrap()),
     };
     let app = Application::build(settings)
         .await
         .expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = format!(
+        "http://127.0.0.1:{}",
+        app.metrics_port().expect("METRICS_BIND is on")
+    );
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        metrics_address,
         http: reqwest::Client::new(),
         db,
         signer: RequestSigner::new(SIGNING_SECRET).unwrap(),
@@ -528,6 +536,18 @@ impl TestApp {
         read(
             self.http
                 .get(format!("{}{path}", self.address))
+                .send()
+                .await
+                .expect("request sent"),
+        )
+        .await
+    }
+
+    /// `GET /metrics` on the METRICS_BIND listener, as a scraper would (no token).
+    pub async fn metrics(&self) -> Reply {
+        read(
+            self.http
+                .get(format!("{}/metrics", self.metrics_address))
                 .send()
                 .await
                 .expect("request sent"),

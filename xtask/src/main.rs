@@ -14,7 +14,8 @@ tasks:
   dev                       the whole system locally: PostgreSQL (a private cluster in .dev/
                             unless DATABASE_URL is set), the origin with console email, the
                             Worker under wrangler dev; Ctrl-C stops everything
-                            (EDGE_PORT, ORIGIN_PORT, THROTTLE_RATES, CORS_ALLOWED_ORIGINS)
+                            (EDGE_PORT, ORIGIN_PORT, METRICS_PORT, THROTTLE_RATES,
+                            CORS_ALLOWED_ORIGINS)
   bench [--smoke]           the benchmark, loopback only, ~8 minutes after the builds; writes
                             bench/results/ (--smoke: a second or two per workload, target/bench/)
   fuzz api [--examples N]   Schemathesis against the running stack's OpenAPI document

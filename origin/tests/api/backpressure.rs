@@ -13,7 +13,7 @@ use crate::helpers::{spawn_app_with, Options, TestApp};
 /// The value of the sample line that starts with `series` (name and labels exactly), read
 /// through HTTP as a scraper would.
 async fn metric(app: &TestApp, series: &str) -> f64 {
-    let text = app.get_unsigned("/metrics").await.body;
+    let text = app.metrics().await.body;
     let text = text.as_str().expect("metrics are text");
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())

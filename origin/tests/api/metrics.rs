@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use crate::helpers::{spawn_app_with, Options, SmtpSink, TestApp};
 
 async fn scrape(app: &TestApp, token: Option<&str>) -> (StatusCode, String) {
-    let mut request = app.http.get(format!("{}/metrics", app.address));
+    let mut request = app.http.get(format!("{}/metrics", app.metrics_address));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -122,4 +122,23 @@ async fn metrics_are_open_without_a_token_configured_and_count_refused_requests(
         Some(1.0),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn metrics_are_not_served_on_the_edges_listener() {
+    let app = spawn_app_with(Options::default()).await;
+    let public = app.get_unsigned("/metrics").await;
+    assert_eq!(public.status, StatusCode::NOT_FOUND);
+    assert_eq!(public.body, json!({"detail": "Not found."}));
+    let (status, text) = scrape(&app, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("origin_db_pool_max"), "{text}");
+    // And nothing of the edge's API on the metrics listener.
+    let internal = app
+        .http
+        .get(format!("{}/internal/me", app.metrics_address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(internal.status(), StatusCode::NOT_FOUND);
 }

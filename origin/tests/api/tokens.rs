@@ -345,6 +345,7 @@ async fn signing_key_rotation_keeps_refresh_tokens_of_the_previous_key() {
             "origin".to_owned(),
             "serve".into(),
             "--bind=127.0.0.1:0".into(),
+            "--metrics-bind=127.0.0.1:0".into(),
             format!("--database-url={}", app.db.url),
             format!(
                 "--origin-signing-secret={}",

@@ -61,6 +61,7 @@ impl Stack {
         let origin_env: Vec<(String, String)> = [
             ("DATABASE_URL", db.url.clone()),
             ("BIND", format!("127.0.0.1:{origin_port}")),
+            ("METRICS_BIND", "127.0.0.1:0".into()),
             ("ORIGIN_SIGNING_SECRET", SIGNING.into()),
             ("RESET_TOKEN_SECRET", RESET.into()),
             ("JWT_PRIVATE_KEY", key.to_pem()),

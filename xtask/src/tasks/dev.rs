@@ -28,6 +28,7 @@ pub fn run(root: &Path, args: &[String]) -> Result {
     let options = StackOptions {
         edge_port: port("EDGE_PORT", 8787)?,
         origin_port: port("ORIGIN_PORT", 8000)?,
+        metrics_port: port("METRICS_PORT", 9100)?,
         dir: std::env::var_os("DEV_DIR").map_or_else(|| root.join(".dev"), PathBuf::from),
         database_url: std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()),
         origin_bin: None,
@@ -46,10 +47,12 @@ pub fn run(root: &Path, args: &[String]) -> Result {
    JWKS       {edge}/.well-known/jwks.json
    docs       {edge}/swagger/  {edge}/redoc/  {edge}/api/schema/
    origin     http://127.0.0.1:{origin}/readyz (internal, signed requests only)
+   metrics    http://127.0.0.1:{metrics}/metrics
    database   {database}
    Reset codes are printed below by the origin's console email backend. Ctrl-C stops everything.",
         edge = stack.edge_url(),
         origin = options.origin_port,
+        metrics = options.metrics_port,
         database = without_query(&stack.database_url),
     );
     let result = loop {
@@ -68,6 +71,8 @@ pub fn run(root: &Path, args: &[String]) -> Result {
 pub struct StackOptions {
     pub edge_port: u16,
     pub origin_port: u16,
+    /// The origin's METRICS_BIND port (on loopback).
+    pub metrics_port: u16,
     /// Where the private PostgreSQL cluster, the dev keys and wrangler's state live.
     pub dir: PathBuf,
     /// The database to use; `None`: a private cluster in `dir/pg`.
@@ -159,6 +164,10 @@ impl Stack {
         serve
             .arg("serve")
             .env("BIND", format!("127.0.0.1:{}", options.origin_port))
+            .env(
+                "METRICS_BIND",
+                format!("127.0.0.1:{}", options.metrics_port),
+            )
             .env("EMAIL_BACKEND", "console")
             .stdout(out)
             .stderr(err);

@@ -50,6 +50,7 @@ pub fn api(root: &Path, max_examples: u64, origin_bin: Option<PathBuf>) -> Resul
         &StackOptions {
             edge_port,
             origin_port: free_port()?,
+            metrics_port: free_port()?,
             dir: out.join("stack"),
             database_url: Some(database.url.clone()),
             origin_bin: Some(match origin_bin {

@@ -30,6 +30,7 @@ pub(crate) async fn start_origin(opts: &Opts, http: &reqwest::Client) -> Origin 
         .env_clear()
         .env("DATABASE_URL", &db.url)
         .env("BIND", format!("127.0.0.1:{port}"))
+        .env("METRICS_BIND", "127.0.0.1:0")
         .env("ORIGIN_SIGNING_SECRET", SIGNING)
         .env("RESET_TOKEN_SECRET", RESET)
         .env("JWT_PRIVATE_KEY", key.to_pem())
