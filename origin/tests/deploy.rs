@@ -229,6 +229,17 @@ fn the_wasm_bindgen_cli_the_tasks_install_is_the_crate_the_worker_links() {
         .and_then(|v| v.strip_suffix('"'))
         .expect("wasm-bindgen in Cargo.lock");
     assert_eq!(locked, cli, "Cargo.lock vs xtask/src/versions.rs");
+    // The deploy guide installs the same tools.
+    let guide = repo_file("docs/deploy.md");
+    for install in [
+        format!(
+            "cargo install worker-build --version {}",
+            xtask::versions::WORKER_BUILD
+        ),
+        format!("cargo install wasm-bindgen-cli --version {cli}"),
+    ] {
+        assert!(guide.contains(&install), "docs/deploy.md lacks `{install}`");
+    }
 }
 
 /// Every task takes its tool versions from xtask/src/versions.rs: no other file of xtask names

@@ -134,28 +134,10 @@ pub fn cargo_install(krate: &str, bin: &str, version: &str) -> Result {
     run(install().arg("--locked")).or_else(|_| run(&mut install()))
 }
 
-/// The docs pages' scripts and styles come from the npm packages (no CDN); copied into the
-/// Worker's static assets, not committed.
+/// The docs pages' scripts and styles from the npm packages into the Worker's static assets
+/// (`edge/vendor-docs.mjs`, which the Worker's own build in `wrangler.toml` runs too).
 pub fn vendor_docs(root: &Path) -> Result {
-    let copies = [
-        (
-            "node_modules/swagger-ui-dist/swagger-ui.css",
-            "edge/assets/swagger/swagger-ui.css",
-        ),
-        (
-            "node_modules/swagger-ui-dist/swagger-ui-bundle.js",
-            "edge/assets/swagger/swagger-ui-bundle.js",
-        ),
-        (
-            "node_modules/redoc/bundles/redoc.standalone.js",
-            "edge/assets/redoc/redoc.standalone.js",
-        ),
-    ];
-    for (from, to) in copies {
-        std::fs::copy(root.join(from), root.join(to))
-            .map_err(|err| crate::cmd::Error(format!("copying {from} to {to}: {err}")))?;
-    }
-    Ok(())
+    run(command(root, "node").arg("edge/vendor-docs.mjs"))
 }
 
 /// A virtualenv for a PyPI tool under [`tool_cache`], created with `installs` (each a `pip

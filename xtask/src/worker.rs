@@ -144,6 +144,131 @@ fn rewrite_config(
     config
 }
 
+/// Cloudflare's limit on a Worker's compressed size on the Free plan (Paid: 10 MiB).
+pub const FREE_PLAN_GZIP_KIB: f64 = 3072.0;
+
+/// The docs pages' bundles the Worker's own build copies into its assets (`edge/vendor-docs.mjs`).
+const VENDORED: &[&str] = &[
+    "edge/assets/swagger/swagger-ui.css",
+    "edge/assets/swagger/swagger-ui-bundle.js",
+    "edge/assets/redoc/redoc.standalone.js",
+];
+
+/// `wrangler deploy --dry-run --outdir target/deploy` with the repository's own wrangler.toml
+/// (its `[build]` too: what `wrangler deploy` from a fresh clone does), and the checks on what
+/// it would upload: the docs bundles were produced by that build, every Durable Object binding
+/// is bound and created by a migration, and the size fits the Free plan. Returns the gzip
+/// size in KiB. `adjust` may add to the command's environment.
+pub fn deploy_dry_run(root: &Path, adjust: impl FnOnce(&mut Command)) -> Result<f64> {
+    for file in VENDORED {
+        let _ = std::fs::remove_file(root.join(file));
+    }
+    let config = std::fs::read_to_string(root.join("wrangler.toml"))?;
+    let gaps = migration_gaps(&config);
+    if !gaps.is_empty() {
+        return Err(Error(format!(
+            "wrangler.toml: Durable Object classes bound without a [[migrations]] entry creating them: {gaps:?}"
+        )));
+    }
+    let out = root.join("target/deploy");
+    let _ = std::fs::remove_dir_all(&out);
+    let mut cmd = toolchain::command(root, "wrangler");
+    cmd.args(["deploy", "--dry-run", "--outdir"]).arg(&out);
+    adjust(&mut cmd);
+    let printed = output(&mut cmd)?;
+    print!("{printed}");
+    for file in VENDORED {
+        if !root.join(file).is_file() {
+            return Err(Error(format!(
+                "the Worker's build did not produce {file} (wrangler.toml [build] runs edge/vendor-docs.mjs)"
+            )));
+        }
+    }
+    for (binding, _) in durable_object_bindings(&config) {
+        if !printed.contains(&format!("env.{binding} (")) {
+            return Err(Error(format!("the bundle does not bind {binding}")));
+        }
+    }
+    let gzip = gzip_kib(&printed)
+        .ok_or_else(|| Error("wrangler printed no `Total Upload: … / gzip: … KiB`".into()))?;
+    if gzip > FREE_PLAN_GZIP_KIB {
+        return Err(Error(format!(
+            "the bundle is {gzip:.0} KiB gzip, over the Free plan's {FREE_PLAN_GZIP_KIB:.0} KiB"
+        )));
+    }
+    Ok(gzip)
+}
+
+/// `name`/`class_name` of each `[[durable_objects.bindings]]` table.
+fn durable_object_bindings(config: &str) -> Vec<(String, String)> {
+    let mut bindings = Vec::new();
+    let mut section = "";
+    let (mut name, mut class) = (None, None);
+    for line in config.lines().map(str::trim) {
+        if line.starts_with('[') {
+            if let (Some(n), Some(c)) = (name.take(), class.take()) {
+                bindings.push((n, c));
+            }
+            section = line;
+            continue;
+        }
+        if section != "[[durable_objects.bindings]]" {
+            continue;
+        }
+        if let Some(value) = string_value(line, "name") {
+            name = Some(value);
+        } else if let Some(value) = string_value(line, "class_name") {
+            class = Some(value);
+        }
+    }
+    if let (Some(n), Some(c)) = (name, class) {
+        bindings.push((n, c));
+    }
+    bindings
+}
+
+fn string_value(line: &str, key: &str) -> Option<String> {
+    let rest = line
+        .strip_prefix(key)?
+        .trim_start()
+        .strip_prefix('=')?
+        .trim();
+    Some(rest.trim_matches('"').to_owned())
+}
+
+/// Bound classes that no `[[migrations]]` entry creates (`new_classes`/`new_sqlite_classes`).
+fn migration_gaps(config: &str) -> Vec<String> {
+    let created: Vec<String> = config
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("new_classes") || line.starts_with("new_sqlite_classes"))
+        .flat_map(|line| {
+            let list = line.split_once('=').map_or("", |(_, v)| v);
+            list.trim_matches(|c: char| c == '[' || c == ']' || c.is_whitespace())
+                .split(',')
+                .map(|class| class.trim().trim_matches('"').to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    durable_object_bindings(config)
+        .into_iter()
+        .map(|(_, class)| class)
+        .filter(|class| !created.contains(class))
+        .collect()
+}
+
+/// The gzip figure of wrangler's `Total Upload: 1258.95 KiB / gzip: 420.08 KiB` line.
+fn gzip_kib(printed: &str) -> Option<f64> {
+    let line = printed.lines().find(|l| l.starts_with("Total Upload:"))?;
+    line.split("gzip:")
+        .nth(1)?
+        .trim()
+        .strip_suffix("KiB")?
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +303,34 @@ THROTTLE_RATES = ""
         let config = rewrite_config(OURS, "x", false, Path::new("/b/index.js"), Path::new("/a"));
         assert!(!config.contains("durable_objects") && !config.contains("[vars]"));
         assert!(config.contains("[assets]"));
+    }
+
+    #[test]
+    fn every_bound_durable_object_class_needs_a_migration() {
+        let bound = "[[durable_objects.bindings]]\nname = \"RATE_LIMITER\"\nclass_name = \"RateLimiter\"\n\n[[durable_objects.bindings]]\nname = \"OTP_STORE\"\nclass_name = \"OtpStore\"\n";
+        assert_eq!(
+            durable_object_bindings(bound),
+            [
+                ("RATE_LIMITER".to_owned(), "RateLimiter".to_owned()),
+                ("OTP_STORE".to_owned(), "OtpStore".to_owned())
+            ]
+        );
+        let both = format!("{bound}\n[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"RateLimiter\", \"OtpStore\"]\n");
+        assert!(migration_gaps(&both).is_empty());
+        let one = format!(
+            "{bound}\n[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"RateLimiter\"]\n"
+        );
+        assert_eq!(migration_gaps(&one), ["OtpStore"]);
+        let ours = std::fs::read_to_string(crate::repo_root().join("wrangler.toml")).unwrap();
+        assert_eq!(durable_object_bindings(&ours).len(), 2);
+        assert!(migration_gaps(&ours).is_empty());
+    }
+
+    #[test]
+    fn the_gzip_size_is_read_from_wranglers_summary() {
+        let printed = "✨ Read 11 files\nTotal Upload: 1258.95 KiB / gzip: 420.08 KiB\nYour Worker";
+        assert_eq!(gzip_kib(printed), Some(420.08));
+        assert_eq!(gzip_kib("nothing"), None);
     }
 
     #[test]

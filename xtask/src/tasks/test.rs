@@ -85,6 +85,13 @@ pub fn run(root: &Path, args: &[String]) -> Result {
     let (raw, gzip) = worker::size(root)?;
     println!("Worker Wasm: {raw} bytes raw, {gzip} bytes gzip");
 
+    step("wrangler deploy --dry-run: what a deploy from a fresh clone uploads (its own build, the docs bundles, bindings, Durable Object migrations, size)");
+    let gzip = worker::deploy_dry_run(root, |cmd| lints.apply(cmd))?;
+    println!(
+        "deploy bundle: {gzip:.1} KiB gzip (Free plan limit {:.0} KiB)",
+        worker::FREE_PLAN_GZIP_KIB
+    );
+
     bench::prepare(root, true, &cargo)?;
 
     // --all-targets: the benchmarks run too, in the test profile and with BENCH_SMOKE=1 (a
