@@ -49,8 +49,17 @@ impl Config {
         // Read by the OtpStore object itself; checked here so a missing one is reported at once.
         settings::secret(&lookup, "OTP_SECRET")?;
         let origin_url = required("ORIGIN_URL")?.trim_end_matches('/').to_owned();
-        if !(origin_url.starts_with("http://") || origin_url.starts_with("https://")) {
-            return Err(err("ORIGIN_URL", "must be an http(s) URL"));
+        match origin_url.split_once("://") {
+            Some(("https", _)) => {}
+            // Passwords, tokens and reset codes would cross the network in clear text.
+            Some(("http", rest)) if is_loopback_host(rest) => {}
+            Some(("http", _)) => {
+                return Err(err(
+                    "ORIGIN_URL",
+                    "must be https:// unless the origin is on loopback (local development)",
+                ))
+            }
+            _ => return Err(err("ORIGIN_URL", "must be an http(s) URL")),
         }
         let origin_timeout_ms = match lookup("ORIGIN_TIMEOUT_MS") {
             None => 10_000,
@@ -79,6 +88,21 @@ impl Config {
                 .map_err(|e| err("CORS_ALLOWED_ORIGINS", e))?,
         })
     }
+}
+
+/// Whether the authority of a URL (what follows `scheme://`) names this machine: `localhost`,
+/// `127.0.0.0/8` or `[::1]`, with or without a port.
+fn is_loopback_host(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -112,6 +136,42 @@ mod tests {
         assert_eq!(c.rates, ThrottleRates::default());
         assert_eq!(c.ipv6_prefix, 64);
         assert_eq!(c.cors, CorsPolicy::None);
+    }
+
+    #[test]
+    fn plain_http_to_the_origin_only_on_loopback() {
+        for url in [
+            "https://origin.example.com",
+            "https://10.0.0.5:8443/",
+            "http://127.0.0.1:8000",
+            "http://127.1.2.3",
+            "http://localhost:8000/",
+            "http://[::1]:8000",
+        ] {
+            let mut vars = good();
+            vars.insert("ORIGIN_URL", url.into());
+            assert!(load(&vars).is_ok(), "{url} is allowed");
+        }
+        for url in [
+            "http://origin.example.com",
+            "http://10.0.0.5:8000",
+            "http://127.0.0.1.example.com",
+            "http://localhost.example.com",
+            "http://127.0.0.1@evil.example.com",
+            "http://[::2]:8000",
+        ] {
+            let mut vars = good();
+            vars.insert("ORIGIN_URL", url.into());
+            let message = load(&vars)
+                .err()
+                .unwrap_or_else(|| panic!("{url} is refused"))
+                .to_string();
+            assert!(
+                message.contains("ORIGIN_URL") && message.contains("https://"),
+                "{message}"
+            );
+            assert!(!message.contains(url), "the value is not echoed: {message}");
+        }
     }
 
     #[test]

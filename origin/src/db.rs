@@ -3,7 +3,6 @@
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secrecy::ExposeSecret;
-use tokio_postgres::NoTls;
 
 use crate::config::DatabaseArgs;
 
@@ -11,15 +10,13 @@ mod embedded {
     refinery::embed_migrations!("../migrations");
 }
 
+/// The pool, with TLS as DATABASE_URL's `sslmode` says (`crate::pg_tls`).
 pub fn pool(args: &DatabaseArgs) -> anyhow::Result<Pool> {
-    let pg: tokio_postgres::Config = args
-        .database_url
-        .expose_secret()
-        .parse()
-        .context("invalid DATABASE_URL")?;
+    let target = crate::pg_tls::parse(args.database_url.expose_secret())?;
+    let connector = crate::pg_tls::connector(&target).context("DATABASE_URL's TLS settings")?;
     let manager = Manager::from_config(
-        pg,
-        NoTls,
+        target.config,
+        connector,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

@@ -17,7 +17,6 @@ use deadpool_postgres::GenericClient;
 use serde::Deserialize;
 use serde_json::json;
 use shared::validate::{Email, Username};
-use tokio_postgres::NoTls;
 
 use crate::password;
 use crate::store::audit::{self, Event};
@@ -101,7 +100,11 @@ fn quoted_table(name: &str) -> anyhow::Result<String> {
 /// `accounts_user` (which has `role`) and Django's stock `auth_user` (which has not).
 pub async fn from_database(url: &str, table: &str) -> anyhow::Result<Vec<DjangoUser>> {
     let quoted = quoted_table(table)?;
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+    let target = crate::pg_tls::parse(url)?;
+    let connector = crate::pg_tls::connector(&target)?;
+    let (client, connection) = target
+        .config
+        .connect(connector)
         .await
         .context("connecting to the Django database")?;
     let connection = tokio::spawn(connection);

@@ -12,6 +12,7 @@ pub mod import;
 pub mod metrics;
 pub mod openapi;
 pub mod password;
+pub mod pg_tls;
 pub mod routes;
 pub mod services;
 pub mod startup;

@@ -2,7 +2,6 @@
 //! middle of sending an email, and PostgreSQL (a private cluster of this test) stopped and
 //! started again under load.
 
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use shared::keys::Ed25519PrivateKey;
 use shared::signing::{Identity, RequestSigner};
+use testkit::cluster::PrivateCluster;
 use testkit::{free_port, read, signed_request, Reply, SmtpSink, TestDb};
 use tokio::net::TcpListener;
 
@@ -199,101 +199,6 @@ async fn origin_killed_mid_send_delivers_the_email_once_after_restart() {
         "the Message-ID is the row's, the same on any retry: {}",
         messages[0]
     );
-}
-
-/// A PostgreSQL cluster of its own (initdb in target/), so it can be stopped and started.
-struct PrivateCluster {
-    dir: PathBuf,
-    pg_ctl: PathBuf,
-    port: u16,
-}
-
-fn as_postgres(program: &Path) -> Command {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if root {
-        // PostgreSQL refuses to run as root.
-        let mut cmd = Command::new("runuser");
-        cmd.args(["-u", "postgres", "--"]).arg(program);
-        cmd
-    } else {
-        Command::new(program)
-    }
-}
-
-impl PrivateCluster {
-    fn create() -> Self {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL server binaries under /usr/lib/postgresql")
-            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-            .filter(|p| p.join("initdb").exists())
-            .max()
-            .expect("initdb");
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("pg-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let _ = Command::new("chown").arg("postgres").arg(&dir).status();
-        let status = as_postgres(&bin.join("initdb"))
-            .arg("-D")
-            .arg(&dir)
-            .args(["-U", "postgres", "-A", "trust"])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "initdb");
-        let cluster = Self {
-            pg_ctl: bin.join("pg_ctl"),
-            port: free_port(),
-            dir,
-        };
-        cluster.start();
-        cluster
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn pg_ctl(&self, args: &[&str]) {
-        let status = as_postgres(&self.pg_ctl)
-            .arg("-D")
-            .arg(&self.dir)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "pg_ctl {args:?}");
-    }
-
-    fn start(&self) {
-        let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {}",
-            self.port,
-            self.dir.display()
-        );
-        let log = self.dir.join("server.log");
-        self.pg_ctl(&["-w", "-l", log.to_str().unwrap(), "-o", &options, "start"]);
-    }
-
-    fn stop(&self) {
-        self.pg_ctl(&["-w", "-m", "fast", "stop"]);
-    }
-}
-
-impl Drop for PrivateCluster {
-    fn drop(&mut self) {
-        let _ = as_postgres(&self.pg_ctl)
-            .arg("-D")
-            .arg(&self.dir)
-            .args(["-m", "immediate", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
