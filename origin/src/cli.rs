@@ -33,6 +33,17 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Run the janitor once (what `serve` does every JANITOR_INTERVAL) and print what it deleted.
+    Janitor {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Audit rows older than this many days are deleted; 0 keeps them.
+        #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = 365)]
+        audit_retention_days: u32,
+        /// Login failures younger than this many seconds are kept.
+        #[arg(long, env = "LOCKOUT_WINDOW", default_value_t = 3_600)]
+        lockout_window: u64,
+    },
     /// Create an admin account, or make an existing one admin with this password.
     CreateSuperuser {
         #[arg(long)]
@@ -140,6 +151,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?
                 .run_until_stopped()
                 .await
+        }
+        Command::Janitor {
+            database,
+            audit_retention_days,
+            lockout_window,
+        } => {
+            let pool = crate::db::pool(&database)?;
+            let retention = crate::janitor::Retention {
+                audit_days: audit_retention_days,
+                lockout_window: std::time::Duration::from_secs(lockout_window),
+            };
+            match crate::janitor::run_once(&pool, &retention).await? {
+                crate::janitor::Run::Busy => {
+                    println!("another janitor run holds the lock: nothing done")
+                }
+                crate::janitor::Run::Done(purged) => {
+                    for (what, count) in purged.counts() {
+                        println!("{what}: {count} deleted");
+                    }
+                }
+            }
+            Ok(())
         }
         Command::Migrate(database) => {
             let pool = crate::db::pool(&database)?;

@@ -153,6 +153,15 @@ pub struct ServeArgs {
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<SecretString>,
 
+    /// Audit rows older than this many days are deleted by the janitor; 0 keeps them forever.
+    #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    pub audit_retention_days: u32,
+
+    /// Seconds between janitor runs (expired tokens, used reset ids, sent emails, old audit
+    /// rows); 0 turns it off. One replica runs it at a time.
+    #[arg(long, env = "JANITOR_INTERVAL", default_value_t = 3_600)]
+    pub janitor_interval: u64,
+
     /// Where `GET /metrics` is served: a listener of its own, never BIND (the edge's). `off`
     /// serves no metrics.
     #[arg(long, env = "METRICS_BIND", default_value = DEFAULT_METRICS_BIND)]
@@ -203,6 +212,9 @@ pub struct Settings {
     pub metrics_token: Option<SecretString>,
     /// `None`: METRICS_BIND=off.
     pub metrics_bind: Option<SocketAddr>,
+    pub retention: crate::janitor::Retention,
+    /// `None`: JANITOR_INTERVAL=0.
+    pub janitor_interval: Option<Duration>,
 }
 
 pub struct EmailSettings {
@@ -335,6 +347,12 @@ impl ServeArgs {
             },
             metrics_token: self.metrics_token.filter(|t| !t.expose_secret().is_empty()),
             metrics_bind,
+            retention: crate::janitor::Retention {
+                audit_days: self.audit_retention_days,
+                lockout_window: Duration::from_secs(self.lockout_window as u64),
+            },
+            janitor_interval: (self.janitor_interval > 0)
+                .then(|| Duration::from_secs(self.janitor_interval)),
         })
     }
 }

@@ -57,10 +57,10 @@ pub async fn migrate(pool: &Pool) -> anyhow::Result<usize> {
     Ok(report?.applied_migrations().len())
 }
 
-/// A pooled connection that may hold the migration lock: if it is dropped before the lock was
+/// A pooled connection that may hold an advisory lock (the migrations', the janitor's): if it is dropped before the lock was
 /// released (an error, or the future dropped), it leaves the pool, and closing it ends the
 /// session and the lock with it; it never serves another request holding the lock.
-struct Locked(Option<deadpool_postgres::Object>);
+pub(crate) struct Locked(pub(crate) Option<deadpool_postgres::Object>);
 
 impl Drop for Locked {
     fn drop(&mut self) {

@@ -9,6 +9,7 @@ pub mod edge_auth;
 pub mod email;
 pub mod error;
 pub mod import;
+pub mod janitor;
 pub mod metrics;
 pub mod openapi;
 pub mod password;

@@ -83,6 +83,13 @@ pub struct Metrics {
     pool_max: Gauge,
     argon2_running: Gauge,
     argon2_waiting: Gauge,
+    janitor_runs: Family<OutcomeLabels, Counter>,
+    janitor_purged: Family<WhatLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WhatLabels {
+    what: &'static str,
 }
 
 impl Default for Metrics {
@@ -123,6 +130,18 @@ impl Metrics {
             "password_rehashes",
             "Stored hashes upgraded to the current argon2id parameters at login",
             rehashes.clone(),
+        );
+        let janitor_runs = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "janitor_runs",
+            "Janitor runs by outcome (done, busy: another replica's run held the lock, failed)",
+            janitor_runs.clone(),
+        );
+        let janitor_purged = Family::<WhatLabels, Counter>::default();
+        registry.register(
+            "janitor_purged",
+            "Rows deleted by the janitor, by kind",
+            janitor_purged.clone(),
         );
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
@@ -166,6 +185,20 @@ impl Metrics {
             logins,
             emails,
             rehashes,
+            janitor_runs,
+            janitor_purged,
+        }
+    }
+
+    /// A janitor run's outcome and what it deleted.
+    pub fn janitor_run(&self, outcome: &'static str, purged: &crate::janitor::Purged) {
+        self.janitor_runs
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        for (what, count) in purged.counts() {
+            self.janitor_purged
+                .get_or_create(&WhatLabels { what })
+                .inc_by(count);
         }
     }
 

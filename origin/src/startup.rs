@@ -113,6 +113,14 @@ impl Application {
             email_wake.clone(),
             metrics.clone(),
         ));
+        if let Some(every) = settings.janitor_interval {
+            tokio::spawn(crate::janitor::run_every(
+                pool.clone(),
+                settings.retention,
+                every,
+                metrics.clone(),
+            ));
+        }
         let state = AppState::new(Inner {
             pool,
             signer: settings.signer,

@@ -345,3 +345,24 @@ async fn four_replicas_starting_at_once_migrate_once_and_all_serve() {
         replica.stop();
     }
 }
+
+#[tokio::test]
+async fn janitor_runs_once_and_prints_what_it_deleted() {
+    let db = helpers::TestDb::create().await;
+    assert!(origin(&["migrate"], &[("DATABASE_URL", &db.url)])
+        .status
+        .success());
+    let out = origin(&["janitor"], &[("DATABASE_URL", &db.url)]);
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    for kind in [
+        "refresh_families",
+        "refresh_tokens",
+        "password_resets",
+        "outbox",
+        "audit",
+        "login_attempts",
+    ] {
+        assert!(printed.contains(&format!("{kind}: 0 deleted")), "{printed}");
+    }
+}

@@ -8,6 +8,7 @@ mod email;
 mod health;
 mod helpers;
 mod import;
+mod janitor;
 mod lockout;
 mod me;
 mod metrics;
