@@ -116,6 +116,10 @@ pub enum Command {
         /// The address `serve` listens on; 0.0.0.0 is asked on 127.0.0.1.
         #[arg(long, env = "BIND", default_value = "127.0.0.1:8000")]
         bind: std::net::SocketAddr,
+        /// Set when `serve` speaks HTTPS: the check then does too (a liveness probe on this
+        /// machine; the certificate is not checked).
+        #[arg(long, env = "TLS_CERT")]
+        tls_cert: Option<std::path::PathBuf>,
     },
     /// Write the OpenAPI 3.1 document of the public API (stdout without --out).
     Openapi {
@@ -295,8 +299,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Healthcheck { bind } => {
-            let status = healthcheck(bind).await?;
+        Command::Healthcheck { bind, tls_cert } => {
+            let status = healthcheck(bind, tls_cert.is_some()).await?;
             anyhow::ensure!(status == 200, "/healthz answered {status}");
             println!("healthy");
             Ok(())
@@ -331,8 +335,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// `GET /healthz` over a plain TCP connection; returns the status code.
-async fn healthcheck(mut bind: std::net::SocketAddr) -> anyhow::Result<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+async fn healthcheck(mut bind: std::net::SocketAddr, tls: bool) -> anyhow::Result<u16> {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    async fn ask(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> anyhow::Result<Vec<u8>> {
+        stream
+            .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
+        let mut head = Vec::new();
+        stream.take(64).read_to_end(&mut head).await?;
+        Ok(head)
+    }
     if bind.ip().is_unspecified() {
         bind.set_ip(if bind.is_ipv4() {
             std::net::Ipv4Addr::LOCALHOST.into()
@@ -341,13 +353,14 @@ async fn healthcheck(mut bind: std::net::SocketAddr) -> anyhow::Result<u16> {
         });
     }
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(bind).await?;
-        stream
-            .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .await?;
-        let mut head = Vec::new();
-        stream.take(64).read_to_end(&mut head).await?;
-        anyhow::Ok(head)
+        let stream = tokio::net::TcpStream::connect(bind).await?;
+        if tls {
+            let connector = tokio_rustls::TlsConnector::from(crate::tls::probe_client_config());
+            let name = rustls::pki_types::ServerName::try_from("localhost")?;
+            ask(connector.connect(name, stream).await?).await
+        } else {
+            ask(stream).await
+        }
     };
     let head = tokio::time::timeout(std::time::Duration::from_secs(3), exchange)
         .await

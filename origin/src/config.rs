@@ -4,6 +4,7 @@
 //! `SecretString`s: they never appear in `Debug` output, in `--help`, or in a log line.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -153,6 +154,15 @@ pub struct ServeArgs {
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<SecretString>,
 
+    /// A PEM certificate chain: with TLS_KEY, BIND speaks HTTPS (the files are read again on
+    /// SIGHUP). Without both, plain HTTP: put TLS in front (docs/deploy.md).
+    #[arg(long, env = "TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of TLS_CERT.
+    #[arg(long, env = "TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
     /// Audit rows older than this many days are deleted by the janitor; 0 keeps them forever.
     #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = 365)]
     pub audit_retention_days: u32,
@@ -213,6 +223,8 @@ pub struct Settings {
     /// `None`: METRICS_BIND=off.
     pub metrics_bind: Option<SocketAddr>,
     pub retention: crate::janitor::Retention,
+    /// `Some`: HTTPS on BIND.
+    pub tls: Option<crate::tls::TlsFiles>,
     /// `None`: JANITOR_INTERVAL=0.
     pub janitor_interval: Option<Duration>,
 }
@@ -322,6 +334,11 @@ impl ServeArgs {
             bail!("invalid ARGON2_QUEUE_DEPTH: must be at least 1");
         }
         let metrics_bind = metrics_bind(&self.metrics_bind, self.bind)?;
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => bail!("TLS_CERT and TLS_KEY go together: set both for HTTPS, or neither"),
+        };
         Ok(Settings {
             bind: self.bind,
             database: self.database,
@@ -351,6 +368,7 @@ impl ServeArgs {
                 audit_days: self.audit_retention_days,
                 lockout_window: Duration::from_secs(self.lockout_window as u64),
             },
+            tls,
             janitor_interval: (self.janitor_interval > 0)
                 .then(|| Duration::from_secs(self.janitor_interval)),
         })

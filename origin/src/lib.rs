@@ -20,6 +20,7 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 /// The `origin` program: parses the command line and runs it; errors go to stderr.
 pub fn main() -> std::process::ExitCode {

@@ -189,9 +189,9 @@ fn rustls_pemfile_certs(pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static
 }
 
 /// `prefer`/`require`: encrypted, the certificate not checked (libpq's semantics); the
-/// handshake's signatures are still verified.
+/// handshake's signatures are still verified. Also the healthcheck's probe (`crate::tls`).
 #[derive(Debug)]
-struct Unverified(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct Unverified(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for Unverified {
     fn verify_server_cert(

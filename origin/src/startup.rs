@@ -91,6 +91,8 @@ pub struct Application {
     port: u16,
     /// The METRICS_BIND listener, unless it is off.
     operations: Option<(TcpListener, Router)>,
+    /// HTTPS on BIND: the files and the configuration loaded from them.
+    tls: Option<(crate::tls::TlsFiles, axum_server::tls_rustls::RustlsConfig)>,
 }
 
 impl Application {
@@ -150,11 +152,23 @@ impl Application {
             )),
             None => None,
         };
+        // Loaded now, so a bad certificate stops start-up with its reason.
+        let tls = match settings.tls {
+            Some(files) => {
+                let config = crate::tls::server_config(&files)?;
+                Some((
+                    files,
+                    axum_server::tls_rustls::RustlsConfig::from_config(config),
+                ))
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
             router: router(state),
             port,
             operations,
+            tls,
         })
     }
 
@@ -180,6 +194,20 @@ impl Application {
                     tracing::error!(error = %e, "metrics listener failed");
                 }
             });
+        }
+        if let Some((files, config)) = self.tls {
+            tokio::spawn(crate::tls::reload_on_sighup(files, config.clone()));
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
+            });
+            return axum_server::from_tcp_rustls(self.listener.into_std()?, config)
+                .handle(handle)
+                .serve(self.router.into_make_service())
+                .await
+                .context("server error");
         }
         let stopping = Arc::new(Notify::new());
         let signalled = stopping.clone();

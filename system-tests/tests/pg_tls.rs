@@ -9,85 +9,18 @@ use origin::config::DatabaseArgs;
 use secrecy::SecretString;
 use testkit::cluster::PrivateCluster;
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
-}
-
-/// A CA, a server certificate for `localhost` it signed, and an unrelated CA.
+/// A CA, a server certificate for `localhost` it signed (PostgreSQL's to read), and an
+/// unrelated CA.
 fn certificates(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    for ca in ["ca", "other-ca"] {
-        let mut args = vec!["req", "-x509"];
-        args.extend(ec);
-        let (key, pem, subject) = (
-            format!("{ca}.key"),
-            format!("{ca}.pem"),
-            format!("/CN=auth-api test {ca}"),
-        );
-        args.extend([
-            "-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subject,
-        ]);
-        openssl(dir, &args);
-    }
-    let mut args = vec!["req"];
-    args.extend(ec);
-    args.extend([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    openssl(dir, &args);
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ],
-    );
+    testkit::certs::ca(dir, "ca");
+    testkit::certs::ca(dir, "other-ca");
+    testkit::certs::server(dir, "ca", "server");
     // PostgreSQL wants its key private to the server's user.
     let _ = Command::new("chown")
         .arg("postgres")
         .arg(dir.join("server.key"))
         .arg(dir.join("server.pem"))
         .status();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        dir.join("server.key"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
 }
 
 /// Connects with the origin's pool; `Ok(whether the session is encrypted)`, or the error.

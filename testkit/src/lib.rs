@@ -3,6 +3,7 @@
 //! port 0 (`spawn_app()`), requests signed the way the edge signs them, free ports, and child
 //! processes in their own process groups (`process`).
 
+pub mod certs;
 pub mod cluster;
 pub mod process;
 
@@ -314,6 +315,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             audit_days: 365,
             lockout_window: options.lockout_window,
         },
+        tls: None,
         // Tests run the janitor themselves (origin::janitor::run_once).
         janitor_interval: None,
     };
