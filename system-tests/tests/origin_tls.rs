@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use shared::keys::Ed25519PrivateKey;
 use testkit::{free_port, TestDb};
 
-/// `curl` to `https://localhost:port/healthz` trusting only `ca`: the status, or 0 when the
-/// connection or its verification fails.
-fn status_trusting(dir: &Path, ca: &str, port: u16) -> u16 {
+/// `curl` with `args`: the status code, or 0 when the connection or its verification fails.
+fn curl_status(args: &[String]) -> u16 {
     let out = Command::new("curl")
         .args([
             "-s",
@@ -23,16 +22,24 @@ fn status_trusting(dir: &Path, ca: &str, port: u16) -> u16 {
             "--max-time",
             "5",
         ])
-        .arg("--cacert")
-        .arg(dir.join(format!("{ca}.pem")))
-        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
-        .arg(format!("https://localhost:{port}/healthz"))
+        .args(args)
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
         .unwrap_or(0)
+}
+
+/// `https://localhost:port/healthz` trusting only the CA `ca`.
+fn status_trusting(dir: &Path, ca: &str, port: u16) -> u16 {
+    curl_status(&[
+        "--cacert".into(),
+        dir.join(format!("{ca}.pem")).display().to_string(),
+        "--resolve".into(),
+        format!("localhost:{port}:127.0.0.1"),
+        format!("https://localhost:{port}/healthz"),
+    ])
 }
 
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
@@ -88,22 +95,9 @@ async fn https_on_bind_with_a_trusted_certificate_reloaded_on_sighup() {
         0,
         "another CA is refused"
     );
-    let plain = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "5",
-        ])
-        .arg(format!("http://127.0.0.1:{port}/healthz"))
-        .output()
-        .unwrap();
     assert_ne!(
-        String::from_utf8_lossy(&plain.stdout).trim(),
-        "200",
+        curl_status(&[format!("http://127.0.0.1:{port}/healthz")]),
+        200,
         "no plain HTTP on BIND"
     );
     // The image's HEALTHCHECK, with the image's environment.
