@@ -38,10 +38,10 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
         /// Audit rows older than this many days are deleted; 0 keeps them.
-        #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = 365)]
+        #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = crate::config::DEFAULT_AUDIT_RETENTION_DAYS)]
         audit_retention_days: u32,
         /// Login failures younger than this many seconds are kept.
-        #[arg(long, env = "LOCKOUT_WINDOW", default_value_t = 3_600)]
+        #[arg(long, env = "LOCKOUT_WINDOW", default_value_t = crate::config::DEFAULT_LOCKOUT_WINDOW as u64)]
         lockout_window: u64,
     },
     /// Create an admin account, or make an existing one admin with this password.

@@ -126,7 +126,7 @@ pub struct ServeArgs {
     pub lockout_account_threshold: i32,
 
     /// Lockout window in seconds: the longest back-off, and the span of the account-wide count.
-    #[arg(long, env = "LOCKOUT_WINDOW", default_value_t = 3_600)]
+    #[arg(long, env = "LOCKOUT_WINDOW", default_value_t = DEFAULT_LOCKOUT_WINDOW)]
     pub lockout_window: i64,
 
     /// Where emails go.
@@ -164,7 +164,7 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
 
     /// Audit rows older than this many days are deleted by the janitor; 0 keeps them forever.
-    #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = DEFAULT_AUDIT_RETENTION_DAYS)]
     pub audit_retention_days: u32,
 
     /// Seconds between janitor runs (expired tokens, used reset ids, sent emails, old audit
@@ -177,6 +177,12 @@ pub struct ServeArgs {
     #[arg(long, env = "METRICS_BIND", default_value = DEFAULT_METRICS_BIND)]
     pub metrics_bind: String,
 }
+
+/// LOCKOUT_WINDOW's default, in seconds (`serve` and `janitor` read it).
+pub const DEFAULT_LOCKOUT_WINDOW: i64 = 3_600;
+
+/// AUDIT_RETENTION_DAYS's default (`serve` and `janitor` read it).
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
 
 /// Loopback: scraped from the host, or by a sidecar sharing the network namespace.
 pub const DEFAULT_METRICS_BIND: &str = "127.0.0.1:9100";
@@ -222,7 +228,8 @@ pub struct Settings {
     pub metrics_token: Option<SecretString>,
     /// `None`: METRICS_BIND=off.
     pub metrics_bind: Option<SocketAddr>,
-    pub retention: crate::janitor::Retention,
+    /// AUDIT_RETENTION_DAYS (the janitor's other setting is `lockout_window`).
+    pub audit_retention_days: u32,
     /// `Some`: HTTPS on BIND.
     pub tls: Option<crate::tls::TlsFiles>,
     /// `None`: JANITOR_INTERVAL=0.
@@ -364,10 +371,7 @@ impl ServeArgs {
             },
             metrics_token: self.metrics_token.filter(|t| !t.expose_secret().is_empty()),
             metrics_bind,
-            retention: crate::janitor::Retention {
-                audit_days: self.audit_retention_days,
-                lockout_window: Duration::from_secs(self.lockout_window as u64),
-            },
+            audit_retention_days: self.audit_retention_days,
             tls,
             janitor_interval: (self.janitor_interval > 0)
                 .then(|| Duration::from_secs(self.janitor_interval)),

@@ -38,33 +38,77 @@ const MIGRATION_LOCK: i64 = 0x6f72_6967_696e_0001;
 /// so replicas starting together migrate one after another; returns how many ran.
 pub async fn migrate(pool: &Pool) -> anyhow::Result<usize> {
     let client = pool.get().await.context("connecting to the database")?;
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+    let mut lock = AdvisoryLock::acquire(client, MIGRATION_LOCK)
         .await
         .context("waiting for the migration lock")?;
-    let mut locked = Locked(Some(client));
-    let client = locked.0.as_mut().expect("held");
     let report = embedded::migrations::runner()
-        .run_async(&mut ***client)
+        .run_async(&mut ***lock.client())
         .await
         .context("running migrations");
-    client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+    lock.release()
         .await
         .context("releasing the migration lock")?;
-    // Unlocked: the connection may go back to the pool.
-    drop(locked.0.take());
     Ok(report?.applied_migrations().len())
 }
 
-/// A pooled connection that may hold an advisory lock (the migrations', the janitor's): if it is dropped before the lock was
-/// released (an error, or the future dropped), it leaves the pool, and closing it ends the
-/// session and the lock with it; it never serves another request holding the lock.
-pub(crate) struct Locked(pub(crate) Option<deadpool_postgres::Object>);
+/// A pooled connection holding a session-level advisory lock (the migrations', the
+/// janitor's). [`AdvisoryLock::release`] unlocks it and gives the connection back to the pool;
+/// dropped before that (an error, or the future dropped), the connection leaves the pool, and
+/// closing it ends the session and the lock with it: it never serves another request holding
+/// the lock.
+pub(crate) struct AdvisoryLock {
+    key: i64,
+    client: Option<deadpool_postgres::Object>,
+}
 
-impl Drop for Locked {
+impl AdvisoryLock {
+    /// Waits for the lock `key`.
+    pub(crate) async fn acquire(
+        client: deadpool_postgres::Object,
+        key: i64,
+    ) -> anyhow::Result<Self> {
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .await?;
+        Ok(Self {
+            key,
+            client: Some(client),
+        })
+    }
+
+    /// The lock `key` if it is free now; `None` if another session holds it.
+    pub(crate) async fn try_acquire(
+        client: deadpool_postgres::Object,
+        key: i64,
+    ) -> anyhow::Result<Option<Self>> {
+        let locked: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            .await?
+            .get(0);
+        Ok(locked.then(|| Self {
+            key,
+            client: Some(client),
+        }))
+    }
+
+    pub(crate) fn client(&mut self) -> &mut deadpool_postgres::Object {
+        self.client.as_mut().expect("held until released")
+    }
+
+    /// Unlocks; the connection goes back to the pool.
+    pub(crate) async fn release(mut self) -> anyhow::Result<()> {
+        let key = self.key;
+        self.client()
+            .execute("SELECT pg_advisory_unlock($1)", &[&key])
+            .await?;
+        drop(self.client.take());
+        Ok(())
+    }
+}
+
+impl Drop for AdvisoryLock {
     fn drop(&mut self) {
-        if let Some(object) = self.0.take() {
+        if let Some(object) = self.client.take() {
             drop(deadpool_postgres::Object::take(object));
         }
     }

@@ -68,22 +68,16 @@ pub enum Run {
 /// One janitor run, unless another replica's is under way.
 pub async fn run_once(pool: &Pool, retention: &Retention) -> anyhow::Result<Run> {
     let client = pool.get().await.context("connecting to the database")?;
-    let locked: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&JANITOR_LOCK])
+    let Some(mut lock) = crate::db::AdvisoryLock::try_acquire(client, JANITOR_LOCK)
         .await
         .context("taking the janitor's lock")?
-        .get(0);
-    if !locked {
+    else {
         return Ok(Run::Busy);
-    }
-    let mut held = crate::db::Locked(Some(client));
-    let client = held.0.as_mut().expect("held");
-    let purged = purge(client, retention).await;
-    client
-        .execute("SELECT pg_advisory_unlock($1)", &[&JANITOR_LOCK])
+    };
+    let purged = purge(lock.client(), retention).await;
+    lock.release()
         .await
         .context("releasing the janitor's lock")?;
-    drop(held.0.take());
     Ok(Run::Done(purged?))
 }
 

@@ -120,6 +120,18 @@ fn percent_decode(value: &str) -> anyhow::Result<String> {
     String::from_utf8(out).context("sslrootcert is not UTF-8")
 }
 
+/// A client that encrypts without checking the certificate (`prefer`, `require`, and the
+/// healthcheck's probe of its own listener); the handshake's signatures are still verified.
+pub(crate) fn unverified_client_config() -> ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+        .with_no_client_auth()
+}
+
 /// The connector for `target`'s mode (also used, never handshaking, for `disable`).
 pub fn connector(target: &Target) -> anyhow::Result<MakeRustlsConnect> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -127,10 +139,7 @@ pub fn connector(target: &Target) -> anyhow::Result<MakeRustlsConnect> {
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?;
     let config = match target.mode {
-        SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
-            .with_no_client_auth(),
+        SslMode::Disable | SslMode::Prefer | SslMode::Require => unverified_client_config(),
         SslMode::VerifyCa => {
             let full = WebPkiServerVerifier::builder_with_provider(
                 Arc::new(roots(target.root_cert.as_ref())?),
@@ -154,17 +163,10 @@ fn roots(file: Option<&PathBuf>) -> anyhow::Result<RootCertStore> {
     let mut store = RootCertStore::empty();
     match file {
         Some(path) => {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("reading sslrootcert {}", path.display()))?;
-            let mut found = 0;
-            for cert in rustls_pemfile_certs(&pem)? {
+            for cert in crate::tls::pem_certificates(path, "sslrootcert")? {
                 store
                     .add(cert)
                     .with_context(|| format!("sslrootcert {}", path.display()))?;
-                found += 1;
-            }
-            if found == 0 {
-                bail!("sslrootcert {} holds no certificate", path.display());
             }
         }
         None => {
@@ -180,18 +182,10 @@ fn roots(file: Option<&PathBuf>) -> anyhow::Result<RootCertStore> {
     Ok(store)
 }
 
-/// The certificates of a PEM file.
-fn rustls_pemfile_certs(pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    use rustls::pki_types::pem::PemObject;
-    CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("sslrootcert is not PEM: {e:?}"))
-}
-
 /// `prefer`/`require`: encrypted, the certificate not checked (libpq's semantics); the
-/// handshake's signatures are still verified. Also the healthcheck's probe (`crate::tls`).
+/// handshake's signatures are still verified.
 #[derive(Debug)]
-pub(crate) struct Unverified(pub(crate) Arc<rustls::crypto::CryptoProvider>);
+struct Unverified(Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for Unverified {
     fn verify_server_cert(

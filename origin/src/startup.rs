@@ -118,7 +118,10 @@ impl Application {
         if let Some(every) = settings.janitor_interval {
             tokio::spawn(crate::janitor::run_every(
                 pool.clone(),
-                settings.retention,
+                crate::janitor::Retention {
+                    audit_days: settings.audit_retention_days,
+                    lockout_window: settings.lockout_window,
+                },
                 every,
                 metrics.clone(),
             ));

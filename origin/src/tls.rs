@@ -20,13 +20,7 @@ pub struct TlsFiles {
 
 /// The server configuration of the files as they are now.
 pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
-    let certs = CertificateDer::pem_file_iter(&files.cert)
-        .with_context(|| format!("reading TLS_CERT {}", files.cert.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("TLS_CERT {}: {e:?}", files.cert.display()))?;
-    if certs.is_empty() {
-        bail!("TLS_CERT {} holds no certificate", files.cert.display());
-    }
+    let certs = pem_certificates(&files.cert, "TLS_CERT")?;
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .map_err(|e| anyhow::anyhow!("TLS_KEY {}: {e:?}", files.key.display()))?;
     let mut config =
@@ -38,6 +32,21 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
             .context("TLS_CERT and TLS_KEY are not a certificate and its key")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The certificates of the PEM file `path` (at least one), read for the setting `setting`.
+pub fn pem_certificates(
+    path: &std::path::Path,
+    setting: &str,
+) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("reading {setting} {}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{setting} {}: {e:?}", path.display()))?;
+    if certs.is_empty() {
+        bail!("{setting} {} holds no certificate", path.display());
+    }
+    Ok(certs)
 }
 
 /// Reloads `config` from `files` on every SIGHUP until the process ends.
@@ -64,13 +73,5 @@ pub async fn reload_on_sighup(files: TlsFiles, config: RustlsConfig) {
 /// A client for `origin healthcheck` against its own HTTPS listener: encrypted, the certificate
 /// not checked (the probe runs on the same machine and only reads a status).
 pub fn probe_client_config() -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("the ring provider supports the default versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(crate::pg_tls::Unverified(provider)))
-            .with_no_client_auth(),
-    )
+    Arc::new(crate::pg_tls::unverified_client_config())
 }

@@ -311,10 +311,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         },
         metrics_token: options.metrics_token.map(SecretString::from),
         metrics_bind: Some("127.0.0.1:0".parse().unwrap()),
-        retention: origin::janitor::Retention {
-            audit_days: 365,
-            lockout_window: options.lockout_window,
-        },
+        audit_retention_days: origin::config::DEFAULT_AUDIT_RETENTION_DAYS,
         tls: None,
         // Tests run the janitor themselves (origin::janitor::run_once).
         janitor_interval: None,
