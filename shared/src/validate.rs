@@ -35,10 +35,15 @@ impl Email {
             return Err(MSG_INVALID_EMAIL);
         }
         let (local, domain) = value.rsplit_once('@').ok_or(MSG_INVALID_EMAIL)?;
-        if !is_dot_atom(local) || !is_domain(domain) {
+        // The rules apply to the address as stored: lowercasing can lengthen a domain or turn
+        // a letter into a letter plus a combining mark ('İ' becomes "i\u{307}"), and a stored
+        // address must parse again to itself wherever it is read back.
+        let domain = domain.to_lowercase();
+        let email = format!("{local}@{domain}");
+        if !is_dot_atom(local) || !is_domain(&domain) || email.chars().count() > EMAIL_MAX_CHARS {
             return Err(MSG_INVALID_EMAIL);
         }
-        Ok(Self(format!("{local}@{}", domain.to_lowercase())))
+        Ok(Self(email))
     }
 
     pub fn as_str(&self) -> &str {
@@ -420,7 +425,29 @@ mod tests {
         assert!("weak".parse::<PasswordPolicy>().is_err());
     }
 
+    #[test]
+    fn an_address_whose_lowercase_domain_breaks_the_rules_is_refused() {
+        // Found by cargo-fuzz: 'İ' lowercases to 'i' plus U+0307 (a combining mark, not a
+        // letter), so the stored form would not parse again.
+        assert_eq!(Email::parse("#@5.00ҜB5.İҜ00a "), Err(MSG_INVALID_EMAIL));
+        // Other scripts' capitals still lowercase to letters and are kept.
+        let e = Email::parse("a@ҜB5.ÄÖ.de").unwrap();
+        assert_eq!(e.as_str(), "a@ҝb5.äö.de");
+        assert_eq!(Email::parse(e.as_str()), Ok(e));
+    }
+
     proptest! {
+        #[test]
+        fn a_parsed_email_with_capitals_of_any_script_reparses_to_itself(
+            local in "[a-zA-Z0-9+_-]{1,20}",
+            domain in "[a-zA-Z0-9ÄÖİΣҜẞ-]{1,10}(\\.[a-zA-Z0-9ÄÖİΣҜẞ-]{1,10}){0,2}\\.[a-zA-ZİΣ]{2,6}",
+        ) {
+            if let Ok(e) = Email::parse(&format!("{local}@{domain}")) {
+                prop_assert_eq!(Email::parse(e.as_str()), Ok(e.clone()));
+                prop_assert!(e.as_str().chars().count() <= EMAIL_MAX_CHARS);
+            }
+        }
+
         #[test]
         fn parsed_email_reparses_to_itself(local in "[a-z0-9!#%+_-]{1,20}(\\.[a-z0-9_-]{1,10}){0,2}",
                                            domain in "[a-z0-9]{1,10}(\\.[a-z0-9]{1,10}){0,2}\\.[a-z]{2,6}") {
