@@ -3,8 +3,12 @@
 //! The call is a bodiless GET (`?requests=N&period_secs=S`) answered by a bodiless status (204
 //! allowed, 429 with `Retry-After`): request and response bodies are streams, and reading them
 //! through workers-rs was a large part of the call's CPU.
+//!
+//! An object deletes its storage with an alarm once its last allowed request has left the
+//! window (`throttle::cleanup_alarm`): one object per client address and per account would
+//! otherwise be kept, and billed, forever.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use serde::Deserialize;
 use shared::throttle::{self, Decision, Rate, Scope};
@@ -39,6 +43,9 @@ pub struct RateLimiter {
     /// written, never read again: reading (and converting) the whole log on every request
     /// was most of the limiter's CPU on a busy key.
     history: RefCell<Option<Vec<u64>>>,
+    /// The clean-up alarm this instance scheduled, if any (ms since the epoch). After an
+    /// eviction it is unknown (`None`), and the first allowed request schedules it again.
+    alarm_at: Cell<Option<u64>>,
 }
 
 impl DurableObject for RateLimiter {
@@ -46,6 +53,7 @@ impl DurableObject for RateLimiter {
         Self {
             state,
             history: RefCell::new(None),
+            alarm_at: Cell::new(None),
         }
     }
 
@@ -64,20 +72,25 @@ impl DurableObject for RateLimiter {
         }
         // Check and record synchronously (no await while borrowed), so counting is exact even
         // when the next request arrives while this one's write is in flight.
+        let now = Date::now().as_millis();
         let (decision, changed) = {
             let mut history = self.history.borrow_mut();
             let history = history.get_or_insert_with(Vec::new);
-            let decision = throttle::check(history, rate, Date::now().as_millis());
+            let decision = throttle::check(history, rate, now);
             let changed =
                 (decision == Decision::Allowed).then(|| throttle::encode_history(history));
             (decision, changed)
         };
         // A refusal records nothing (expired entries are dropped again on the next load), so
-        // only an allowed request writes. The response waits for the write (output gate).
+        // only an allowed request writes. The response waits for the writes (output gate).
         if let Some(bytes) = changed {
             storage
                 .put_raw(HISTORY, Uint8Array::new_from_slice(&bytes))
                 .await?;
+            if let Some(at) = throttle::cleanup_alarm(self.alarm_at.get(), rate, now) {
+                storage.set_alarm((at - now) as i64).await?;
+                self.alarm_at.set(Some(at));
+            }
         }
         match decision {
             Decision::Allowed => Ok(Response::empty()?.with_status(204)),
@@ -89,6 +102,17 @@ impl DurableObject for RateLimiter {
                 Ok(response)
             }
         }
+    }
+
+    /// The clean-up alarm: it was last moved to at least one window after the newest allowed
+    /// request (a later one would have moved it again), so every entry has left the window and
+    /// the object forgets the key. (A scope's period shortened by a redeploy can only make an
+    /// object forget early, i.e. admit a little more for one window.)
+    async fn alarm(&self) -> Result<Response> {
+        self.state.storage().delete_all().await?;
+        *self.history.borrow_mut() = Some(Vec::new());
+        self.alarm_at.set(None);
+        Response::empty()
     }
 }
 

@@ -1,8 +1,10 @@
 //! The `OtpStore` Durable Object (one per normalised email) and the Worker's client for it.
-//! It holds only the code's keyed hash; the rules live in `shared::otp::OtpRecord`.
+//! It holds only the code's keyed hash; the rules live in `shared::otp::OtpRecord`. An alarm at
+//! the code's expiry deletes the object's storage (`OtpRecord::expired`): one object per email
+//! ever asked about would otherwise be kept, and billed, forever.
 
 use serde::{Deserialize, Serialize};
-use shared::otp::{Attempt, OtpCode, OtpRecord};
+use shared::otp::{Attempt, OtpCode, OtpRecord, OTP_TTL_SECS};
 use worker::{
     durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
 };
@@ -58,6 +60,7 @@ impl DurableObject for OtpStore {
                 let record = OtpRecord::issue(secret.as_bytes(), &email_key, &parse(&code)?, now())
                     .requested_from(&network);
                 storage.put("otp", &record).await?;
+                storage.set_alarm(OTP_TTL_SECS * 1_000).await?;
                 Response::from_json(&Outcome { accepted: true })
             }
             Op::Attempt { code, network } => {
@@ -89,6 +92,22 @@ impl DurableObject for OtpStore {
                 Response::from_json(&Outcome { accepted: live })
             }
         }
+    }
+
+    /// Set at the expiry of each code issued. A record still live (the alarm fired early, or a
+    /// new code replaced the one it was set for) moves it to its own expiry; otherwise nothing
+    /// in the object can matter any more and its storage goes.
+    async fn alarm(&self) -> Result<Response> {
+        let storage = self.state.storage();
+        match storage.get::<OtpRecord>("otp").await? {
+            Some(record) if !record.expired(now()) => {
+                storage
+                    .set_alarm((record.expires_at - now()) * 1_000)
+                    .await?
+            }
+            _ => storage.delete_all().await?,
+        }
+        Response::empty()
     }
 }
 

@@ -123,6 +123,12 @@ impl OtpRecord {
         }
     }
 
+    /// Whether nothing about this record can matter any more at `now`: past its expiry no
+    /// attempt, reinstatement or replacement rule looks at it, so its storage may be deleted.
+    pub fn expired(&self, now: i64) -> bool {
+        now >= self.expires_at
+    }
+
     /// The same record, asked for by `network`.
     pub fn requested_from(mut self, network: &str) -> Self {
         self.requester = network.to_owned();
@@ -134,7 +140,7 @@ impl OtpRecord {
     /// emailed code at will by asking for another one (the new code goes to the owner's inbox
     /// too, but its guesses would then be the asker's to burn).
     pub fn replaceable_by(&self, network: &str, now: i64) -> bool {
-        self.spent || now >= self.expires_at || network == self.requester
+        self.spent || self.expired(now) || network == self.requester
     }
 
     /// Checks `code`, presented from `network`, and updates the record: single use, expiry,
@@ -152,7 +158,7 @@ impl OtpRecord {
     ) -> Attempt {
         let own = network == self.requester;
         if self.spent
-            || now >= self.expires_at
+            || self.expired(now)
             || self.attempts + self.other_attempts >= OTP_MAX_ATTEMPTS
             || (!own && self.other_attempts >= OTP_OTHER_NETWORK_ATTEMPTS)
         {
@@ -185,7 +191,7 @@ impl OtpRecord {
     /// gained by an attacker. Returns whether the code is live again.
     pub fn reinstate(&mut self, secret: &[u8], email_key: &str, code: &OtpCode, now: i64) -> bool {
         let stored = crate::hex::decode(&self.hash).unwrap_or_default();
-        if !self.accepted || now >= self.expires_at || !matches(secret, email_key, code, &stored) {
+        if !self.accepted || self.expired(now) || !matches(secret, email_key, code, &stored) {
             return false;
         }
         self.spent = false;

@@ -205,6 +205,21 @@ pub fn check(history: &mut Vec<u64>, rate: Rate, now_ms: u64) -> Decision {
     Decision::Allowed
 }
 
+/// When a key's stored history may be deleted: its clean-up alarm must fire no earlier than
+/// one window after the newest allowed request, since until then that request still counts.
+/// Given the alarm already scheduled (`None` if none is known) and a request allowed at
+/// `now_ms`, returns the new alarm time if the alarm must move, else `None`. A moved alarm
+/// gets an eighth of the window as slack, so a busy key moves it about eight times per
+/// window (each move is a billed storage write) instead of on every request.
+pub fn cleanup_alarm(scheduled_ms: Option<u64>, rate: Rate, now_ms: u64) -> Option<u64> {
+    let window_ms = rate.period_secs * 1_000;
+    let needed = now_ms + window_ms;
+    match scheduled_ms {
+        Some(at) if at >= needed => None,
+        _ => Some(needed + window_ms / 8),
+    }
+}
+
 /// The stored form of a history: each time as 8 little-endian bytes, oldest first. A byte
 /// array crosses the Wasm boundary and the Durable Object's storage in one copy, where a list
 /// of numbers is converted element by element (a busy key holds thousands of entries).
@@ -228,6 +243,34 @@ pub fn decode_history(bytes: &[u8]) -> Option<Vec<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cleanup_alarm_never_falls_before_a_counted_request_leaves_the_window() {
+        let rate = Rate {
+            requests: 3,
+            period_secs: 60,
+        };
+        // None scheduled: one window and an eighth after the request.
+        assert_eq!(
+            cleanup_alarm(None, rate, 1_000),
+            Some(1_000 + 60_000 + 7_500)
+        );
+        // Far enough ahead: not moved (no storage write).
+        assert_eq!(cleanup_alarm(Some(68_500), rate, 8_500), None);
+        // A later request that the alarm would cut short moves it.
+        assert_eq!(cleanup_alarm(Some(68_500), rate, 8_501), Some(76_001));
+        // Over a busy window the alarm moves eight times (every 7.6 s), not once per request.
+        let (mut at, mut moves) = (None, 0);
+        for now in (0..60_000).step_by(100) {
+            if let Some(next) = cleanup_alarm(at, rate, now) {
+                assert!(next >= now + 60_000);
+                at = Some(next);
+                moves += 1;
+            }
+            assert!(at.unwrap() >= now + 60_000);
+        }
+        assert_eq!(moves, 8);
+    }
     use proptest::prelude::*;
 
     #[test]

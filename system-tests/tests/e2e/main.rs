@@ -106,6 +106,7 @@ fn main() {
             confirm_with_a_bad_new_password_keeps_the_code,
             a_signature_mismatch_is_503_and_logged,
             the_reset_channel_cannot_be_taken_from_the_owner,
+            durable_objects_delete_their_storage_when_nothing_in_them_matters,
         ] {
             if filter.as_deref().is_some_and(|f| !name.contains(f)) {
                 continue;

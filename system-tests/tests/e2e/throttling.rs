@@ -152,3 +152,194 @@ pub(crate) async fn ipv6_clients_are_throttled_per_64(s: &mut Stack) {
         "another /64 is another client"
     );
 }
+
+/// Durable Objects do not keep what cannot matter any more: a `RateLimiter` deletes its
+/// storage by alarm once the window of its last allowed request has passed (`anon` = 20/sec
+/// here, so about 1.1 s), and an `OtpStore` schedules its alarm at the code's expiry (10 min,
+/// too long to wait for: the test reads the alarm workerd stored). Checked in workerd's own
+/// storage files under the `--persist-to` directory.
+pub(crate) async fn durable_objects_delete_their_storage_when_nothing_in_them_matters(
+    s: &mut Stack,
+) {
+    s.register_and_login("198.51.100.240", "nell@example.com", "nell")
+        .await;
+    let config = prebuilt_worker_config("cleanup", true);
+    let state = tempdir::Dir::new();
+    let mut vars = s.edge_vars.clone();
+    vars.push("THROTTLE_RATES:anon=20/sec".into());
+    let (_edge, edge) = serve_prebuilt_with(s, &config, &state.0, &vars).await;
+
+    let verify = s
+        .request_at(
+            &edge,
+            Method::POST,
+            "/api/auth/jwt/verify/",
+            "198.51.100.241",
+            None,
+            Some(json!({"token": "not-a-token"})),
+        )
+        .await;
+    assert_eq!(verify.status, StatusCode::UNAUTHORIZED, "{}", verify.body);
+    let before = s.sink.messages().len();
+    let reset = s
+        .request_at(
+            &edge,
+            Method::POST,
+            "/api/auth/password/reset/",
+            "198.51.100.241",
+            None,
+            Some(json!({"email": "nell@example.com"})),
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    let issued = now_ms();
+    s.sink.wait_for(before + 1, Duration::from_secs(15)).await;
+
+    let limiter = DoStorage::of(&state.0, "RateLimiter");
+    let otp = DoStorage::of(&state.0, "OtpStore");
+    // `anon:<address>`, and the `password_reset` keys, which keep their default (3/hour).
+    let stored = limiter.objects_with_data();
+    let anon = "anon:198.51.100.241".to_owned();
+    assert!(
+        stored.contains(&anon) && stored.len() >= 2,
+        "limiters stored: {stored:?}"
+    );
+    assert_eq!(
+        otp.objects_with_data(),
+        ["nell@example.com"],
+        "otp stored: {otp:?}"
+    );
+    let alarms = otp.alarms();
+    assert_eq!(alarms.len(), 1, "{otp:?}");
+    let expiry = issued + 600_000;
+    assert!(
+        alarms[0].abs_diff(expiry) < 15_000,
+        "the OtpStore alarm is at the code's expiry ({expiry}): {alarms:?}"
+    );
+
+    // The anon window (1 s) and its slack pass; the alarm deletes the anon object's data and
+    // nothing else.
+    let mut expected = stored.clone();
+    expected.retain(|name| *name != anon);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let left = loop {
+        let left = limiter.objects_with_data();
+        if left == expected || Instant::now() > deadline {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(left, expected, "{limiter:?}");
+    assert_eq!(
+        otp.objects_with_data(),
+        ["nell@example.com"],
+        "the live code is kept: {otp:?}"
+    );
+    // The emptied key starts afresh.
+    let again = s
+        .request_at(
+            &edge,
+            Method::POST,
+            "/api/auth/jwt/verify/",
+            "198.51.100.241",
+            None,
+            Some(json!({"token": "not-a-token"})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED, "{}", again.body);
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// One Durable Object class's local storage as workerd persists it: a SQLite file per object
+/// under `<persist-to>/v3/do/<script>-<class>/`, read with the `sqlite3` shell.
+#[derive(Debug)]
+struct DoStorage {
+    dir: PathBuf,
+}
+
+impl DoStorage {
+    fn of(state: &Path, class: &str) -> Self {
+        let root = state.join("v3/do");
+        let dir = std::fs::read_dir(&root)
+            .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .ends_with(&format!("-{class}"))
+            })
+            .unwrap_or_else(|| panic!("no storage of {class} under {}", root.display()));
+        Self { dir }
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sqlite"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    fn query(file: &Path, sql: &str) -> String {
+        let out = Command::new("sqlite3")
+            .arg("-readonly")
+            .arg(file)
+            .arg(sql)
+            .output()
+            .expect("sqlite3 (Debian package sqlite3; cargo xtask test installs it)");
+        assert!(
+            out.status.success(),
+            "sqlite3 {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The names of the objects whose key-value storage holds at least one key.
+    fn objects_with_data(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .files()
+            .iter()
+            .filter(|f| {
+                let tables = Self::query(f, "SELECT name FROM sqlite_master WHERE type='table'");
+                tables.lines().any(|t| t == "_cf_KV")
+                    && Self::query(f, "SELECT count(*) FROM _cf_KV").trim() != "0"
+            })
+            .map(|f| {
+                Self::query(f, "SELECT name FROM __miniflare_do_name")
+                    .trim()
+                    .to_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The alarms stored (ms since the epoch), one per object that has one.
+    fn alarms(&self) -> Vec<u64> {
+        self.files()
+            .iter()
+            .flat_map(|f| {
+                let tables = Self::query(f, "SELECT name FROM sqlite_master WHERE type='table'");
+                if !tables.lines().any(|t| t == "_cf_METADATA") {
+                    return Vec::new();
+                }
+                // workerd's metadata key 1 is the alarm, in nanoseconds.
+                Self::query(f, "SELECT value / 1000000 FROM _cf_METADATA WHERE key = 1")
+                    .lines()
+                    .filter_map(|v| v.trim().parse::<u64>().ok())
+                    .collect()
+            })
+            .collect()
+    }
+}
