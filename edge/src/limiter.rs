@@ -106,8 +106,8 @@ impl DurableObject for RateLimiter {
 
     /// The clean-up alarm: it was last moved to at least one window after the newest allowed
     /// request (a later one would have moved it again), so every entry has left the window and
-    /// the object forgets the key. (A scope's period shortened by a redeploy can only make an
-    /// object forget early, i.e. admit a little more for one window.)
+    /// the object forgets the key. (A scope's period lengthened by a redeploy can make a key
+    /// that has had no allowed request since forget early, admitting up to one more rate's worth.)
     async fn alarm(&self) -> Result<Response> {
         self.state.storage().delete_all().await?;
         *self.history.borrow_mut() = Some(Vec::new());

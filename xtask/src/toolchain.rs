@@ -87,13 +87,19 @@ pub fn ensure(root: &Path) -> Result {
     }
     vendor_docs(root)?;
 
-    step("Chromium (Debian) for the docs pages' end-to-end check");
-    if !succeeds(Command::new("chromium").arg("--version")) {
+    step("Debian packages the tests run: chromium, sqlite3, jq, pgbouncer, haproxy");
+    let missing: Vec<&str> = DEBIAN
+        .iter()
+        .filter(|(program, _, _)| on_path(program).is_none())
+        .map(|&(_, package, _)| package)
+        .collect();
+    if !missing.is_empty() {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 {
             let apt = || {
                 let mut cmd = Command::new("apt-get");
-                cmd.args(["install", "-y", "chromium"]);
+                cmd.args(["install", "-y", "--no-install-recommends"])
+                    .args(&missing);
                 cmd
             };
             if run(&mut apt()).is_err() {
@@ -101,7 +107,11 @@ pub fn ensure(root: &Path) -> Result {
                 run(&mut apt())?;
             }
         } else {
-            eprintln!("chromium is missing: sudo apt-get install chromium");
+            for (program, package, what) in DEBIAN {
+                if missing.contains(&package) {
+                    eprintln!("{program} ({what}) is missing: sudo apt-get install {package}");
+                }
+            }
         }
     }
 
@@ -112,6 +122,23 @@ pub fn ensure(root: &Path) -> Result {
     ));
     cargo_install("worker-build", "worker-build", versions::WORKER_BUILD)?;
     cargo_install("wasm-bindgen-cli", "wasm-bindgen", versions::WASM_BINDGEN)
+}
+
+/// Debian packages whose programs the tests run: (program, package, what for).
+const DEBIAN: [(&str, &str, &str); 5] = [
+    ("chromium", "chromium", "the docs pages' end-to-end check"),
+    ("sqlite3", "sqlite3", "reading workerd's Durable Object storage"),
+    ("jq", "jq", "the deploy guide's key rotation"),
+    ("pgbouncer", "pgbouncer", "the transaction-pooling test"),
+    ("haproxy", "haproxy", "two origins behind a load balancer"),
+];
+
+/// Where `program` is on `PATH` (Debian puts daemons in /usr/sbin), without running it.
+pub fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
 }
 
 fn modified(path: &Path) -> Option<std::time::SystemTime> {
