@@ -127,7 +127,11 @@ pub fn ensure(root: &Path) -> Result {
 /// Debian packages whose programs the tests run: (program, package, what for).
 const DEBIAN: [(&str, &str, &str); 5] = [
     ("chromium", "chromium", "the docs pages' end-to-end check"),
-    ("sqlite3", "sqlite3", "reading workerd's Durable Object storage"),
+    (
+        "sqlite3",
+        "sqlite3",
+        "reading workerd's Durable Object storage",
+    ),
     ("jq", "jq", "the deploy guide's key rotation"),
     ("pgbouncer", "pgbouncer", "the transaction-pooling test"),
     ("haproxy", "haproxy", "two origins behind a load balancer"),
