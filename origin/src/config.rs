@@ -28,6 +28,22 @@ pub struct DatabaseArgs {
     /// Maximum connections in the pool.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16)]
     pub database_pool_size: usize,
+
+    /// How statements are sent: `named` (prepared once per connection and cached) or `unnamed`
+    /// (one round trip each, for PgBouncer's transaction pooling before 1.21).
+    #[arg(long, env = "DATABASE_STATEMENTS", value_enum, default_value = "named")]
+    pub database_statements: Statements,
+}
+
+/// DATABASE_STATEMENTS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Statements {
+    /// Named prepared statements, cached per connection: parsed and planned once.
+    #[default]
+    Named,
+    /// The unnamed statement with typed parameters: nothing outlives the statement, so any
+    /// pooler works; parsed again each time.
+    Unnamed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -346,6 +362,15 @@ impl ServeArgs {
             (None, None) => None,
             _ => bail!("TLS_CERT and TLS_KEY go together: set both for HTTPS, or neither"),
         };
+        if self.database.database_statements == Statements::Unnamed && self.janitor_interval > 0 {
+            // Unnamed statements are for a transaction-pooling PgBouncer, where consecutive
+            // statements may reach different server sessions: a session lock cannot be held.
+            bail!(
+                "DATABASE_STATEMENTS=unnamed (a transaction pooler) cannot hold the janitor's \
+                 lock: set JANITOR_INTERVAL=0 and run `origin janitor` on a schedule against \
+                 PostgreSQL directly"
+            );
+        }
         Ok(Settings {
             bind: self.bind,
             database: self.database,
@@ -404,5 +429,39 @@ mod tests {
         // Port 0 is any free port, never BIND's.
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         assert!(metrics_bind("127.0.0.1:0", any).unwrap().is_some());
+    }
+
+    #[derive(clap::Parser)]
+    struct Database {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    }
+
+    fn statements(extra: &[&str]) -> Result<Statements, String> {
+        use clap::Parser;
+        let args = ["origin", "--database-url", "postgres://db/x"];
+        Database::try_parse_from(args.iter().chain(extra))
+            .map(|parsed| parsed.database.database_statements)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn database_statements_default_to_named_and_reject_other_values() {
+        assert_eq!(statements(&[]).unwrap(), Statements::Named);
+        for (value, expected) in [
+            ("named", Statements::Named),
+            ("unnamed", Statements::Unnamed),
+        ] {
+            assert_eq!(
+                statements(&["--database-statements", value]).unwrap(),
+                expected
+            );
+        }
+        let bad = statements(&["--database-statements", "off"]).unwrap_err();
+        assert!(
+            bad.contains("DATABASE_STATEMENTS")
+                && bad.contains("[possible values: named, unnamed]"),
+            "{bad}"
+        );
     }
 }

@@ -1,16 +1,25 @@
-//! The connection pool and the embedded migrations.
+//! The connection pool, the embedded migrations, and how statements reach the server.
+
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
 
 use anyhow::Context;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, PoolError, RecyclingMethod, Runtime,
+};
 use secrecy::ExposeSecret;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Error, GenericClient as _, Row, Statement};
 
 use crate::config::DatabaseArgs;
+pub use crate::config::Statements;
 
 mod embedded {
     refinery::embed_migrations!("../migrations");
 }
 
-/// The pool, with TLS as DATABASE_URL's `sslmode` says (`crate::pg_tls`).
+/// The pool, with TLS as DATABASE_URL's `sslmode` says (`crate::pg_tls`), and its connections
+/// sending statements as DATABASE_STATEMENTS says.
 pub fn pool(args: &DatabaseArgs) -> anyhow::Result<Pool> {
     let target = crate::pg_tls::parse(args.database_url.expose_secret())?;
     let connector = crate::pg_tls::connector(&target).context("DATABASE_URL's TLS settings")?;
@@ -21,14 +30,260 @@ pub fn pool(args: &DatabaseArgs) -> anyhow::Result<Pool> {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    Pool::builder(manager)
+    let inner = deadpool_postgres::Pool::builder(manager)
         .max_size(args.database_pool_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(std::time::Duration::from_secs(5)))
         .create_timeout(Some(std::time::Duration::from_secs(5)))
         .build()
-        .context("building the database pool")
+        .context("building the database pool")?;
+    Ok(Pool {
+        inner,
+        statements: args.database_statements,
+    })
 }
+
+/// The deadpool pool and the statement mode every connection taken from it uses.
+#[derive(Clone)]
+pub struct Pool {
+    inner: deadpool_postgres::Pool,
+    statements: Statements,
+}
+
+impl Pool {
+    /// A pooled connection.
+    pub async fn get(&self) -> Result<Client, PoolError> {
+        Ok(Client {
+            inner: self.inner.get().await?,
+            statements: self.statements,
+        })
+    }
+}
+
+/// For what does not run statements (`status()` for the metrics).
+impl Deref for Pool {
+    type Target = deadpool_postgres::Pool;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+/// A pooled connection; [`Sql`] runs statements on it.
+pub struct Client {
+    inner: deadpool_postgres::Object,
+    statements: Statements,
+}
+
+impl Client {
+    pub async fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
+        Ok(Transaction {
+            inner: self.inner.transaction().await?,
+            statements: self.statements,
+        })
+    }
+}
+
+/// The driver's connection as it is: for refinery (whose statements run in transactions, which
+/// any pooler keeps on one server connection) and `batch_execute`; parameterised statements go
+/// through [`Sql`].
+impl Deref for Client {
+    type Target = deadpool_postgres::Object;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl DerefMut for Client {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
+
+/// A transaction on a pooled connection; [`Sql`] runs statements in it.
+pub struct Transaction<'a> {
+    inner: deadpool_postgres::Transaction<'a>,
+    statements: Statements,
+}
+
+impl Transaction<'_> {
+    pub async fn commit(self) -> Result<(), Error> {
+        self.inner.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), Error> {
+        self.inner.rollback().await
+    }
+}
+
+/// A parameter with its PostgreSQL type. Both modes bind the same types, so a statement that
+/// works in one works in the other.
+pub type Param<'a> = (&'a (dyn ToSql + Sync), Type);
+
+/// Runs parameterised statements as DATABASE_STATEMENTS says: `named` prepares each statement
+/// once per connection (cached, with the given parameter types) and executes it by name;
+/// `unnamed` sends it with its parameters in one round trip on the unnamed statement, which
+/// PgBouncer's transaction pooling (before 1.21) does not break: nothing outlives the statement.
+pub trait Sql: Sync {
+    fn query(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send;
+
+    /// Exactly one row (an error otherwise).
+    fn query_one(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> impl Future<Output = Result<Row, Error>> + Send;
+
+    /// At most one row (an error if more).
+    fn query_opt(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> impl Future<Output = Result<Option<Row>, Error>> + Send;
+
+    /// The number of rows affected.
+    fn execute(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+}
+
+/// A connection or transaction as both drivers see it: deadpool's (statement cache) and
+/// tokio-postgres's (`*_typed`).
+trait Conn: GenericClient + Send {
+    type Pg: tokio_postgres::GenericClient + Sync;
+    fn pg(&self) -> &Self::Pg;
+}
+
+impl Conn for deadpool_postgres::Object {
+    type Pg = tokio_postgres::Client;
+    fn pg(&self) -> &Self::Pg {
+        self
+    }
+}
+
+impl<'a> Conn for deadpool_postgres::Transaction<'a> {
+    type Pg = tokio_postgres::Transaction<'a>;
+    fn pg(&self) -> &Self::Pg {
+        self
+    }
+}
+
+/// The cached named statement, prepared with the parameters' types, and the bare values.
+async fn named<'p>(
+    client: &impl Conn,
+    sql: &str,
+    params: &'p [Param<'p>],
+) -> Result<(Statement, Vec<&'p (dyn ToSql + Sync)>), Error> {
+    let types: Vec<Type> = params.iter().map(|(_, ty)| ty.clone()).collect();
+    let statement = client.prepare_typed_cached(sql, &types).await?;
+    Ok((statement, params.iter().map(|(value, _)| *value).collect()))
+}
+
+async fn query(
+    client: &impl Conn,
+    statements: Statements,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<Vec<Row>, Error> {
+    match statements {
+        Statements::Named => {
+            let (statement, values) = named(client, sql, params).await?;
+            client.query(&statement, &values).await
+        }
+        Statements::Unnamed => client.pg().query_typed(sql, params).await,
+    }
+}
+
+async fn query_one(
+    client: &impl Conn,
+    statements: Statements,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<Row, Error> {
+    match statements {
+        Statements::Named => {
+            let (statement, values) = named(client, sql, params).await?;
+            client.query_one(&statement, &values).await
+        }
+        Statements::Unnamed => client.pg().query_typed_one(sql, params).await,
+    }
+}
+
+async fn query_opt(
+    client: &impl Conn,
+    statements: Statements,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<Option<Row>, Error> {
+    match statements {
+        Statements::Named => {
+            let (statement, values) = named(client, sql, params).await?;
+            client.query_opt(&statement, &values).await
+        }
+        Statements::Unnamed => client.pg().query_typed_opt(sql, params).await,
+    }
+}
+
+async fn execute(
+    client: &impl Conn,
+    statements: Statements,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<u64, Error> {
+    match statements {
+        Statements::Named => {
+            let (statement, values) = named(client, sql, params).await?;
+            client.execute(&statement, &values).await
+        }
+        Statements::Unnamed => client.pg().execute_typed(sql, params).await,
+    }
+}
+
+macro_rules! sql_via_conn {
+    ($type:ty) => {
+        impl Sql for $type {
+            fn query(
+                &self,
+                sql: &str,
+                params: &[Param<'_>],
+            ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send {
+                query(&self.inner, self.statements, sql, params)
+            }
+
+            fn query_one(
+                &self,
+                sql: &str,
+                params: &[Param<'_>],
+            ) -> impl Future<Output = Result<Row, Error>> + Send {
+                query_one(&self.inner, self.statements, sql, params)
+            }
+
+            fn query_opt(
+                &self,
+                sql: &str,
+                params: &[Param<'_>],
+            ) -> impl Future<Output = Result<Option<Row>, Error>> + Send {
+                query_opt(&self.inner, self.statements, sql, params)
+            }
+
+            fn execute(
+                &self,
+                sql: &str,
+                params: &[Param<'_>],
+            ) -> impl Future<Output = Result<u64, Error>> + Send {
+                execute(&self.inner, self.statements, sql, params)
+            }
+        }
+    };
+}
+
+sql_via_conn!(Client);
+sql_via_conn!(Transaction<'_>);
 
 /// The advisory lock every replica takes to migrate ("origin" and 1, as bytes): one at a time,
 /// and the later ones find nothing left to apply.
@@ -42,7 +297,7 @@ pub async fn migrate(pool: &Pool) -> anyhow::Result<usize> {
         .await
         .context("waiting for the migration lock")?;
     let report = embedded::migrations::runner()
-        .run_async(&mut ***lock.client())
+        .run_async(&mut **lock.client().inner)
         .await
         .context("running migrations");
     lock.release()
@@ -58,17 +313,14 @@ pub async fn migrate(pool: &Pool) -> anyhow::Result<usize> {
 /// the lock.
 pub(crate) struct AdvisoryLock {
     key: i64,
-    client: Option<deadpool_postgres::Object>,
+    client: Option<Client>,
 }
 
 impl AdvisoryLock {
     /// Waits for the lock `key`.
-    pub(crate) async fn acquire(
-        client: deadpool_postgres::Object,
-        key: i64,
-    ) -> anyhow::Result<Self> {
+    pub(crate) async fn acquire(client: Client, key: i64) -> anyhow::Result<Self> {
         client
-            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .execute("SELECT pg_advisory_lock($1)", &[(&key, Type::INT8)])
             .await?;
         Ok(Self {
             key,
@@ -77,12 +329,9 @@ impl AdvisoryLock {
     }
 
     /// The lock `key` if it is free now; `None` if another session holds it.
-    pub(crate) async fn try_acquire(
-        client: deadpool_postgres::Object,
-        key: i64,
-    ) -> anyhow::Result<Option<Self>> {
+    pub(crate) async fn try_acquire(client: Client, key: i64) -> anyhow::Result<Option<Self>> {
         let locked: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            .query_one("SELECT pg_try_advisory_lock($1)", &[(&key, Type::INT8)])
             .await?
             .get(0);
         Ok(locked.then(|| Self {
@@ -91,7 +340,7 @@ impl AdvisoryLock {
         }))
     }
 
-    pub(crate) fn client(&mut self) -> &mut deadpool_postgres::Object {
+    pub(crate) fn client(&mut self) -> &mut Client {
         self.client.as_mut().expect("held until released")
     }
 
@@ -99,7 +348,7 @@ impl AdvisoryLock {
     pub(crate) async fn release(mut self) -> anyhow::Result<()> {
         let key = self.key;
         self.client()
-            .execute("SELECT pg_advisory_unlock($1)", &[&key])
+            .execute("SELECT pg_advisory_unlock($1)", &[(&key, Type::INT8)])
             .await?;
         drop(self.client.take());
         Ok(())
@@ -108,8 +357,8 @@ impl AdvisoryLock {
 
 impl Drop for AdvisoryLock {
     fn drop(&mut self) {
-        if let Some(object) = self.client.take() {
-            drop(deadpool_postgres::Object::take(object));
+        if let Some(client) = self.client.take() {
+            drop(deadpool_postgres::Object::take(client.inner));
         }
     }
 }
@@ -124,7 +373,7 @@ pub async fn ready(pool: &Pool) -> anyhow::Result<()> {
         .max()
         .unwrap_or(0);
     let applied = embedded::migrations::runner()
-        .get_last_applied_migration_async(&mut **client)
+        .get_last_applied_migration_async(&mut **client.inner)
         .await
         .context("reading applied migrations")?
         .map_or(0, |m| m.version());

@@ -13,11 +13,12 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde::Deserialize;
 use serde_json::json;
 use shared::validate::{Email, Username};
+use tokio_postgres::types::Type;
 
+use crate::db::Sql;
 use crate::password;
 use crate::store::audit::{self, Event};
 
@@ -219,7 +220,7 @@ fn check(user: &DjangoUser) -> Result<(), String> {
 /// Inserts `users` in one transaction (nothing is written if any statement fails), prints
 /// progress to stderr every 1,000 users, and rolls back when `dry_run`.
 pub async fn import(
-    client: &mut deadpool_postgres::Client,
+    client: &mut crate::db::Client,
     users: &[DjangoUser],
     source: &str,
     dry_run: bool,
@@ -229,14 +230,6 @@ pub async fn import(
         ..Report::default()
     };
     let tx = client.transaction().await?;
-    let insert = tx
-        .prepare(
-            "INSERT INTO users (id, email, username, password_hash, role, first_name, last_name, \
-               is_active, date_joined, last_login) \
-             OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .await?;
     for (done, user) in users.iter().enumerate() {
         if done > 0 && done % 1_000 == 0 {
             eprintln!("… {done} of {} users", users.len());
@@ -249,18 +242,21 @@ pub async fn import(
         let role = if admin { "admin" } else { "user" };
         let inserted = tx
             .query_opt(
-                &insert,
+                "INSERT INTO users (id, email, username, password_hash, role, first_name, last_name, \
+                   is_active, date_joined, last_login) \
+                 OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT DO NOTHING RETURNING id",
                 &[
-                    &user.id,
-                    &user.email,
-                    &user.username,
-                    &user.password,
-                    &role,
-                    &user.first_name,
-                    &user.last_name,
-                    &user.is_active,
-                    &user.date_joined,
-                    &user.last_login,
+                    (&user.id, Type::INT8),
+                    (&user.email, Type::TEXT),
+                    (&user.username, Type::TEXT),
+                    (&user.password, Type::TEXT),
+                    (&role, Type::TEXT),
+                    (&user.first_name, Type::TEXT),
+                    (&user.last_name, Type::TEXT),
+                    (&user.is_active, Type::BOOL),
+                    (&user.date_joined, Type::TIMESTAMPTZ),
+                    (&user.last_login, Type::TIMESTAMPTZ),
                 ],
             )
             .await

@@ -14,8 +14,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use deadpool_postgres::Pool;
+use tokio_postgres::types::Type;
 
+use crate::db::{Param, Pool, Sql};
 use crate::metrics::Metrics;
 
 /// "origin" and 2, as bytes (the migration lock is 1).
@@ -82,11 +83,7 @@ pub async fn run_once(pool: &Pool, retention: &Retention) -> anyhow::Result<Run>
 }
 
 /// Deletes until a statement deletes fewer than a batch.
-async fn in_batches(
-    client: &tokio_postgres::Client,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> anyhow::Result<u64> {
+async fn in_batches(client: &impl Sql, sql: &str, params: &[Param<'_>]) -> anyhow::Result<u64> {
     let mut total = 0;
     loop {
         let deleted = client.execute(sql, params).await?;
@@ -97,7 +94,7 @@ async fn in_batches(
     }
 }
 
-async fn purge(client: &tokio_postgres::Client, retention: &Retention) -> anyhow::Result<Purged> {
+async fn purge(client: &impl Sql, retention: &Retention) -> anyhow::Result<Purged> {
     let mut purged = Purged::default();
     // Families whose every token is long expired (or that have none), a batch at a time: their
     // tokens first, then the families.
@@ -108,7 +105,7 @@ async fn purge(client: &tokio_postgres::Client, retention: &Retention) -> anyhow
          LIMIT $1";
     loop {
         let families: Vec<uuid::Uuid> = client
-            .query(dead_families, &[&BATCH])
+            .query(dead_families, &[(&BATCH, Type::INT8)])
             .await
             .context("finding expired refresh families")?
             .iter()
@@ -120,14 +117,14 @@ async fn purge(client: &tokio_postgres::Client, retention: &Retention) -> anyhow
         purged.refresh_tokens += client
             .execute(
                 "DELETE FROM refresh_tokens WHERE family_id = ANY($1)",
-                &[&families],
+                &[(&families, Type::UUID_ARRAY)],
             )
             .await
             .context("deleting expired refresh tokens")?;
         purged.refresh_families += client
             .execute(
                 "DELETE FROM refresh_families WHERE id = ANY($1)",
-                &[&families],
+                &[(&families, Type::UUID_ARRAY)],
             )
             .await
             .context("deleting expired refresh families")?;
@@ -139,7 +136,7 @@ async fn purge(client: &tokio_postgres::Client, retention: &Retention) -> anyhow
         client,
         "DELETE FROM password_resets WHERE jti IN (SELECT jti FROM password_resets \
          WHERE used_at < now() - interval '1 day' LIMIT $1)",
-        &[&BATCH],
+        &[(&BATCH, Type::INT8)],
     )
     .await
     .context("deleting used reset-token ids")?;
@@ -148,7 +145,7 @@ async fn purge(client: &tokio_postgres::Client, retention: &Retention) -> anyhow
         "DELETE FROM email_outbox WHERE id IN (SELECT id FROM email_outbox \
          WHERE sent_at < now() - interval '7 days' OR abandoned_at < now() - interval '7 days' \
          LIMIT $1)",
-        &[&BATCH],
+        &[(&BATCH, Type::INT8)],
     )
     .await
     .context("deleting sent outbox rows")?;
@@ -158,7 +155,7 @@ async fn purge(client: &tokio_postgres::Client, retention: &Retention) -> anyhow
             client,
             "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log \
              WHERE at < now() - make_interval(days => $2) LIMIT $1)",
-            &[&BATCH, &days],
+            &[(&BATCH, Type::INT8), (&days, Type::INT4)],
         )
         .await
         .context("deleting old audit rows")?;
@@ -170,7 +167,7 @@ async fn purge(client: &tokio_postgres::Client, retention: &Retention) -> anyhow
          FROM login_attempts \
          WHERE coalesce(last_failure_at, '-infinity') < now() - make_interval(secs => $2) \
            AND coalesce(last_success_at, '-infinity') < now() - interval '30 days' LIMIT $1)",
-        &[&BATCH, &window],
+        &[(&BATCH, Type::INT8), (&window, Type::FLOAT8)],
     )
     .await
     .context("deleting old login attempts")?;

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::config::Settings;
+use crate::config::{Settings, Statements};
 use crate::edge_auth::require_edge_signature;
 use crate::email::{sender, Mailer, Templates};
 use crate::metrics::Metrics;
@@ -99,9 +99,20 @@ impl Application {
     /// Connects the pool, applies migrations, starts the email sender and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = crate::db::pool(&settings.database)?;
-        let applied = crate::db::migrate(&pool).await?;
-        if applied > 0 {
-            tracing::info!(applied, "database migrated");
+        match settings.database.database_statements {
+            Statements::Named => {
+                let applied = crate::db::migrate(&pool).await?;
+                if applied > 0 {
+                    tracing::info!(applied, "database migrated");
+                }
+            }
+            // Through a transaction pooler the migration lock cannot be held (consecutive
+            // statements may reach different sessions): `origin migrate` against PostgreSQL
+            // itself applies them, and serve only checks that it did.
+            Statements::Unnamed => crate::db::ready(&pool).await.context(
+                "DATABASE_STATEMENTS=unnamed: serve does not migrate through a pooler; run \
+                 `origin migrate` against PostgreSQL directly first",
+            )?,
         }
         let mailer = Arc::new(Mailer::new(&settings.email)?);
         let email_wake = Arc::new(Notify::new());

@@ -5,7 +5,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use shared::signing::RequestSigner;
 use shared::validate::PasswordPolicy;
 use tokio::sync::Notify;

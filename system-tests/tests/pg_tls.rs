@@ -28,6 +28,7 @@ async fn connect(url: &str) -> Result<bool, String> {
     let pool = origin::db::pool(&DatabaseArgs {
         database_url: SecretString::from(url.to_owned()),
         database_pool_size: 1,
+        database_statements: origin::config::Statements::Named,
     })
     .map_err(|e| format!("{e:#}"))?;
     let client = pool.get().await.map_err(|e| chain(&e))?;

@@ -282,6 +282,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         database: DatabaseArgs {
             database_url: SecretString::from(db.url.clone()),
             database_pool_size: options.pool_size,
+            database_statements: origin::config::Statements::Named,
         },
         signer: RequestSigner::new(SIGNING_SECRET).unwrap(),
         tokens: TokenConfig {

@@ -2,7 +2,7 @@
 //! steps (`origin create-superuser`, `origin set-role`). These take the pool (and the hasher
 //! when they hash) rather than the whole application, so the CLI runs them without a server.
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use secrecy::SecretString;
 use serde_json::json;
 use shared::validate::{Email, Username};

@@ -6,7 +6,9 @@
 //! started before it, so a burst of parallel guesses cannot all read the same stale count and
 //! pass the threshold together. A success undoes its own count.
 
-use deadpool_postgres::GenericClient;
+use tokio_postgres::types::Type;
+
+use crate::db::Sql;
 
 /// A network that logged into the account within this many days is "known": the account-wide
 /// wall does not apply to it (only its own back-off does).
@@ -58,23 +60,23 @@ impl Decision {
 /// not move `last_failure_at`, the back-off's starting point: hammering cannot keep a network
 /// locked for longer than LOCKOUT_WINDOW after its last checked failure.
 pub async fn count_attempt(
-    client: &impl GenericClient,
+    client: &impl Sql,
     user_id: i64,
     network: &str,
     limits: Limits,
 ) -> Result<Decision, tokio_postgres::Error> {
-    let create = client
-        .prepare_cached(
+    client
+        .execute(
             "INSERT INTO login_attempts (user_id, network) VALUES ($1, $2) \
              ON CONFLICT (user_id, network) DO NOTHING",
+            &[(&user_id, Type::INT8), (&network, Type::TEXT)],
         )
         .await?;
-    client.execute(&create, &[&user_id, &network]).await?;
     // `old` locks the pair and reads the counts as they were (the newest committed version
     // after any wait); both UPDATEs count this attempt. The exponent is capped so power()
     // cannot overflow; the delay is capped by the window anyway.
-    let stmt = client
-        .prepare_cached(
+    let row = client
+        .query_one(
             "WITH old AS ( \
                  SELECT failures, last_failure_at, last_success_at FROM login_attempts \
                  WHERE user_id = $1 AND network = $2 FOR UPDATE \
@@ -101,18 +103,13 @@ pub async fn count_attempt(
              ) \
              SELECT d.backoff, d.known, account.failed_logins - 1 >= $4 \
              FROM decision d, pair, account",
-        )
-        .await?;
-    let row = client
-        .query_one(
-            &stmt,
             &[
-                &user_id,
-                &network,
-                &limits.threshold,
-                &limits.account_threshold,
-                &limits.window_secs,
-                &KNOWN_NETWORK_DAYS,
+                (&user_id, Type::INT8),
+                (&network, Type::TEXT),
+                (&limits.threshold, Type::INT4),
+                (&limits.account_threshold, Type::INT4),
+                (&limits.window_secs, Type::FLOAT8),
+                (&KNOWN_NETWORK_DAYS, Type::INT4),
             ],
         )
         .await?;

@@ -1,9 +1,11 @@
 //! The append-only audit log of security events.
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use serde_json::Value;
+use tokio_postgres::types::Type;
+
+use crate::db::Sql;
 
 /// Security events, by name as stored.
 #[derive(Debug, Clone, Copy)]
@@ -42,16 +44,20 @@ impl Event {
 }
 
 pub async fn record(
-    client: &impl GenericClient,
+    client: &impl Sql,
     user_id: Option<i64>,
     event: Event,
     detail: Value,
 ) -> Result<(), tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached("INSERT INTO audit_log (user_id, event, detail) VALUES ($1, $2, $3)")
-        .await?;
     client
-        .execute(&stmt, &[&user_id, &event.as_str(), &detail])
+        .execute(
+            "INSERT INTO audit_log (user_id, event, detail) VALUES ($1, $2, $3)",
+            &[
+                (&user_id, Type::INT8),
+                (&event.as_str(), Type::TEXT),
+                (&detail, Type::JSONB),
+            ],
+        )
         .await?;
     Ok(())
 }
@@ -69,21 +75,23 @@ pub struct Entry {
 
 /// The newest `limit` rows, optionally of one account (by email) and one event.
 pub async fn recent(
-    client: &impl GenericClient,
+    client: &impl Sql,
     email: Option<&str>,
     event: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Entry>, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
+    Ok(client
+        .query(
             "SELECT a.id, a.at, a.user_id, u.email, a.event, a.detail FROM audit_log a \
              LEFT JOIN users u ON u.id = a.user_id \
              WHERE ($1::text IS NULL OR lower(u.email) = lower($1)) AND ($2::text IS NULL OR a.event = $2) \
              ORDER BY a.id DESC LIMIT $3",
+            &[
+                (&email, Type::TEXT),
+                (&event, Type::TEXT),
+                (&limit, Type::INT8),
+            ],
         )
-        .await?;
-    Ok(client
-        .query(&stmt, &[&email, &event, &limit])
         .await?
         .iter()
         .map(|row| Entry {

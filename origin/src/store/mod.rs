@@ -1,4 +1,5 @@
-//! All SQL lives here, parameterised and prepared (cached per connection).
+//! All SQL lives here, parameterised, each parameter with its PostgreSQL type, run through
+//! `db::Sql` (prepared and cached per connection, or unnamed: DATABASE_STATEMENTS).
 
 pub mod attempts;
 pub mod audit;

@@ -1,6 +1,8 @@
 //! The email outbox: rows are written with the event and sent by `email::sender`.
 
-use deadpool_postgres::GenericClient;
+use tokio_postgres::types::Type;
+
+use crate::db::Sql;
 
 pub struct OutgoingEmail {
     pub kind: &'static str,
@@ -28,26 +30,21 @@ pub struct PendingEmail {
 }
 
 pub async fn enqueue(
-    client: &impl GenericClient,
+    client: &impl Sql,
     email: &OutgoingEmail,
 ) -> Result<i64, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
-            "INSERT INTO email_outbox (kind, to_address, subject, body_text, body_html, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) RETURNING id",
-        )
-        .await?;
     let lifetime = email.lifetime.map(|d| d.as_secs_f64());
     let row = client
         .query_one(
-            &stmt,
+            "INSERT INTO email_outbox (kind, to_address, subject, body_text, body_html, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) RETURNING id",
             &[
-                &email.kind,
-                &email.to,
-                &email.subject,
-                &email.text,
-                &email.html,
-                &lifetime,
+                (&email.kind, Type::TEXT),
+                (&email.to, Type::TEXT),
+                (&email.subject, Type::TEXT),
+                (&email.text, Type::TEXT),
+                (&email.html, Type::TEXT),
+                (&lifetime, Type::FLOAT8),
             ],
         )
         .await?;
@@ -57,19 +54,17 @@ pub async fn enqueue(
 /// Claims due rows for this transaction (`SKIP LOCKED`: several origins never send one row twice
 /// at the same time).
 pub async fn claim_due(
-    client: &impl GenericClient,
+    client: &impl Sql,
     limit: i64,
 ) -> Result<Vec<PendingEmail>, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
+    Ok(client
+        .query(
             "SELECT id, to_address, subject, body_text, body_html, attempts, message_id FROM email_outbox \
              WHERE sent_at IS NULL AND abandoned_at IS NULL AND next_attempt_at <= now() \
                AND (expires_at IS NULL OR expires_at > now()) \
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            &[(&limit, Type::INT8)],
         )
-        .await?;
-    Ok(client
-        .query(&stmt, &[&limit])
         .await?
         .iter()
         .map(|r| PendingEmail {
@@ -85,31 +80,33 @@ pub async fn claim_due(
 }
 
 /// Sent: the bodies (which carry the reset code) are blanked, the row is kept.
-pub async fn mark_sent(client: &impl GenericClient, id: i64) -> Result<(), tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
+pub async fn mark_sent(client: &impl Sql, id: i64) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
             "UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL, \
              body_text = '', body_html = '' WHERE id = $1",
+            &[(&id, Type::INT8)],
         )
         .await?;
-    client.execute(&stmt, &[&id]).await?;
     Ok(())
 }
 
 pub async fn mark_failed(
-    client: &impl GenericClient,
+    client: &impl Sql,
     id: i64,
     error: &str,
     retry_in_secs: f64,
 ) -> Result<(), tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
+    client
+        .execute(
             "UPDATE email_outbox SET attempts = attempts + 1, last_error = $2, \
              next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
+            &[
+                (&id, Type::INT8),
+                (&error, Type::TEXT),
+                (&retry_in_secs, Type::FLOAT8),
+            ],
         )
-        .await?;
-    client
-        .execute(&stmt, &[&id, &error, &retry_in_secs])
         .await?;
     Ok(())
 }
@@ -117,20 +114,16 @@ pub async fn mark_failed(
 /// Gives up every unsent row past its `expires_at`: marked abandoned, bodies blanked, never
 /// claimed again. Returns the ids and their attempts so far (for the log; nothing else).
 /// `SKIP LOCKED`: a row being sent right now by another origin is left to that send.
-pub async fn abandon_expired(
-    client: &impl GenericClient,
-) -> Result<Vec<(i64, i32)>, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
+pub async fn abandon_expired(client: &impl Sql) -> Result<Vec<(i64, i32)>, tokio_postgres::Error> {
+    Ok(client
+        .query(
             "UPDATE email_outbox SET abandoned_at = now(), last_error = $1, body_text = '', body_html = '' \
              WHERE id IN (SELECT id FROM email_outbox \
                           WHERE sent_at IS NULL AND abandoned_at IS NULL AND expires_at <= now() \
                           FOR UPDATE SKIP LOCKED) \
              RETURNING id, attempts",
+            &[(&EXPIRED_BEFORE_DELIVERY, Type::TEXT)],
         )
-        .await?;
-    Ok(client
-        .query(&stmt, &[&EXPIRED_BEFORE_DELIVERY])
         .await?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
@@ -138,14 +131,13 @@ pub async fn abandon_expired(
 }
 
 /// Seconds until the next due row or the next expiry, if any row is pending.
-pub async fn next_due_in(
-    client: &impl GenericClient,
-) -> Result<Option<f64>, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
+pub async fn next_due_in(client: &impl Sql) -> Result<Option<f64>, tokio_postgres::Error> {
+    Ok(client
+        .query_one(
             "SELECT greatest(extract(epoch FROM least(min(next_attempt_at), min(expires_at)) - now()), 0)::float8 \
              FROM email_outbox WHERE sent_at IS NULL AND abandoned_at IS NULL",
+            &[],
         )
-        .await?;
-    Ok(client.query_one(&stmt, &[]).await?.get(0))
+        .await?
+        .get(0))
 }

@@ -1,25 +1,30 @@
 //! Used password-reset tokens.
 
-use deadpool_postgres::GenericClient;
+use tokio_postgres::types::Type;
+
+use crate::db::Sql;
 
 /// Records `jti` as used; false when it already was (single use, race-free by primary key).
 pub async fn consume(
-    client: &impl GenericClient,
+    client: &impl Sql,
     jti: &str,
     user_id: i64,
 ) -> Result<bool, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached("INSERT INTO password_resets (jti, user_id) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
-        .await?;
-    Ok(client.execute(&stmt, &[&jti, &user_id]).await? == 1)
+    Ok(client
+        .execute(
+            "INSERT INTO password_resets (jti, user_id) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+            &[(&jti, Type::TEXT), (&user_id, Type::INT8)],
+        )
+        .await?
+        == 1)
 }
 
-pub async fn is_used(
-    client: &impl GenericClient,
-    jti: &str,
-) -> Result<bool, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM password_resets WHERE jti = $1)")
-        .await?;
-    Ok(client.query_one(&stmt, &[&jti]).await?.get(0))
+pub async fn is_used(client: &impl Sql, jti: &str) -> Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM password_resets WHERE jti = $1)",
+            &[(&jti, Type::TEXT)],
+        )
+        .await?
+        .get(0))
 }

@@ -1,8 +1,10 @@
 //! Refresh-token families: one per login, a chain of rotated tokens, revoked as a whole.
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
+use tokio_postgres::types::Type;
 use uuid::Uuid;
+
+use crate::db::Sql;
 
 /// A stored refresh token with its family's state, as read under a row lock.
 #[derive(Debug)]
@@ -38,7 +40,7 @@ impl RevokeReason {
 /// (account, `network`) pair is reset and remembered as a network the owner logs in from.
 #[allow(clippy::too_many_arguments)]
 pub async fn open_family(
-    client: &impl GenericClient,
+    client: &impl Sql,
     family_id: Uuid,
     jti: Uuid,
     user_id: i64,
@@ -48,8 +50,8 @@ pub async fn open_family(
     event: &str,
     detail: &serde_json::Value,
 ) -> Result<(), tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
+    client
+        .execute(
             "WITH family AS ( \
                  INSERT INTO refresh_families (id, user_id) VALUES ($1, $3) RETURNING id \
              ), token AS ( \
@@ -63,22 +65,14 @@ pub async fn open_family(
                  UPDATE login_attempts SET failures = 0, last_success_at = now() \
                  WHERE user_id = $3 AND network = $8 \
              ) \
-             INSERT INTO audit_log (user_id, event, detail) SELECT login.id, $6, $7 FROM token, login",
-        )
-        .await?;
-    client
-        .execute(
-            &stmt,
-            &[
-                &family_id, &jti, &user_id, &iat, &exp, &event, detail, &network,
-            ],
+             INSERT INTO audit_log (user_id, event, detail) SELECT login.id, $6, $7 FROM token, login", &[(&family_id, Type::UUID), (&jti, Type::UUID), (&user_id, Type::INT8), (&iat, Type::INT8), (&exp, Type::INT8), (&event, Type::TEXT), (detail, Type::JSONB), (&network, Type::TEXT)],
         )
         .await?;
     Ok(())
 }
 
 pub async fn insert(
-    client: &impl GenericClient,
+    client: &impl Sql,
     jti: Uuid,
     family_id: Uuid,
     parent: Option<Uuid>,
@@ -86,32 +80,25 @@ pub async fn insert(
     iat: i64,
     exp: i64,
 ) -> Result<(), tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
-            "INSERT INTO refresh_tokens (jti, family_id, parent_jti, user_id, issued_at, expires_at) \
-             VALUES ($1, $2, $3, $4, to_timestamp($5::bigint), to_timestamp($6::bigint))",
-        )
-        .await?;
     client
-        .execute(&stmt, &[&jti, &family_id, &parent, &user_id, &iat, &exp])
+        .execute("INSERT INTO refresh_tokens (jti, family_id, parent_jti, user_id, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, to_timestamp($5::bigint), to_timestamp($6::bigint))", &[(&jti, Type::UUID), (&family_id, Type::UUID), (&parent, Type::UUID), (&user_id, Type::INT8), (&iat, Type::INT8), (&exp, Type::INT8)])
         .await?;
     Ok(())
 }
 
 /// Reads a token and locks its row, so concurrent refreshes of one token are serialised.
 pub async fn lock(
-    client: &impl GenericClient,
+    client: &impl Sql,
     jti: Uuid,
 ) -> Result<Option<StoredRefresh>, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
+    Ok(client
+        .query_opt(
             "SELECT t.family_id, t.user_id, t.used_at, f.revoked_at IS NOT NULL \
              FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
              WHERE t.jti = $1 FOR UPDATE OF t",
+            &[(&jti, Type::UUID)],
         )
-        .await?;
-    Ok(client
-        .query_opt(&stmt, &[&jti])
         .await?
         .map(|row| StoredRefresh {
             family_id: row.get(0),
@@ -133,18 +120,16 @@ pub struct RefreshStatus {
 
 /// Whether a refresh token can still be used, in one query (`jwt/verify/`).
 pub async fn status(
-    client: &impl GenericClient,
+    client: &impl Sql,
     jti: Uuid,
 ) -> Result<Option<RefreshStatus>, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
+    Ok(client
+        .query_opt(
             "SELECT t.user_id, t.used_at, f.revoked_at IS NOT NULL, u.is_active, u.token_version \
              FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
              JOIN users u ON u.id = t.user_id WHERE t.jti = $1",
+            &[(&jti, Type::UUID)],
         )
-        .await?;
-    Ok(client
-        .query_opt(&stmt, &[&jti])
         .await?
         .map(|row| RefreshStatus {
             user_id: row.get(0),
@@ -155,61 +140,45 @@ pub async fn status(
         }))
 }
 
-pub async fn mark_used(
-    client: &impl GenericClient,
-    jti: Uuid,
-) -> Result<(), tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached("UPDATE refresh_tokens SET used_at = now() WHERE jti = $1")
+pub async fn mark_used(client: &impl Sql, jti: Uuid) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE refresh_tokens SET used_at = now() WHERE jti = $1",
+            &[(&jti, Type::UUID)],
+        )
         .await?;
-    client.execute(&stmt, &[&jti]).await?;
     Ok(())
 }
 
 /// The token a rotation produced from `parent`: (jti, iat, exp).
 pub async fn child_of(
-    client: &impl GenericClient,
+    client: &impl Sql,
     parent: Uuid,
 ) -> Result<Option<(Uuid, i64, i64)>, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
-            "SELECT jti, extract(epoch FROM issued_at)::bigint, extract(epoch FROM expires_at)::bigint \
-             FROM refresh_tokens WHERE parent_jti = $1",
-        )
-        .await?;
     Ok(client
-        .query_opt(&stmt, &[&parent])
+        .query_opt("SELECT jti, extract(epoch FROM issued_at)::bigint, extract(epoch FROM expires_at)::bigint \
+             FROM refresh_tokens WHERE parent_jti = $1", &[(&parent, Type::UUID)])
         .await?
         .map(|r| (r.get(0), r.get(1), r.get(2))))
 }
 
 /// Whether the family was live (and is now revoked).
 pub async fn revoke_family(
-    client: &impl GenericClient,
+    client: &impl Sql,
     family_id: Uuid,
     reason: RevokeReason,
 ) -> Result<bool, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
-            "UPDATE refresh_families SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .await?;
     Ok(client
-        .execute(&stmt, &[&family_id, &reason.as_str()])
+        .execute("UPDATE refresh_families SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL", &[(&family_id, Type::UUID), (&reason.as_str(), Type::TEXT)])
         .await?
         == 1)
 }
 
 /// Revokes every live family of the user; returns how many.
 pub async fn revoke_all(
-    client: &impl GenericClient,
+    client: &impl Sql,
     user_id: i64,
     reason: RevokeReason,
 ) -> Result<u64, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
-            "UPDATE refresh_families SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-        )
-        .await?;
-    client.execute(&stmt, &[&user_id, &reason.as_str()]).await
+    client.execute("UPDATE refresh_families SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL", &[(&user_id, Type::INT8), (&reason.as_str(), Type::TEXT)]).await
 }

@@ -1,10 +1,10 @@
 //! The `users` table.
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
+use tokio_postgres::types::Type;
 use tokio_postgres::Row;
 
-use crate::db::is_unique_violation;
+use crate::db::{is_unique_violation, Sql};
 
 const COLUMNS: &str = "id, email, username, password_hash, role, first_name, last_name, is_active, \
                        date_joined, password_changed_at, token_version, failed_logins, failed_logins_since";
@@ -76,7 +76,7 @@ fn classify(e: tokio_postgres::Error) -> WriteError {
 }
 
 pub async fn insert(
-    client: &impl GenericClient,
+    client: &impl Sql,
     email: &str,
     username: &str,
     password_hash: &str,
@@ -85,9 +85,16 @@ pub async fn insert(
     let sql = format!(
         "INSERT INTO users (email, username, password_hash, role) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
     );
-    let stmt = client.prepare_cached(&sql).await?;
     client
-        .query_one(&stmt, &[&email, &username, &password_hash, &role])
+        .query_one(
+            &sql,
+            &[
+                (&email, Type::TEXT),
+                (&username, Type::TEXT),
+                (&password_hash, Type::TEXT),
+                (&role, Type::TEXT),
+            ],
+        )
         .await
         .map(|row| User::from_row(&row))
         .map_err(classify)
@@ -95,17 +102,17 @@ pub async fn insert(
 
 /// Which of `email` (case-insensitively) and `username` already belong to an account.
 pub async fn taken(
-    client: &impl GenericClient,
+    client: &impl Sql,
     email: &str,
     username: &str,
 ) -> Result<Vec<Taken>, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
+    let row = client
+        .query_one(
             "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1)), \
                     EXISTS (SELECT 1 FROM users WHERE username = $2)",
+            &[(&email, Type::TEXT), (&username, Type::TEXT)],
         )
         .await?;
-    let row = client.query_one(&stmt, &[&email, &username]).await?;
     let mut taken = Vec::new();
     if row.get::<_, bool>(0) {
         taken.push(Taken::Email);
@@ -117,26 +124,21 @@ pub async fn taken(
 }
 
 pub async fn by_email(
-    client: &impl GenericClient,
+    client: &impl Sql,
     email: &str,
 ) -> Result<Option<User>, tokio_postgres::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)");
-    let stmt = client.prepare_cached(&sql).await?;
     Ok(client
-        .query_opt(&stmt, &[&email])
+        .query_opt(&sql, &[(&email, Type::TEXT)])
         .await?
         .as_ref()
         .map(User::from_row))
 }
 
-pub async fn by_id(
-    client: &impl GenericClient,
-    id: i64,
-) -> Result<Option<User>, tokio_postgres::Error> {
+pub async fn by_id(client: &impl Sql, id: i64) -> Result<Option<User>, tokio_postgres::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-    let stmt = client.prepare_cached(&sql).await?;
     Ok(client
-        .query_opt(&stmt, &[&id])
+        .query_opt(&sql, &[(&id, Type::INT8)])
         .await?
         .as_ref()
         .map(User::from_row))
@@ -144,18 +146,13 @@ pub async fn by_id(
 
 /// Sets the role of the account with this email; returns its id and the previous role.
 pub async fn set_role(
-    client: &impl GenericClient,
+    client: &impl Sql,
     email: &str,
     role: &str,
 ) -> Result<Option<(i64, String)>, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
-            "UPDATE users u SET role = $2 FROM (SELECT id, role FROM users WHERE lower(email) = lower($1) FOR UPDATE) old \
-             WHERE u.id = old.id RETURNING u.id, old.role",
-        )
-        .await?;
     Ok(client
-        .query_opt(&stmt, &[&email, &role])
+        .query_opt("UPDATE users u SET role = $2 FROM (SELECT id, role FROM users WHERE lower(email) = lower($1) FOR UPDATE) old \
+             WHERE u.id = old.id RETURNING u.id, old.role", &[(&email, Type::TEXT), (&role, Type::TEXT)])
         .await?
         .map(|row| (row.get(0), row.get(1))))
 }
@@ -163,23 +160,27 @@ pub async fn set_role(
 /// Same password, stronger hash (a Django import's first login): the password is unchanged, so
 /// tokens stay valid. Only replaces the hash that was verified (a concurrent change wins).
 pub async fn upgrade_hash(
-    client: &impl GenericClient,
+    client: &impl Sql,
     id: i64,
     verified_hash: &str,
     new_hash: &str,
 ) -> Result<bool, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
-        .await?;
     Ok(client
-        .execute(&stmt, &[&id, &verified_hash, &new_hash])
+        .execute(
+            "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+            &[
+                (&id, Type::INT8),
+                (&verified_hash, Type::TEXT),
+                (&new_hash, Type::TEXT),
+            ],
+        )
         .await?
         == 1)
 }
 
 /// Profile fields only: role, email and flags are never written here.
 pub async fn update_profile(
-    client: &impl GenericClient,
+    client: &impl Sql,
     id: i64,
     username: Option<&str>,
     first_name: Option<&str>,
@@ -189,28 +190,36 @@ pub async fn update_profile(
         "UPDATE users SET username = COALESCE($2, username), first_name = COALESCE($3, first_name), \
          last_name = COALESCE($4, last_name) WHERE id = $1 RETURNING {COLUMNS}"
     );
-    let stmt = client.prepare_cached(&sql).await?;
     client
-        .query_opt(&stmt, &[&id, &username, &first_name, &last_name])
+        .query_opt(
+            &sql,
+            &[
+                (&id, Type::INT8),
+                (&username, Type::TEXT),
+                (&first_name, Type::TEXT),
+                (&last_name, Type::TEXT),
+            ],
+        )
         .await
         .map(|row| row.as_ref().map(User::from_row))
         .map_err(classify)
 }
 
-pub async fn count(client: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
-    let stmt = client.prepare_cached("SELECT count(*) FROM users").await?;
-    Ok(client.query_one(&stmt, &[]).await?.get(0))
+pub async fn count(client: &impl Sql) -> Result<i64, tokio_postgres::Error> {
+    Ok(client
+        .query_one("SELECT count(*) FROM users", &[])
+        .await?
+        .get(0))
 }
 
 pub async fn page(
-    client: &impl GenericClient,
+    client: &impl Sql,
     offset: i64,
     limit: i64,
 ) -> Result<Vec<User>, tokio_postgres::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users ORDER BY id LIMIT $1 OFFSET $2");
-    let stmt = client.prepare_cached(&sql).await?;
     Ok(client
-        .query(&stmt, &[&limit, &offset])
+        .query(&sql, &[(&limit, Type::INT8), (&offset, Type::INT8)])
         .await?
         .iter()
         .map(User::from_row)
@@ -221,41 +230,31 @@ pub async fn page(
 /// account-wide count and every network's back-off (the guesses were against the old password).
 /// Known networks stay known.
 pub async fn set_password(
-    client: &impl GenericClient,
+    client: &impl Sql,
     id: i64,
     password_hash: &str,
 ) -> Result<(), tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
-            "WITH cleared AS ( \
+    client.execute("WITH cleared AS ( \
                  UPDATE login_attempts SET failures = 0, last_failure_at = NULL WHERE user_id = $1 \
              ) \
              UPDATE users SET password_hash = $2, password_changed_at = now(), token_version = token_version + 1, \
-             failed_logins = 0, failed_logins_since = NULL WHERE id = $1",
-        )
-        .await?;
-    client.execute(&stmt, &[&id, &password_hash]).await?;
+             failed_logins = 0, failed_logins_since = NULL WHERE id = $1", &[(&id, Type::INT8), (&password_hash, Type::TEXT)]).await?;
     Ok(())
 }
 
 /// `create-superuser`: creates the admin, or updates the password and role of an existing
 /// account with that email (the seed command's behaviour).
 pub async fn upsert_superuser(
-    client: &impl GenericClient,
+    client: &impl Sql,
     email: &str,
     username: &str,
     password_hash: &str,
 ) -> Result<(i64, bool), WriteError> {
-    let stmt = client
-        .prepare_cached(
-            "INSERT INTO users (email, username, password_hash, role) VALUES ($1, $2, $3, 'admin') \
+    let row = client
+        .query_one("INSERT INTO users (email, username, password_hash, role) VALUES ($1, $2, $3, 'admin') \
              ON CONFLICT (lower(email)) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = 'admin', \
                is_active = true, password_changed_at = now(), token_version = users.token_version + 1 \
-             RETURNING id, (xmax = 0)",
-        )
-        .await?;
-    let row = client
-        .query_one(&stmt, &[&email, &username, &password_hash])
+             RETURNING id, (xmax = 0)", &[(&email, Type::TEXT), (&username, Type::TEXT), (&password_hash, Type::TEXT)])
         .await
         .map_err(classify)?;
     Ok((row.get(0), row.get(1)))

@@ -85,6 +85,7 @@ async fn the_janitor_purges_only_what_cannot_matter_one_run_at_a_time() {
     let pool = origin::db::pool(&DatabaseArgs {
         database_url: SecretString::from(app.db.url.clone()),
         database_pool_size: 2,
+        database_statements: origin::config::Statements::Named,
     })
     .unwrap();
     let retention = Retention {
