@@ -11,6 +11,7 @@ pub mod form;
 pub mod hex;
 pub mod internal;
 pub mod keys;
+pub mod lease;
 pub mod otp;
 pub mod problem;
 pub mod settings;

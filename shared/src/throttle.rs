@@ -32,6 +32,13 @@ impl Scope {
     pub fn fails_closed(self) -> bool {
         matches!(self, Self::Auth | Self::PasswordReset)
     }
+
+    /// Whether isolates take leases of permits ([`crate::lease`]) instead of asking the
+    /// limiter on every request: the high-volume scopes, whose limits are per day; the scopes
+    /// that guard credentials and reset codes are checked exactly, one request at a time.
+    pub fn leased(self) -> bool {
+        !self.fails_closed()
+    }
 }
 
 /// `requests` per `period_secs`.
@@ -187,18 +194,22 @@ pub enum Decision {
     },
 }
 
+/// `Retry-After` for a wait: whole seconds, rounded up, at least 1.
+pub fn retry_after_secs(wait_ms: u64) -> u64 {
+    wait_ms.div_ceil(1_000).max(1)
+}
+
 /// DRF's sliding log: `history` holds the times (ms, oldest first) of the allowed requests in
 /// the current window. Entries that left the window are dropped; if `rate.requests` remain,
 /// the request is refused until the oldest leaves, otherwise `now_ms` is recorded.
 pub fn check(history: &mut Vec<u64>, rate: Rate, now_ms: u64) -> Decision {
     let window_ms = rate.period_secs * 1_000;
-    let horizon = now_ms.saturating_sub(window_ms);
-    history.retain(|&t| t > horizon && t <= now_ms);
+    history.retain(|&t| t + window_ms > now_ms && t <= now_ms);
     if history.len() >= rate.requests as usize {
         let oldest = history[0];
         let wait_ms = window_ms - (now_ms - oldest);
         return Decision::Throttled {
-            retry_after_secs: wait_ms.div_ceil(1_000).max(1),
+            retry_after_secs: retry_after_secs(wait_ms),
         };
     }
     history.push(now_ms);
@@ -404,6 +415,8 @@ mod tests {
     fn scopes_fail_closed_where_credentials_are_at_stake() {
         assert!(Scope::Auth.fails_closed() && Scope::PasswordReset.fails_closed());
         assert!(!Scope::Anon.fails_closed() && !Scope::User.fails_closed());
+        assert!(Scope::Anon.leased() && Scope::User.leased());
+        assert!(!Scope::Auth.leased() && !Scope::PasswordReset.leased());
     }
 
     proptest! {

@@ -107,6 +107,7 @@ fn main() {
             a_signature_mismatch_is_503_and_logged,
             the_reset_channel_cannot_be_taken_from_the_owner,
             durable_objects_delete_their_storage_when_nothing_in_them_matters,
+            leased_scopes_take_permits_in_batches,
         ] {
             if filter.as_deref().is_some_and(|f| !name.contains(f)) {
                 continue;

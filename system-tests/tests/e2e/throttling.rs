@@ -249,6 +249,49 @@ pub(crate) async fn durable_objects_delete_their_storage_when_nothing_in_them_ma
     assert_eq!(again.status, StatusCode::UNAUTHORIZED, "{}", again.body);
 }
 
+/// The leased scopes take permits in batches: with `anon` = 3,200/min, the first request's
+/// lease is 32 permits (a 32nd of what is left, at most 32), so ten requests from one address
+/// make one Durable Object call and one storage write: its history holds the 32 permits
+/// granted, not one entry per request. `auth` stays exact (one entry per request).
+pub(crate) async fn leased_scopes_take_permits_in_batches(s: &mut Stack) {
+    let config = prebuilt_worker_config("leases", true);
+    let state = tempdir::Dir::new();
+    let mut vars = s.edge_vars.clone();
+    vars.push("THROTTLE_RATES:anon=3200/min,auth=50/min".into());
+    let (_edge, edge) = serve_prebuilt_with(s, &config, &state.0, &vars).await;
+    for _ in 0..10 {
+        let verify = s
+            .request_at(
+                &edge,
+                Method::POST,
+                "/api/auth/jwt/verify/",
+                "198.51.100.242",
+                None,
+                Some(json!({"token": "not-a-token"})),
+            )
+            .await;
+        assert_eq!(verify.status, StatusCode::UNAUTHORIZED, "{}", verify.body);
+    }
+    for _ in 0..3 {
+        let login = s
+            .request_at(
+                &edge,
+                Method::POST,
+                "/api/auth/jwt/create/",
+                "198.51.100.243",
+                None,
+                Some(json!({"email": "nobody@example.com", "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.body);
+    }
+    let limiter = DoStorage::of(&state.0, "RateLimiter");
+    assert_eq!(limiter.history_entries("anon:198.51.100.242"), 32);
+    // The login's anon lease is a second object; its auth check is exact: 3 requests, 3 entries.
+    assert_eq!(limiter.history_entries("anon:198.51.100.243"), 32);
+    assert_eq!(limiter.history_entries("auth:198.51.100.243"), 3);
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -283,7 +326,11 @@ impl DoStorage {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "sqlite"))
+            // One file per object; workerd's own `metadata.sqlite` (alarms index) is not one.
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "sqlite")
+                    && p.file_name().is_some_and(|n| n != "metadata.sqlite")
+            })
             .collect();
         files.sort();
         files
@@ -323,6 +370,31 @@ impl DoStorage {
             .collect();
         names.sort();
         names
+    }
+
+    /// How many request times the named object's stored history holds (8 bytes each). The
+    /// value is V8-serialized: version (FF 0F), ArrayBuffer tag (42), byte length (LEB128),
+    /// the bytes, then the Uint8Array view over them.
+    fn history_entries(&self, name: &str) -> usize {
+        let file = self
+            .files()
+            .into_iter()
+            .find(|f| Self::query(f, "SELECT name FROM __miniflare_do_name").trim() == name)
+            .unwrap_or_else(|| panic!("no object {name}: {self:?}"));
+        let hex = Self::query(&file, "SELECT hex(value) FROM _cf_KV WHERE key = 'history'");
+        let bytes: Vec<u8> = (0..hex.trim().len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(bytes[..3], [0xFF, 0x0F, 0x42], "{name}'s history: {hex}");
+        let (mut length, mut shift) = (0usize, 0);
+        for byte in &bytes[3..] {
+            length |= usize::from(byte & 0x7F) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        length / 8
     }
 
     /// The alarms stored (ms since the epoch), one per object that has one.
