@@ -93,6 +93,8 @@ pub struct Application {
     operations: Option<(TcpListener, Router)>,
     /// HTTPS on BIND: the files and the configuration loaded from them.
     tls: Option<(crate::tls::TlsFiles, axum_server::tls_rustls::RustlsConfig)>,
+    /// The email sender, stopped between two emails once the server has stopped.
+    sender: sender::Running,
 }
 
 impl Application {
@@ -120,12 +122,7 @@ impl Application {
         let mut metrics = Metrics::new();
         metrics.register_argon2(hasher.queue());
         let metrics = Arc::new(metrics);
-        tokio::spawn(sender::run(
-            pool.clone(),
-            mailer,
-            email_wake.clone(),
-            metrics.clone(),
-        ));
+        let sender = sender::start(pool.clone(), mailer, email_wake.clone(), metrics.clone());
         if let Some(every) = settings.janitor_interval {
             tokio::spawn(crate::janitor::run_every(
                 pool.clone(),
@@ -183,6 +180,7 @@ impl Application {
             port,
             operations,
             tls,
+            sender,
         })
     }
 
@@ -198,7 +196,16 @@ impl Application {
 
     /// Serves until Ctrl-C or SIGTERM; in-flight requests then get `SHUTDOWN_GRACE` to finish
     /// (idle keep-alive connections from a proxy would otherwise hold the process forever).
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+    /// Then the email sender finishes the email it is sending, if any, and stops: a stopped
+    /// replica leaves no email half-sent for another to send again.
+    pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
+        let sender = std::mem::take(&mut self.sender);
+        let served = self.serve().await;
+        sender.stop().await;
+        served
+    }
+
+    async fn serve(self) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "origin listening");
         if let Some((listener, router)) = self.operations {
             tracing::info!(port = listener.local_addr()?.port(), "metrics listening");

@@ -51,22 +51,18 @@ pub async fn enqueue(
     Ok(row.get(0))
 }
 
-/// Claims due rows for this transaction (`SKIP LOCKED`: several origins never send one row twice
-/// at the same time).
-pub async fn claim_due(
-    client: &impl Sql,
-    limit: i64,
-) -> Result<Vec<PendingEmail>, tokio_postgres::Error> {
+/// Claims the oldest due row for this transaction (`SKIP LOCKED`: several origins never send
+/// one row at the same time), if any.
+pub async fn claim_next(client: &impl Sql) -> Result<Option<PendingEmail>, tokio_postgres::Error> {
     Ok(client
-        .query(
+        .query_opt(
             "SELECT id, to_address, subject, body_text, body_html, attempts, message_id FROM email_outbox \
              WHERE sent_at IS NULL AND abandoned_at IS NULL AND next_attempt_at <= now() \
                AND (expires_at IS NULL OR expires_at > now()) \
-             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-            &[(&limit, Type::INT8)],
+             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            &[],
         )
         .await?
-        .iter()
         .map(|r| PendingEmail {
             id: r.get(0),
             to: r.get(1),
@@ -75,8 +71,7 @@ pub async fn claim_due(
             html: r.get(4),
             attempts: r.get(5),
             message_id: r.get(6),
-        })
-        .collect())
+        }))
 }
 
 /// Sent: the bodies (which carry the reset code) are blanked, the row is kept.
