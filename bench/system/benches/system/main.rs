@@ -66,6 +66,9 @@ pub(crate) const RATES_OFF: &str = "anon=none,user=none,auth=100000/sec,password
 
 pub(crate) const UNTHROTTLED: &str = "ours (workerd, anon/user=none)";
 
+/// The jose peer behind a Durable Object limiter (bench/edge/jose-limited.mjs).
+pub(crate) const JOSE_LIMITED: &str = "jose + DO limiter (workerd)";
+
 pub(crate) const COMPATIBILITY_DATE: &str = "2025-09-01";
 
 // ---------------------------------------------------------------------------------------------
@@ -423,6 +426,28 @@ pub(crate) async fn run() -> bool {
                         move |_| status_is(h.get(format!("{b}/hello")), StatusCode::OK),
                     )
                     .await;
+                drop(peer);
+                // The JS way of doing our job: the same verify behind a Durable Object limiter
+                // of our semantics, at our `anon` rate.
+                let limited = serve_on_workerd(
+                    &bench.opts,
+                    "workerd-jose-limited",
+                    json!({
+                        "modulesRoot": dir,
+                        "modules": [{"type": "ESModule", "path": dir.join("limited.mjs")}],
+                        "bindings": {"ED_X": o.key_x, "ANON_RATE": RATES.split(',').next().unwrap().trim_start_matches("anon=")},
+                        "durableObjects": {"LIMITER": "Limiter"},
+                    }),
+                );
+                verify_loop(
+                    &mut bench,
+                    JOSE_LIMITED,
+                    "POST /verify/eddsa",
+                    &limited,
+                    "/verify/eddsa",
+                    &ed_body,
+                )
+                .await;
             }
             None => {
                 println!("  the jose peer is not built (`cargo xtask bench` builds it): skipped")

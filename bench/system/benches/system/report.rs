@@ -116,6 +116,15 @@ pub(crate) fn targets(
         "×",
     );
     at_least(
+        "/jwt/verify/ EdDSA, throttled, vs the jose Worker with a Durable Object limiter (req/s ratio)",
+        1.5,
+        ratio(
+            rate(ours, "POST /jwt/verify/"),
+            rate(JOSE_LIMITED, "POST /verify/eddsa"),
+        ),
+        "×",
+    );
+    at_least(
         "/jwt/verify/ HS256 vs the jose Worker, key imported once (req/s ratio)",
         1.0,
         ratio(
@@ -171,6 +180,25 @@ pub(crate) fn targets(
         0.15,
         bench.find(ours, "POST /jwt/verify/").and_then(|r| r.cpu_ms),
         " ms",
+    );
+    let cpu = |s: &str, w: &str| bench.find(s, w).and_then(|r| r.cpu_ms);
+    at_most(
+        "workerd CPU per EdDSA /jwt/verify/ (throttled) vs the jose Worker's per verify (ratio)",
+        0.9,
+        ratio(
+            cpu(ours, "POST /jwt/verify/"),
+            cpu("jose (workerd)", "POST /verify/eddsa"),
+        ),
+        "×",
+    );
+    at_most(
+        "workerd CPU of our floor (JWKS) vs the JS floor (/hello) (ratio)",
+        1.2,
+        ratio(
+            cpu(ours, "GET /.well-known/jwks.json (floor)"),
+            cpu("jose (workerd)", "GET /hello (floor)"),
+        ),
+        "×",
     );
     at_most(
         "Worker Wasm, gzip",
@@ -257,6 +285,7 @@ impl Report<'_> {
                 "POST /jwt/create/ (login)",
             ),
             ("POST /jwt/verify/", "jose (workerd)", "POST /verify/eddsa"),
+            ("POST /jwt/verify/", JOSE_LIMITED, "POST /verify/eddsa"),
             (
                 "POST /jwt/verify/ (anon=none)",
                 "jose (workerd)",
