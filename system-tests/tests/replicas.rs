@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
-use shared::keys::{Ed25519PrivateKey, Jwks};
 use testkit::process::{
     prebuilt_worker_config, spawn, wait_until_serving, wait_until_up, wrangler_dev, Group,
 };
@@ -94,13 +93,7 @@ async fn stopping_and_killing_replicas_under_load_costs_at_most_the_in_flight_re
     let smtp_port = smtp.local_addr().unwrap().port();
     let sink = SmtpSink::serve(smtp);
 
-    let mut seed = [0u8; 32];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
-    let key = Ed25519PrivateKey::from_seed(seed);
-    let jwks = serde_json::to_string(&Jwks {
-        keys: vec![key.public_jwk()],
-    })
-    .unwrap();
+    let (key, jwks) = testkit::signing_key();
     let env: Vec<(String, String)> = [
         ("DATABASE_URL", db.url.clone()),
         ("ORIGIN_SIGNING_SECRET", SIGNING.into()),

@@ -269,11 +269,22 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
 
-pub async fn spawn_app_with(options: Options) -> TestApp {
-    let db = TestDb::create().await;
+/// A fresh Ed25519 signing key and the JWKS (as JSON) holding its public half, for an origin
+/// and the edge of one test.
+pub fn signing_key() -> (Ed25519PrivateKey, String) {
     let mut seed = [0u8; 32];
     OsRng.fill_bytes(&mut seed);
     let key = Ed25519PrivateKey::from_seed(seed);
+    let jwks = serde_json::to_string(&Jwks {
+        keys: vec![key.public_jwk()],
+    })
+    .expect("a JWKS serializes");
+    (key, jwks)
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let db = TestDb::create().await;
+    let (key, _) = signing_key();
     let jwks = Jwks {
         keys: vec![key.public_jwk()],
     };

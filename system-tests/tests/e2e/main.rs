@@ -41,7 +41,7 @@ mod prelude {
 
     pub(crate) use reqwest::{Method, StatusCode};
     pub(crate) use serde_json::{json, Value};
-    pub(crate) use shared::keys::{Ed25519PrivateKey, Jwks};
+    pub(crate) use shared::keys::Ed25519PrivateKey;
     pub(crate) use testkit::process::{
         prebuilt_worker_config, repo_root, wait_until_serving, wait_until_up, wrangler_dev, Group,
     };

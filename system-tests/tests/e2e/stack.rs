@@ -50,13 +50,7 @@ impl Stack {
         let smtp_port = smtp.local_addr().unwrap().port();
         let sink = SmtpSink::serve(smtp);
 
-        let mut seed = [0u8; 32];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
-        let key = Ed25519PrivateKey::from_seed(seed);
-        let jwks = serde_json::to_string(&Jwks {
-            keys: vec![key.public_jwk()],
-        })
-        .unwrap();
+        let (key, jwks) = testkit::signing_key();
         let origin_port = free_port();
         let origin_env: Vec<(String, String)> = [
             ("DATABASE_URL", db.url.clone()),
