@@ -46,7 +46,7 @@ pub fn lease_ttl_ms(rate: Rate) -> u64 {
 /// window (to the millisecond, so the isolate does not remember the refusal past it).
 pub fn grant(history: &mut Vec<u64>, rate: Rate, now_ms: u64) -> Result<u32, u64> {
     let window_ms = rate.period_secs * 1_000;
-    history.retain(|&t| t + window_ms > now_ms && t <= now_ms);
+    history.retain(|&t| t.saturating_add(window_ms) > now_ms && t <= now_ms);
     let used = history.len() as u32;
     if used >= rate.requests {
         return Err(window_ms - (now_ms - history[0]));
@@ -175,6 +175,16 @@ mod tests {
         assert_eq!(history.len() as u32, PER_MIN.requests);
         assert_eq!(grant(&mut history, PER_MIN, 60_004), Err(1));
         assert!(grant(&mut history, PER_MIN, 60_005).is_ok());
+    }
+
+    #[test]
+    fn times_at_the_ends_of_the_clock_do_not_overflow() {
+        // Found by cargo-fuzz (on the exact check, which shares the window test).
+        let mut history = vec![0, u64::MAX];
+        assert!(grant(&mut history, PER_MIN, 5).is_ok());
+        let mut history = vec![0, u64::MAX];
+        assert_eq!(check(&mut history, PER_MIN, 5), Decision::Allowed);
+        assert!(grant(&mut Vec::new(), PER_MIN, u64::MAX).is_ok());
     }
 
     #[test]

@@ -204,7 +204,7 @@ pub fn retry_after_secs(wait_ms: u64) -> u64 {
 /// the request is refused until the oldest leaves, otherwise `now_ms` is recorded.
 pub fn check(history: &mut Vec<u64>, rate: Rate, now_ms: u64) -> Decision {
     let window_ms = rate.period_secs * 1_000;
-    history.retain(|&t| t + window_ms > now_ms && t <= now_ms);
+    history.retain(|&t| t.saturating_add(window_ms) > now_ms && t <= now_ms);
     if history.len() >= rate.requests as usize {
         let oldest = history[0];
         let wait_ms = window_ms - (now_ms - oldest);
