@@ -47,6 +47,10 @@ fn bench(root: &Path, smoke: bool) -> Result {
     run_cmd(cargo().args([mode, "--workspace", "--locked", "--bench", "micro"]))?;
     step("system benchmark: origin, edge (workerd, wrangler dev), jose peer, Django original");
     run_cmd(cargo().args([mode, "--workspace", "--locked", "--bench", "system"]))?;
+    if !smoke {
+        step("the capacity model from the new results (docs/capacity.md)");
+        run_cmd(toolchain::command(root, "node").arg("bench/capacity.mjs"))?;
+    }
     println!(
         "benchmark finished in {} s (after the toolchain check)",
         elapsed() - started

@@ -69,6 +69,11 @@ pub fn run(root: &Path, args: &[String]) -> Result {
             .args(["fmt", "--all", "--check"]),
     )?;
 
+    step(
+        "docs/capacity.md is what bench/results/bench.json gives (node bench/capacity.mjs --check)",
+    );
+    run_cmd(toolchain::command(root, "node").args(["bench/capacity.mjs", "--check"]))?;
+
     step("build every target for the tests, linted by clippy (host, -D warnings)");
     run_cmd(cargo().args([
         "test",
