@@ -358,3 +358,131 @@ async fn the_image_builds_from_its_context_and_its_binary_migrates_serves_and_is
     }
     std::fs::remove_dir_all(&image).unwrap();
 }
+
+/// `docker …` in the repository root; its output, or the failure with what it printed.
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Where a Docker engine answers (`docker info`), the real image: built from the repository,
+/// non-root, its own `keygen` output passed back in with `--env-file`, `migrate` and `serve`
+/// against the test PostgreSQL (host network), and its HEALTHCHECK command run in the container.
+/// Where none answers (this project's CI machine), the staged build above stands in for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn where_a_docker_engine_answers_the_image_itself_builds_runs_and_is_healthy() {
+    let engine = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !engine {
+        println!(
+            "no Docker engine answers `docker info`: the staged build stands in for `docker build`"
+        );
+        return;
+    }
+    let tag = format!("auth-api-origin-test:{}", std::process::id());
+    docker(&["build", "-t", &tag, "."]);
+    let inspected = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Size}} {{.Config.User}}",
+        &tag,
+    ]);
+    println!("image {tag}: size and user {inspected}");
+    let user = inspected.split_whitespace().nth(1).unwrap_or_default();
+    assert!(
+        !user.is_empty() && !user.starts_with("root") && !user.starts_with('0'),
+        "the image runs as a non-root user: {inspected}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("image-docker-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let env_file = dir.join(".env");
+    let keys = docker(&["run", "--rm", &tag, "keygen", "--with-secrets"]);
+    std::fs::write(&env_file, format!("{keys}\n")).unwrap();
+    let env_file = env_file.to_string_lossy().into_owned();
+
+    let db = TestDb::create().await;
+    let database = format!("DATABASE_URL={}", db.url);
+    let migrated = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-e",
+        &database,
+        &tag,
+        "migrate",
+    ]);
+    assert!(migrated.contains("migrations applied"), "{migrated}");
+
+    let port = free_port();
+    let bind = format!("BIND=127.0.0.1:{port}");
+    let container = docker(&[
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "--env-file",
+        &env_file,
+        "-e",
+        &database,
+        "-e",
+        &bind,
+        "-e",
+        "METRICS_BIND=off",
+        &tag,
+        "serve",
+    ]);
+    // The image's HEALTHCHECK command, run in the container until it passes.
+    let check = docker(&[
+        "inspect",
+        "--format",
+        "{{range .Config.Healthcheck.Test}}{{.}} {{end}}",
+        &tag,
+    ]);
+    let command: Vec<&str> = check
+        .split_whitespace()
+        .skip_while(|word| *word == "CMD" || *word == "CMD-SHELL")
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let healthy = loop {
+        let mut args = vec!["exec", container.as_str()];
+        args.extend(&command);
+        let out = Command::new("docker").args(&args).output().unwrap();
+        if out.status.success() {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let logs = Command::new("docker")
+        .args(["logs", &container])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .unwrap_or_default();
+    let _ = Command::new("docker")
+        .args(["rm", "-f", &container])
+        .output();
+    let _ = Command::new("docker").args(["rmi", &tag]).output();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(healthy, "the HEALTHCHECK ({check}) never passed: {logs}");
+}
