@@ -8,18 +8,23 @@ use crate::http::RequestBody;
 
 /// The body, or why there is none to parse. A declared `Content-Length` over the limit is
 /// refused unread.
-pub async fn read(req: &mut Request) -> RequestBody {
-    let declared: Option<usize> = req
-        .headers()
-        .get("Content-Length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse().ok());
+pub async fn read(req: &mut Request, content_length: Option<String>) -> RequestBody {
+    let declared: Option<usize> = content_length.and_then(|v| v.parse().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return RequestBody::TooLarge;
     }
     if req.inner().body().is_none() {
         return RequestBody::Read(Vec::new());
+    }
+    // A declared length within the limit is the message's framing (HTTP/1.1 and HTTP/2 end the
+    // body there), so the body is taken in one piece, without the per-chunk stream machinery.
+    // The length is checked again in case a runtime ever let the two differ.
+    if declared.is_some() {
+        return match req.bytes().await {
+            Ok(bytes) if bytes.len() > MAX_BODY_BYTES => RequestBody::TooLarge,
+            Ok(bytes) => RequestBody::Read(bytes),
+            Err(e) => RequestBody::Failed(e.to_string()),
+        };
     }
     // A `Content-Length` can be absent (chunked) or lie: the body is read chunk by chunk and
     // reading stops at the first byte past the limit, so no request makes the isolate buffer

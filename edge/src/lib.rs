@@ -14,6 +14,7 @@ mod otp_store;
 mod ports;
 mod routes;
 mod shell;
+mod webcrypto;
 
 pub use limiter::RateLimiter;
 pub use otp_store::OtpStore;
@@ -51,11 +52,10 @@ fn config(env: &Env) -> std::result::Result<Rc<Config>, config::ConfigError> {
 /// CORS headers.
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let given_id = req.headers().get("X-Request-Id").ok().flatten();
-    let request_id = flows::request_id(given_id.as_deref(), || shell::random_hex(16));
     let started = worker::Date::now().as_millis();
-    let (method, path) = (req.method().to_string(), req.path());
-    let origin_header = req.headers().get("Origin").ok().flatten();
+    let (request, given_id) = shell::read_request(&mut req).await;
+    let request_id = flows::request_id(given_id.as_deref(), || shell::random_hex(16));
+    let origin_header = request.origin_header.as_deref();
     let config = match config(&env) {
         Ok(config) => config,
         Err(e) => {
@@ -63,24 +63,16 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
             let problem = Problem::Misconfigured {
                 variable: e.variable,
             };
-            let reply = flows::finish(problem.into(), &request_id, None, origin_header.as_deref());
+            let reply = flows::finish(problem.into(), &request_id, None, origin_header);
             return shell::response(reply);
         }
     };
-    let reply = shell::answer(&mut req, &env, ctx, &config, &request_id).await;
-    let reply = flows::finish(reply, &request_id, Some(&config), origin_header.as_deref());
+    let reply = shell::answer(&request, &env, ctx, &config, &request_id).await;
+    let reply = flows::finish(reply, &request_id, Some(&config), origin_header);
     let response = shell::response(reply);
     if let Ok(response) = &response {
-        log::info(
-            &request_id,
-            "answered",
-            serde_json::json!({
-                "method": method,
-                "path": path,
-                "status": response.status_code(),
-                "duration_ms": worker::Date::now().as_millis().saturating_sub(started),
-            }),
-        );
+        let took = worker::Date::now().as_millis().saturating_sub(started);
+        log::answered(&request_id, &request, response.status_code(), took);
     }
     response
 }

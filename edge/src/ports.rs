@@ -10,9 +10,11 @@ use std::future::Future;
 
 use rand_core::RngCore;
 use shared::internal::InternalRoute;
+use shared::keys::VerifyingKeys;
 use shared::otp::OtpCode;
 use shared::signing::Identity;
 use shared::throttle::{Rate, Scope};
+use shared::token::{TokenError, Unverified, Verified};
 
 /// The `RateLimiter` answer for one request of `identity` in `scope`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +93,14 @@ pub trait Runtime {
 
     /// An unexpected failure, for the operator (never a token, code or password).
     fn log_error(&self, message: &str, error: &str);
+
+    /// Checks the signature of a token already parsed by `keys` (the platform's WebCrypto in
+    /// the Worker, Rust in the tests).
+    async fn check_signature<'t>(
+        &self,
+        keys: &VerifyingKeys,
+        token: Unverified<'t>,
+    ) -> Result<Verified<'t>, TokenError>;
 }
 
 /// Everything a request's flow uses, for one request. The origin client and the runtime are

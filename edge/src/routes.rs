@@ -44,7 +44,8 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, Miss> {
         "/api/auth/jwt/refresh" => ("POST, OPTIONS", &[("POST", Route::JwtRefresh)]),
         "/api/auth/jwt/verify" => ("POST, OPTIONS", &[("POST", Route::JwtVerify)]),
         "/api/auth/logout" => ("POST, OPTIONS", &[("POST", Route::Logout)]),
-        "/api/auth/me" => (
+        // `users/me/` is Djoser's name for the same resource.
+        "/api/auth/me" | "/api/auth/users/me" => (
             "GET, PATCH, OPTIONS",
             &[("GET", Route::Me), ("PATCH", Route::PatchMe)],
         ),
@@ -84,6 +85,8 @@ mod tests {
             ("POST", "/api/auth/logout/", Route::Logout),
             ("GET", "/api/auth/me/", Route::Me),
             ("PATCH", "/api/auth/me/", Route::PatchMe),
+            ("GET", "/api/auth/users/me/", Route::Me),
+            ("PATCH", "/api/auth/users/me/", Route::PatchMe),
             ("POST", "/api/auth/password/reset/", Route::ResetRequest),
             (
                 "POST",

@@ -7,12 +7,14 @@ use std::future::Future;
 use std::rc::Rc;
 
 use rand_core::{OsRng, RngCore};
+use shared::keys::VerifyingKeys;
 use shared::problem::Problem;
-use worker::{Context, Date, Env, Request, Response, Result, Url};
+use shared::token::{TokenError, Unverified, Verified};
+use worker::{Context, Date, Env, Request, Response, Result};
 
 use crate::config::Config;
 use crate::flows::{self, Answer};
-use crate::http::{EdgeRequest, Reply, ReplyBody};
+use crate::http::{EdgeRequest, Reply, ReplyBody, RequestBody};
 use crate::limiter::LimiterClient;
 use crate::origin::OriginClient;
 use crate::otp_store::OtpStoreClient;
@@ -24,16 +26,55 @@ pub fn random_hex(bytes: usize) -> String {
     shared::hex::encode(&buf)
 }
 
-/// The answer to `req`; a failure of the runtime's glue is a JSON 500, never a Worker
+/// What the flows read of `req`, from one read of its URL and headers, and the client's
+/// `X-Request-Id` if it sent one.
+pub async fn read_request(req: &mut Request) -> (EdgeRequest, Option<String>) {
+    let url = req.inner().url();
+    let (public_base, path, query) = split_url(&url);
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let request = EdgeRequest {
+        method: req.inner().method(),
+        path: path.to_owned(),
+        query: query.map(str::to_owned),
+        public_base: public_base.to_owned(),
+        origin_header: header("Origin"),
+        authorization: header("Authorization"),
+        cf_connecting_ip: header("CF-Connecting-IP"),
+        content_type: header("Content-Type"),
+        body: RequestBody::Read(Vec::new()),
+    };
+    let given_id = header("X-Request-Id");
+    let body = crate::body::read(req, header("Content-Length")).await;
+    (EdgeRequest { body, ..request }, given_id)
+}
+
+/// Origin, path and query of a URL the runtime serialized (WHATWG, so already normalised: the
+/// same parts the `url` crate would give, without parsing it again).
+fn split_url(url: &str) -> (&str, &str, Option<&str>) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let path_start = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    let (origin, rest) = url.split_at(path_start);
+    let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    (origin, if path.is_empty() { "/" } else { path }, query)
+}
+
+/// The answer to `request`; a failure of the runtime's glue is a JSON 500, never a Worker
 /// exception page.
 pub async fn answer(
-    req: &mut Request,
+    request: &EdgeRequest,
     env: &Env,
     ctx: Context,
     config: &Rc<Config>,
     request_id: &str,
 ) -> Reply {
-    match try_answer(req, env, ctx, config, request_id).await {
+    match try_answer(request, env, ctx, config, request_id).await {
         Ok(reply) => reply,
         Err(e) => {
             crate::log::error(request_id, "handler failed", &e.to_string());
@@ -43,25 +84,12 @@ pub async fn answer(
 }
 
 async fn try_answer(
-    req: &mut Request,
+    edge_request: &EdgeRequest,
     env: &Env,
     ctx: Context,
     config: &Rc<Config>,
     request_id: &str,
 ) -> Result<Reply> {
-    let url = req.url()?;
-    let header = |name: &str| req.headers().get(name).ok().flatten();
-    let edge_request = EdgeRequest {
-        method: req.method().as_ref().to_owned(),
-        path: url.path().to_owned(),
-        query: url.query().map(str::to_owned),
-        public_base: url.origin().ascii_serialization(),
-        origin_header: header("Origin"),
-        authorization: header("Authorization"),
-        cf_connecting_ip: header("CF-Connecting-IP"),
-        content_type: header("Content-Type"),
-        body: crate::body::read(req).await,
-    };
     let request_id: Rc<str> = request_id.into();
     let ports = WorkerPorts {
         limiter: LimiterClient {
@@ -72,16 +100,16 @@ async fn try_answer(
         origin: OriginClient {
             config: Rc::clone(config),
             request_id: Rc::clone(&request_id),
-            client_network: flows::client_network(&edge_request, config).map(Rc::from),
+            client_network: flows::client_network(edge_request, config).map(Rc::from),
         },
         runtime: WorkerRuntime {
             ctx: Rc::new(ctx),
             request_id: Rc::clone(&request_id),
         },
     };
-    match flows::handle(&edge_request, config, &ports).await {
+    match flows::handle(edge_request, config, &ports).await {
         Answer::Reply(reply) => Ok(reply),
-        Answer::Asset(path) => asset(env, &url, &path).await,
+        Answer::Asset(path) => asset(env, &edge_request.public_base, &path).await,
     }
 }
 
@@ -111,11 +139,9 @@ pub fn response(reply: Reply) -> Result<Response> {
 
 /// A file from the Workers static assets (the API docs). The assets binding answers with
 /// immutable headers, so the file is copied into a reply of our own (request id, CORS).
-async fn asset(env: &Env, url: &Url, path: &str) -> Result<Reply> {
-    let mut url = url.clone();
-    url.set_path(path);
-    url.set_query(None);
-    let mut found = env.assets("ASSETS")?.fetch(url.to_string(), None).await?;
+async fn asset(env: &Env, public_base: &str, path: &str) -> Result<Reply> {
+    let url = format!("{public_base}{path}");
+    let mut found = env.assets("ASSETS")?.fetch(url, None).await?;
     if found.status_code() != 200 {
         return Ok(Problem::NotFound.into());
     }
@@ -153,6 +179,14 @@ impl Runtime for WorkerRuntime {
     fn log_error(&self, message: &str, error: &str) {
         crate::log::error(&self.request_id, message, error);
     }
+
+    async fn check_signature<'t>(
+        &self,
+        keys: &VerifyingKeys,
+        token: Unverified<'t>,
+    ) -> std::result::Result<Verified<'t>, TokenError> {
+        crate::webcrypto::check(keys, token, &self.request_id).await
+    }
 }
 
 struct WorkerPorts<'a> {
@@ -182,5 +216,30 @@ impl<'a> Ports for WorkerPorts<'a> {
 
     fn runtime(&self) -> &Self::Runtime {
         &self.runtime
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_url;
+
+    #[test]
+    fn urls_split_as_the_url_crate_splits_them() {
+        for url in [
+            "https://api.example.com/api/auth/me/",
+            "http://127.0.0.1:8787/api/auth/users/?page=2&x=%20y",
+            "https://api.example.com",
+            "https://api.example.com/?",
+            "https://api.example.com/a?b#frag",
+            "http://[::1]:8787/docs/",
+        ] {
+            let parsed = worker::Url::parse(url).unwrap();
+            let expected_base = parsed.origin().ascii_serialization();
+            assert_eq!(
+                split_url(parsed.as_str()),
+                (expected_base.as_str(), parsed.path(), parsed.query()),
+                "{url}"
+            );
+        }
     }
 }

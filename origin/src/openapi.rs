@@ -98,6 +98,23 @@ pub fn me() {}
     ))]
 pub fn patch_me() {}
 
+/// Djoser's name for `GET /api/auth/me/`: the same answer.
+#[utoipa::path(get, path = "/api/auth/users/me/", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Profile", body = UserProfile),
+        (status = 401, description = "Not authenticated or token not valid", body = Detail),
+    ))]
+pub fn users_me() {}
+
+/// Djoser's name for `PATCH /api/auth/me/`: the same rules and answer.
+#[utoipa::path(patch, path = "/api/auth/users/me/", tag = "users", request_body = PatchMeRequest, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated profile", body = UserProfile),
+        (status = 400, description = "Field errors", body = FieldErrors),
+        (status = 401, description = "Not authenticated or token not valid", body = Detail),
+    ))]
+pub fn patch_users_me() {}
+
 /// Ask for a reset code by email. The answer is the same whether the account exists.
 #[utoipa::path(post, path = "/api/auth/password/reset/", tag = "password reset", request_body = ResetRequest,
     responses(
@@ -250,7 +267,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Auth API", description = "JWT authentication API, wire-compatible with Django REST Framework + Djoser + SimpleJWT. \
         Every error body is JSON; every 401 carries `WWW-Authenticate: Bearer realm=\"api\"`; every response carries `X-Request-Id`."),
-    paths(register, list_users, jwt_create, jwt_refresh, jwt_verify, logout, me, patch_me,
+    paths(register, list_users, jwt_create, jwt_refresh, jwt_verify, logout, me, patch_me, users_me, patch_users_me,
           reset_request, reset_verify_otp, reset_confirm, jwks, schema, swagger, redoc),
     components(schemas(FieldErrors, Detail, TokenErrorBody)),
     modifiers(&BearerAuth, &CommonResponses),

@@ -27,6 +27,8 @@ fn every_api_md_row_is_documented() {
         ("post", "/api/auth/logout/", "204"),
         ("get", "/api/auth/me/", "200"),
         ("patch", "/api/auth/me/", "400"),
+        ("get", "/api/auth/users/me/", "200"),
+        ("patch", "/api/auth/users/me/", "400"),
         ("post", "/api/auth/password/reset/", "200"),
         ("post", "/api/auth/password/reset/verify-otp/", "400"),
         ("post", "/api/auth/password/reset/confirm/", "204"),

@@ -38,6 +38,17 @@ pub(crate) fn install() {
     });
 }
 
+/// Whether `signature` over `message` is valid for `key` under the pinned `algorithm`.
+pub(crate) fn verify(
+    algorithm: crate::keys::Algorithm,
+    key: &DecodingKey,
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
+    new_verifier(&algorithm.to_jwt(), key)
+        .is_ok_and(|verifier| verifier.verify(message, &signature.to_vec()).is_ok())
+}
+
 fn new_signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error> {
     match (algorithm, key.family()) {
         (Algorithm::HS256, AlgorithmFamily::Hmac) => {

@@ -258,16 +258,33 @@ impl VerifyingKeys {
 
     /// A token's `kid` is looked up in our set only. Without a `kid`, a set of exactly one key
     /// is used (HS256, or a single Ed25519 key); with several keys a `kid` is required.
-    pub(crate) fn find(&self, kid: Option<&str>) -> Option<&DecodingKey> {
+    pub(crate) fn position(&self, kid: Option<&str>) -> Option<usize> {
         match kid {
             Some(kid) => self
                 .keys
                 .iter()
-                .find(|(k, _)| k.as_deref() == Some(kid))
-                .map(|(_, key)| key),
-            None if self.keys.len() == 1 => Some(&self.keys[0].1),
+                .position(|(k, _)| k.as_deref() == Some(kid)),
+            None if self.keys.len() == 1 => Some(0),
             None => None,
         }
+    }
+
+    /// The number of keys (indexes of [`Self::key_material`]).
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Never true: a set is made of at least one key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The raw bytes of key `index` (an Ed25519 public key, or the HMAC secret), for a runtime
+    /// that imports them into its own cryptography once (the Worker's WebCrypto).
+    pub fn key_material(&self, index: usize) -> Option<&[u8]> {
+        self.keys
+            .get(index)
+            .and_then(|(_, key)| key.try_get_as_bytes().ok())
     }
 }
 
@@ -325,9 +342,11 @@ mod tests {
         assert!(json.contains(r#""use":"sig""#) && json.contains(r#""alg":"EdDSA""#));
         let set = VerifyingKeys::from_jwks_json(&json).unwrap();
         assert_eq!(set.algorithm(), Algorithm::EdDSA);
-        assert!(set.find(Some(&key.public_jwk().kid)).is_some());
-        assert!(set.find(Some("other")).is_none());
-        assert!(set.find(None).is_some());
+        assert_eq!(set.position(Some(&key.public_jwk().kid)), Some(0));
+        assert_eq!(set.position(Some("other")), None);
+        assert_eq!(set.position(None), Some(0));
+        assert_eq!(set.key_material(0), Some(&key.public_key()[..]));
+        assert_eq!(set.key_material(1), None);
 
         assert_eq!(
             VerifyingKeys::from_jwks_json(r#"{"keys":[]}"#).err(),

@@ -45,15 +45,7 @@ pub fn lease_ttl_ms(rate: Rate) -> u64 {
 /// `now_ms` at once. `Ok(permits)`, or `Err(ms)` until the oldest counted request leaves the
 /// window (to the millisecond, so the isolate does not remember the refusal past it).
 pub fn grant(history: &mut Vec<u64>, rate: Rate, now_ms: u64) -> Result<u32, u64> {
-    let window_ms = rate.period_secs * 1_000;
-    history.retain(|&t| t.saturating_add(window_ms) > now_ms && t <= now_ms);
-    let used = history.len() as u32;
-    if used >= rate.requests {
-        return Err(window_ms - (now_ms - history[0]));
-    }
-    let permits = lease_size(rate.requests - used);
-    history.extend(std::iter::repeat_n(now_ms, permits as usize));
-    Ok(permits)
+    crate::throttle::take(history, rate, now_ms, lease_size)
 }
 
 /// What the isolate knows about a key without asking its object.

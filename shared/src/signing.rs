@@ -35,6 +35,16 @@ pub enum Identity {
     },
 }
 
+/// The identity of a verified access token's holder.
+impl From<&crate::token::Claims> for Identity {
+    fn from(claims: &crate::token::Claims) -> Self {
+        Self::User {
+            id: claims.user_id,
+            token_version: claims.ver,
+        }
+    }
+}
+
 impl Identity {
     pub fn to_header(self) -> String {
         match self {

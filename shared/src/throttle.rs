@@ -203,17 +203,33 @@ pub fn retry_after_secs(wait_ms: u64) -> u64 {
 /// the current window. Entries that left the window are dropped; if `rate.requests` remain,
 /// the request is refused until the oldest leaves, otherwise `now_ms` is recorded.
 pub fn check(history: &mut Vec<u64>, rate: Rate, now_ms: u64) -> Decision {
+    match take(history, rate, now_ms, |_| 1) {
+        Ok(_) => Decision::Allowed,
+        Err(wait_ms) => Decision::Throttled {
+            retry_after_secs: retry_after_secs(wait_ms),
+        },
+    }
+}
+
+/// The sliding log's step for [`check`] (one request) and `lease::grant` (a batch): drops what
+/// left the window; with `remaining` requests left in it, records `permits(remaining)` of them
+/// at `now_ms` and returns how many, or, with none left, `Err` the milliseconds until the
+/// oldest leaves.
+pub(crate) fn take(
+    history: &mut Vec<u64>,
+    rate: Rate,
+    now_ms: u64,
+    permits: impl FnOnce(u32) -> u32,
+) -> Result<u32, u64> {
     let window_ms = rate.period_secs * 1_000;
     history.retain(|&t| t.saturating_add(window_ms) > now_ms && t <= now_ms);
-    if history.len() >= rate.requests as usize {
-        let oldest = history[0];
-        let wait_ms = window_ms - (now_ms - oldest);
-        return Decision::Throttled {
-            retry_after_secs: retry_after_secs(wait_ms),
-        };
+    let used = u32::try_from(history.len()).unwrap_or(u32::MAX);
+    if used >= rate.requests {
+        return Err(window_ms - (now_ms - history[0]));
     }
-    history.push(now_ms);
-    Decision::Allowed
+    let permits = permits(rate.requests - used);
+    history.extend(std::iter::repeat_n(now_ms, permits as usize));
+    Ok(permits)
 }
 
 /// When a key's stored history may be deleted: its clean-up alarm must fire no earlier than

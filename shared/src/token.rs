@@ -6,7 +6,9 @@
 //! (RFC 8725 §3.12): an access token is never a refresh token and neither is a reset token.
 //! Time is passed in (`now`, Unix seconds): the checks are pure and testable.
 
-use jsonwebtoken::{decode, decode_header, encode, Header, Validation};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{decode_header, encode, Header};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +26,13 @@ pub enum TokenKind {
     Refresh,
     PasswordReset,
 }
+
+/// A bearer on an authenticated route.
+pub const ACCESS: &[TokenKind] = &[TokenKind::Access];
+/// The body of `jwt/refresh/` and `logout/`.
+pub const REFRESH: &[TokenKind] = &[TokenKind::Refresh];
+/// `jwt/verify/` accepts access and refresh tokens, as SimpleJWT's `UntypedToken` does.
+pub const SESSION: &[TokenKind] = &[TokenKind::Access, TokenKind::Refresh];
 
 /// Claims of access and refresh tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,22 +170,34 @@ impl TokenVerifier {
 
     /// A Bearer token on an authenticated route.
     pub fn access(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
-        self.of_kinds(token, now, &[TokenKind::Access])
+        self.of_kinds(token, now, ACCESS)
     }
 
     /// The body of `jwt/refresh/` and `logout/`.
     pub fn refresh(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
-        self.of_kinds(token, now, &[TokenKind::Refresh])
+        self.of_kinds(token, now, REFRESH)
     }
 
     /// `jwt/verify/` accepts access and refresh tokens, as SimpleJWT's `UntypedToken` does,
     /// and nothing else.
     pub fn session(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
-        self.of_kinds(token, now, &[TokenKind::Access, TokenKind::Refresh])
+        self.of_kinds(token, now, SESSION)
     }
 
     fn of_kinds(&self, token: &str, now: i64, kinds: &[TokenKind]) -> Result<Claims, TokenError> {
-        let claims: Claims = verify_signed(token, &self.keys, &self.audience)?;
+        let verified = self.keys.check(self.keys.parse(token)?)?;
+        self.accept(verified, now, kinds)
+    }
+
+    /// The claims of a token whose signature was checked (here or by the platform): issuer,
+    /// audience, times and kind. `kinds` is [`ACCESS`], [`REFRESH`] or [`SESSION`].
+    pub fn accept(
+        &self,
+        token: Verified<'_>,
+        now: i64,
+        kinds: &[TokenKind],
+    ) -> Result<Claims, TokenError> {
+        let claims: Claims = read_claims(token, &self.audience)?;
         check_times(claims.iat, claims.nbf, claims.exp, now)?;
         if !kinds.contains(&claims.token_type) {
             return Err(TokenError::WrongKind);
@@ -239,48 +260,145 @@ impl ResetTokens {
     }
 }
 
-/// Header checks, key lookup and signature; then `iss`/`aud`. The header's `alg` is only
-/// compared with the pinned one, never used to choose how to verify.
-fn verify_signed<T: DeserializeOwned>(
+/// A token whose header passed every check and whose key is one of ours; its signature is not
+/// checked yet. [`VerifyingKeys::check`] checks it in Rust; a runtime with its own
+/// cryptography (the Worker's WebCrypto) checks [`Unverified::signing_input`] and
+/// [`Unverified::signature`] with [`VerifyingKeys::key_material`] and reports with
+/// [`Unverified::checked`]. Only a [`Verified`] token's claims are ever read.
+#[derive(Debug)]
+pub struct Unverified<'t> {
+    key: usize,
+    signing_input: &'t str,
+    payload: &'t str,
+    signature: Vec<u8>,
+}
+
+/// A token whose signature was checked with the key its header named.
+#[derive(Debug)]
+pub struct Verified<'t> {
+    payload: &'t str,
+}
+
+impl<'t> Unverified<'t> {
+    /// Which of the verifier's keys must have signed it (see [`VerifyingKeys::key_material`]).
+    pub fn key(&self) -> usize {
+        self.key
+    }
+
+    /// `header.payload`, the signed bytes.
+    pub fn signing_input(&self) -> &[u8] {
+        self.signing_input.as_bytes()
+    }
+
+    /// The decoded signature (any length: checking it is the verifier's job).
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// The outcome of a check made elsewhere (WebCrypto's `verify` answer).
+    pub fn checked(self, signature_valid: bool) -> Result<Verified<'t>, TokenError> {
+        if signature_valid {
+            Ok(Verified {
+                payload: self.payload,
+            })
+        } else {
+            Err(TokenError::Signature)
+        }
+    }
+}
+
+impl VerifyingKeys {
+    /// Shape, size and header checks and the key lookup, before any signature work. The header's
+    /// `alg` is only compared with the pinned one, never used to choose how to verify.
+    pub fn parse<'t>(&self, token: &'t str) -> Result<Unverified<'t>, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge);
+        }
+        let mut parts = token.split('.');
+        let (Some(_), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        // Exactly three parts, so this reads the first.
+        let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != self.algorithm.to_jwt() {
+            return Err(TokenError::Algorithm);
+        }
+        if header.crit.is_some() {
+            return Err(TokenError::CriticalHeader);
+        }
+        let key = self
+            .position(header.kid.as_deref())
+            .ok_or(TokenError::UnknownKey)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| TokenError::Malformed)?;
+        Ok(Unverified {
+            key,
+            signing_input: &token[..header_and_payload_len(token)],
+            payload,
+            signature,
+        })
+    }
+
+    /// The signature check in Rust (`jwt_crypto`: Ed25519 strict, HMAC constant-time).
+    pub fn check<'t>(&self, token: Unverified<'t>) -> Result<Verified<'t>, TokenError> {
+        let valid = crate::jwt_crypto::verify(
+            self.algorithm,
+            &self.keys[token.key].1,
+            token.signing_input(),
+            token.signature(),
+        );
+        token.checked(valid)
+    }
+}
+
+/// The length of `header.payload` in a token already split into exactly three parts.
+fn header_and_payload_len(token: &str) -> usize {
+    token.rfind('.').unwrap_or(token.len())
+}
+
+/// `iss` and `aud` of a claims type, compared with the deployment's.
+trait Registered {
+    fn issuer_and_audience(&self) -> (&str, &str);
+}
+
+impl Registered for Claims {
+    fn issuer_and_audience(&self) -> (&str, &str) {
+        (&self.iss, &self.aud)
+    }
+}
+
+impl Registered for ResetClaims {
+    fn issuer_and_audience(&self) -> (&str, &str) {
+        (&self.iss, &self.aud)
+    }
+}
+
+/// The claims of a verified token, refused unless `iss` and `aud` are the deployment's.
+fn read_claims<T: DeserializeOwned + Registered>(
+    token: Verified<'_>,
+    audience: &Audience,
+) -> Result<T, TokenError> {
+    let json = URL_SAFE_NO_PAD
+        .decode(token.payload)
+        .map_err(|_| TokenError::Malformed)?;
+    let claims: T = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+    if claims.issuer_and_audience() != (audience.issuer.as_str(), audience.audience.as_str()) {
+        return Err(TokenError::IssuerOrAudience);
+    }
+    Ok(claims)
+}
+
+/// Parse, signature in Rust, claims: the whole check where no platform cryptography is used.
+fn verify_signed<T: DeserializeOwned + Registered>(
     token: &str,
     keys: &VerifyingKeys,
     audience: &Audience,
 ) -> Result<T, TokenError> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(TokenError::TooLarge);
-    }
-    crate::jwt_crypto::install();
-    let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
-    let pinned = keys.algorithm.to_jwt();
-    if header.alg != pinned {
-        return Err(TokenError::Algorithm);
-    }
-    if header.crit.is_some() {
-        return Err(TokenError::CriticalHeader);
-    }
-    let key = keys
-        .find(header.kid.as_deref())
-        .ok_or(TokenError::UnknownKey)?;
-    let mut validation = Validation::new(pinned);
-    // Time claims are checked by `check_times` with the caller's clock.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.required_spec_claims.clear();
-    validation.set_issuer(&[&audience.issuer]);
-    validation.set_audience(&[&audience.audience]);
-    decode::<T>(token, key, &validation)
-        .map(|data| data.claims)
-        .map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind as K;
-            match e.kind() {
-                K::InvalidSignature => TokenError::Signature,
-                K::InvalidAlgorithm | K::InvalidAlgorithmName => TokenError::Algorithm,
-                K::InvalidIssuer | K::InvalidAudience | K::MissingRequiredClaim(_) => {
-                    TokenError::IssuerOrAudience
-                }
-                _ => TokenError::Malformed,
-            }
-        })
+    let verified = keys.check(keys.parse(token)?)?;
+    read_claims(verified, audience)
 }
 
 /// SimpleJWT/PyJWT semantics: valid while `now < exp`; `nbf` and `iat` may not be in the
@@ -577,6 +695,43 @@ mod tests {
                 .access(&mint(&issuer, TokenKind::Access), NOW)
                 .is_ok());
         }
+    }
+
+    /// What a platform engine (the Worker's WebCrypto) is given: the key material, the signed
+    /// bytes and the signature. Checking them elsewhere and reporting with `checked` gives the
+    /// Rust path's answers; a forged signature reported as invalid is refused.
+    #[test]
+    fn a_signature_checked_elsewhere_gives_the_same_answers() {
+        use ed25519_dalek::{Signature, VerifyingKey};
+        let (issuer, verifier) = ed_pair(1);
+        let genuine = mint(&issuer, TokenKind::Access);
+        let (other, _) = ed_pair(2);
+        let mut foreign_sig = mint(&other, TokenKind::Access);
+        foreign_sig.replace_range(
+            ..genuine.rfind('.').unwrap(),
+            &genuine[..genuine.rfind('.').unwrap()],
+        );
+        let platform = |token: &str| -> Result<Claims, TokenError> {
+            let keys = verifier.keys();
+            let unverified = keys.parse(token)?;
+            let raw: [u8; 32] = keys
+                .key_material(unverified.key())
+                .unwrap()
+                .try_into()
+                .unwrap();
+            let valid = Signature::from_slice(unverified.signature()).is_ok_and(|sig| {
+                VerifyingKey::from_bytes(&raw)
+                    .unwrap()
+                    .verify_strict(unverified.signing_input(), &sig)
+                    .is_ok()
+            });
+            verifier.accept(unverified.checked(valid)?, NOW, ACCESS)
+        };
+        for token in [genuine.as_str(), foreign_sig.as_str(), "a.b.c", ""] {
+            assert_eq!(platform(token), verifier.access(token, NOW), "{token}");
+        }
+        assert!(platform(&genuine).is_ok());
+        assert_eq!(platform(&foreign_sig), Err(TokenError::Signature));
     }
 
     proptest! {

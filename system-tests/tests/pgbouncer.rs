@@ -232,11 +232,8 @@ impl Origin {
             .verifier
             .access(access, testkit::now())
             .expect("a valid access token");
-        let identity = Identity::User {
-            id: claims.user_id,
-            token_version: claims.ver,
-        };
-        self.send(Method::GET, "/internal/me", identity, None).await
+        self.send(Method::GET, "/internal/me", Identity::from(&claims), None)
+            .await
     }
 
     fn log_text(&self) -> String {

@@ -17,9 +17,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use shared::keys::{Jwks, VerifyingKeys};
+use shared::keys::Jwks;
 use shared::signing::{Identity, RequestSigner};
-use shared::token::{Audience, TokenVerifier};
 use testkit::process::{repo_root, spawn, wait_until_serving, Group};
 use testkit::{free_port, Reply, TestDb, PASSWORD};
 
@@ -443,21 +442,7 @@ impl Runbook {
     /// `GET /internal/me` as the edge forwards it, after verifying `access` with the public
     /// keys in `origin.env` (what the edge is given).
     async fn me(&self, access: &str) -> Reply {
-        let keys = VerifyingKeys::from_jwks_json(&self.origin_env()["JWT_PUBLIC_KEYS"]).unwrap();
-        let verifier = TokenVerifier::new(
-            keys,
-            Audience {
-                issuer: shared::settings::DEFAULT_ISSUER.into(),
-                audience: shared::settings::DEFAULT_AUDIENCE.into(),
-            },
-        );
-        let claims = verifier
-            .access(access, testkit::now())
-            .expect("an access token the published keys verify");
-        let identity = Identity::User {
-            id: claims.user_id,
-            token_version: claims.ver,
-        };
+        let identity = testkit::identity_for(&self.origin_env()["JWT_PUBLIC_KEYS"], access);
         self.send(Method::GET, "/internal/me", identity, None).await
     }
 }
@@ -747,14 +732,7 @@ async fn the_deploy_guide_runs_as_written() {
                 assert_eq!(kid(&access), kid_b);
             }
             Step::Janitor => {
-                for what in [
-                    "refresh_families",
-                    "refresh_tokens",
-                    "password_resets",
-                    "outbox",
-                    "audit",
-                    "login_attempts",
-                ] {
+                for (what, _) in origin::janitor::Purged::default().counts() {
                     assert!(stdout.contains(&format!("{what}: ")), "{what} in {stdout}");
                 }
                 assert!(stdout.contains("password_resets: 1 deleted"), "{stdout}");

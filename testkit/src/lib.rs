@@ -427,6 +427,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The identity the edge would forward for `access`, verified with the published `jwks` (JSON).
+pub fn identity_for(jwks: &str, access: &str) -> Identity {
+    let keys = VerifyingKeys::from_jwks_json(jwks).expect("a published JWKS");
+    let claims = TokenVerifier::new(keys, audience())
+        .access(access, now())
+        .expect("an access token the published keys verify");
+    Identity::from(&claims)
+}
+
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -543,10 +552,7 @@ impl TestApp {
             .verifier
             .access(access, now())
             .expect("a valid access token");
-        Identity::User {
-            id: claims.user_id,
-            token_version: claims.ver,
-        }
+        Identity::from(&claims)
     }
 
     /// An unsigned GET, as a probe or a stranger would send it.

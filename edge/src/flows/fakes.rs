@@ -11,9 +11,11 @@ use std::task::{Context, Poll, Waker};
 
 use rand_core::RngCore;
 use shared::internal::InternalRoute;
+use shared::keys::VerifyingKeys;
 use shared::otp::{Attempt, OtpCode, OtpRecord};
 use shared::signing::Identity;
 use shared::throttle::{Rate, Scope};
+use shared::token::{TokenError, Unverified, Verified};
 
 use crate::ports::{self, Limiter, Origin, OriginReply, Ports, Runtime, Unreachable, Verdict};
 
@@ -229,6 +231,14 @@ impl Runtime for FakeRuntime {
 
     fn log_error(&self, message: &str, error: &str) {
         self.logs.borrow_mut().push(format!("{message}: {error}"));
+    }
+
+    async fn check_signature<'t>(
+        &self,
+        keys: &VerifyingKeys,
+        token: Unverified<'t>,
+    ) -> Result<Verified<'t>, TokenError> {
+        keys.check(token)
     }
 }
 

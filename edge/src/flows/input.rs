@@ -7,6 +7,7 @@ use shared::form::{Form, FromForm};
 use shared::otp::OtpCode;
 use shared::problem::Problem;
 use shared::signing::Identity;
+use shared::token::{self, Claims, TokenError, TokenKind};
 use shared::validate::Email;
 
 use super::Flow;
@@ -32,7 +33,7 @@ impl<P: Ports> Flow<'_, P> {
 
     /// SimpleJWT's `JWTAuthentication`: no `Authorization: Bearer` header is "not provided"; a
     /// Bearer token that is not a valid access token is "not valid for any token type".
-    pub(super) fn bearer(&self) -> Result<(i64, Identity), Problem> {
+    pub(super) async fn bearer(&self) -> Result<(i64, Identity), Problem> {
         let header = self.req.authorization.as_deref().unwrap_or_default();
         let mut parts = header.split_whitespace();
         if parts.next() != Some("Bearer") {
@@ -42,15 +43,24 @@ impl<P: Ports> Flow<'_, P> {
             return Err(Problem::BadAuthorizationHeader);
         };
         let claims = self
-            .config
-            .verifier
-            .access(token, self.ports.runtime().now())
+            .claims(token, token::ACCESS)
+            .await
             .map_err(|_| Problem::BearerNotValid)?;
-        let identity = Identity::User {
-            id: claims.user_id,
-            token_version: claims.ver,
-        };
-        Ok((claims.user_id, identity))
+        Ok((claims.user_id, Identity::from(&claims)))
+    }
+
+    /// The claims of `token` if it is one of `kinds`: parsed and read here, its signature
+    /// checked by the runtime (WebCrypto in the Worker).
+    pub(super) async fn claims(
+        &self,
+        token: &str,
+        kinds: &[TokenKind],
+    ) -> Result<Claims, TokenError> {
+        let verifier = &self.config.verifier;
+        let unverified = verifier.keys().parse(token)?;
+        let runtime = self.ports.runtime();
+        let verified = runtime.check_signature(verifier.keys(), unverified).await?;
+        verifier.accept(verified, runtime.now(), kinds)
     }
 }
 

@@ -10,7 +10,7 @@ use crate::routes::Route;
 
 impl<P: Ports> Flow<'_, P> {
     pub(super) async fn user(&self) -> Answered {
-        let (user_id, identity) = self.bearer()?;
+        let (user_id, identity) = self.bearer().await?;
         self.throttle(Counted::User(&user_id.to_string())).await?;
         match self.route {
             Route::Me => self.origin(InternalRoute::Me, None, identity, None).await,

@@ -4,12 +4,12 @@ use serde_json::json;
 use shared::internal::InternalRoute;
 use shared::problem::Problem;
 use shared::signing::Identity;
-use shared::token::TokenKind;
+use shared::token::{self, TokenKind};
 
 use super::input::required_token;
 use super::{Answered, Counted, Flow};
 use crate::http::Reply;
-use crate::ports::{Ports, Runtime};
+use crate::ports::Ports;
 
 impl<P: Ports> Flow<'_, P> {
     pub(super) async fn verify(&self) -> Answered {
@@ -17,9 +17,8 @@ impl<P: Ports> Flow<'_, P> {
         let (body, _) = self.json_body()?;
         let token = required_token(&body)?;
         let claims = self
-            .config
-            .verifier
-            .session(&token, self.ports.runtime().now())
+            .claims(&token, token::SESSION)
+            .await
             .map_err(|_| Problem::TokenNotValid)?;
         if claims.token_type != TokenKind::Refresh {
             return Ok(Reply::json(200, json!({})));

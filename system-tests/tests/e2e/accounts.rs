@@ -123,3 +123,58 @@ pub(crate) async fn admin_list_is_403_then_200(s: &mut Stack) {
         .await;
     assert_eq!(two.body["previous"], format!("{}/api/auth/users/", s.edge));
 }
+
+/// Djoser frontends read and edit the profile at `users/me/`: the same resource as `me/`, with
+/// the same rules (role read-only, authentication required).
+pub(crate) async fn djoser_users_me_is_the_same_resource(s: &mut Stack) {
+    let ip = "198.51.100.30";
+    let (access, _) = s
+        .register_and_login(ip, "djoser@example.com", "djoser")
+        .await;
+    let me = s
+        .request(Method::GET, "/api/auth/me/", ip, Some(&access), None)
+        .await;
+    let users_me = s
+        .request(Method::GET, "/api/auth/users/me/", ip, Some(&access), None)
+        .await;
+    assert_eq!(users_me.status, StatusCode::OK, "{}", users_me.body);
+    assert_eq!(users_me.body, me.body);
+    assert_eq!(users_me.body["email"], "djoser@example.com");
+
+    let patched = s
+        .request(
+            Method::PATCH,
+            "/api/auth/users/me/",
+            ip,
+            Some(&access),
+            Some(json!({"last_name": "Lovelace", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body["last_name"], "Lovelace");
+    assert_eq!(patched.body["role"], "user", "role stays read-only");
+    let after = s
+        .request(Method::GET, "/api/auth/me/", ip, Some(&access), None)
+        .await;
+    assert_eq!(after.body, patched.body);
+
+    let anonymous = s
+        .request(Method::GET, "/api/auth/users/me/", ip, None, None)
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        anonymous.body,
+        json!({"detail": "Authentication credentials were not provided."})
+    );
+    let bad = s
+        .request(
+            Method::PATCH,
+            "/api/auth/users/me/",
+            ip,
+            Some(&access),
+            Some(json!({"username": "not valid!"})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert!(bad.body["username"].is_array(), "{}", bad.body);
+}

@@ -82,6 +82,7 @@ fn main() {
         let (mut passed, mut failed) = (0, 0);
         for (name, scenario) in scenarios![
             register_login_me_and_patch,
+            djoser_users_me_is_the_same_resource,
             verify_accepts_access_and_refresh_only,
             kinds_are_not_interchangeable,
             refresh_rotation_and_logout,

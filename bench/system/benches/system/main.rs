@@ -147,10 +147,7 @@ pub(crate) async fn run() -> bool {
             .access(&access, testkit::now())
             .unwrap()
     };
-    let identity = Identity::User {
-        id: claims.user_id,
-        token_version: claims.ver,
-    };
+    let identity = Identity::from(&claims);
     let o = Arc::new(origin);
     let ow = o.watch.clone();
     let (tps, tps8) = if bench.wants("origin") {
