@@ -62,6 +62,7 @@ async fn call(
         InternalMethod::Get => Method::Get,
         InternalMethod::Post => Method::Post,
         InternalMethod::Patch => Method::Patch,
+        InternalMethod::Delete => Method::Delete,
     };
     let path_and_query = route.path_and_query(query);
     let path_and_query = path_and_query.as_str();

@@ -10,6 +10,7 @@ pub enum Route {
     Logout,
     Me,
     PatchMe,
+    DeleteMe,
     ResetRequest,
     ResetVerifyOtp,
     ResetConfirm,
@@ -46,8 +47,12 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, Miss> {
         "/api/auth/logout" => ("POST, OPTIONS", &[("POST", Route::Logout)]),
         // `users/me/` is Djoser's name for the same resource.
         "/api/auth/me" | "/api/auth/users/me" => (
-            "GET, PATCH, OPTIONS",
-            &[("GET", Route::Me), ("PATCH", Route::PatchMe)],
+            "GET, PATCH, DELETE, OPTIONS",
+            &[
+                ("GET", Route::Me),
+                ("PATCH", Route::PatchMe),
+                ("DELETE", Route::DeleteMe),
+            ],
         ),
         "/api/auth/password/reset" => ("POST, OPTIONS", &[("POST", Route::ResetRequest)]),
         "/api/auth/password/reset/verify-otp" => {
@@ -87,6 +92,8 @@ mod tests {
             ("PATCH", "/api/auth/me/", Route::PatchMe),
             ("GET", "/api/auth/users/me/", Route::Me),
             ("PATCH", "/api/auth/users/me/", Route::PatchMe),
+            ("DELETE", "/api/auth/me/", Route::DeleteMe),
+            ("DELETE", "/api/auth/users/me/", Route::DeleteMe),
             ("POST", "/api/auth/password/reset/", Route::ResetRequest),
             (
                 "POST",
@@ -124,7 +131,7 @@ mod tests {
     }
 
     /// Every route but the docs pages' assets (one row per page in the contract).
-    const CONTRACT_ROUTES: [Route; 15] = [
+    const CONTRACT_ROUTES: [Route; 16] = [
         Route::Register,
         Route::ListUsers,
         Route::JwtCreate,
@@ -133,6 +140,7 @@ mod tests {
         Route::Logout,
         Route::Me,
         Route::PatchMe,
+        Route::DeleteMe,
         Route::ResetRequest,
         Route::ResetVerifyOtp,
         Route::ResetConfirm,
@@ -154,6 +162,7 @@ mod tests {
             | Route::Logout
             | Route::Me
             | Route::PatchMe
+            | Route::DeleteMe
             | Route::ResetRequest
             | Route::ResetVerifyOtp
             | Route::ResetConfirm
@@ -170,17 +179,30 @@ mod tests {
         let mut documented = Vec::new();
         for row in contract.lines().filter(|l| l.starts_with("| ")) {
             let cell = row.split('|').nth(1).unwrap_or_default().trim();
-            let Some((method, rest)) = cell.split_once(' ') else {
-                continue;
-            };
-            if !["GET", "POST", "PATCH", "PUT", "DELETE"].contains(&method) {
+            // `GET, PATCH `/path/`` names each method on each path of the cell.
+            let (methods, rest) = cell.split_once('`').unwrap_or((cell, ""));
+            let methods: Vec<&str> = methods
+                .split([',', ' '])
+                .filter(|m| !m.is_empty())
+                .collect();
+            if methods.is_empty()
+                || !methods
+                    .iter()
+                    .all(|m| ["GET", "POST", "PATCH", "PUT", "DELETE"].contains(m))
+            {
                 continue;
             }
+            let rest = format!("`{rest}");
             for path in rest.split('`').skip(1).step_by(2) {
                 if path.starts_with('/') {
-                    let route = resolve(method, path)
-                        .unwrap_or_else(|miss| panic!("docs/api.md: {method} {path}: {miss:?}"));
-                    documented.push(route);
+                    for method in &methods {
+                        let route = resolve(method, path).unwrap_or_else(|miss| {
+                            panic!("docs/api.md: {method} {path}: {miss:?}")
+                        });
+                        if !documented.contains(&route) {
+                            documented.push(route);
+                        }
+                    }
                 }
             }
         }
@@ -189,6 +211,12 @@ mod tests {
             assert!(
                 documented.contains(&route),
                 "{route:?} is routed but has no row in docs/api.md"
+            );
+        }
+        for route in &documented {
+            assert!(
+                CONTRACT_ROUTES.contains(route),
+                "{route:?} has a row but is not a contract route"
             );
         }
         assert_eq!(documented.len(), CONTRACT_ROUTES.len(), "{documented:?}");
@@ -201,7 +229,7 @@ mod tests {
         assert_eq!(
             resolve("PUT", "/api/auth/me/"),
             Err(Miss::MethodNotAllowed {
-                allow: "GET, PATCH, OPTIONS"
+                allow: "GET, PATCH, DELETE, OPTIONS"
             })
         );
         assert_eq!(

@@ -43,6 +43,9 @@ impl From<services::Error> for ApiError {
         use services::Error as E;
         match e {
             E::InvalidCredentials => Problem::InvalidCredentials.into(),
+            E::CurrentPasswordInvalid => {
+                Problem::field("current_password", api::MSG_INVALID_PASSWORD).into()
+            }
             E::RefreshTokenNotValid => Problem::TokenNotValid.into(),
             // SimpleJWT's blacklist answer.
             E::RefreshTokenRevoked => {
@@ -185,6 +188,11 @@ mod tests {
                     "email": ["user with this email address already exists."],
                     "username": ["A user with that username already exists."],
                 }),
+            ),
+            (
+                Error::CurrentPasswordInvalid,
+                StatusCode::BAD_REQUEST,
+                json!({"current_password": ["Invalid password."]}),
             ),
             (
                 Error::NewPasswordRefused(vec!["one".into(), "two".into()]),

@@ -6,9 +6,9 @@
 //! which the edge serves (the origin only implements their internal counterparts).
 
 use shared::api::{
-    Detail, FieldErrors, LoginRequest, Page, PatchMeRequest, RefreshRequest, RegisterRequest,
-    RegisteredUser, ResetConfirmRequest, ResetRequest, ResetTokenIssued, TokenErrorBody, TokenPair,
-    UserProfile, VerifyOtpRequest, VerifyRequest,
+    DeleteMeRequest, Detail, FieldErrors, LoginRequest, Page, PatchMeRequest, RefreshRequest,
+    RegisterRequest, RegisteredUser, ResetConfirmRequest, ResetRequest, ResetTokenIssued,
+    TokenErrorBody, TokenPair, UserProfile, VerifyOtpRequest, VerifyRequest,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -114,6 +114,28 @@ pub fn users_me() {}
         (status = 401, description = "Not authenticated or token not valid", body = Detail),
     ))]
 pub fn patch_users_me() {}
+
+/// Delete the current user's account (Djoser), with its password. Every session ends; what is
+/// kept (the audit log, detached from the account) is in docs/security.md. The email is free
+/// for a new sign-up at once.
+#[utoipa::path(delete, path = "/api/auth/me/", tag = "users", request_body = DeleteMeRequest, security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Wrong or missing current password (also while the network is locked out)", body = FieldErrors,
+            example = json!({"current_password": ["Invalid password."]})),
+        (status = 401, description = "Not authenticated or token not valid", body = Detail),
+    ))]
+pub fn delete_me() {}
+
+/// Djoser's name for `DELETE /api/auth/me/`: the same rules and answer.
+#[utoipa::path(delete, path = "/api/auth/users/me/", tag = "users", request_body = DeleteMeRequest, security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Wrong or missing current password", body = FieldErrors,
+            example = json!({"current_password": ["Invalid password."]})),
+        (status = 401, description = "Not authenticated or token not valid", body = Detail),
+    ))]
+pub fn delete_users_me() {}
 
 /// Ask for a reset code by email. The answer is the same whether the account exists.
 #[utoipa::path(post, path = "/api/auth/password/reset/", tag = "password reset", request_body = ResetRequest,
@@ -267,7 +289,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Auth API", description = "JWT authentication API, wire-compatible with Django REST Framework + Djoser + SimpleJWT. \
         Every error body is JSON; every 401 carries `WWW-Authenticate: Bearer realm=\"api\"`; every response carries `X-Request-Id`."),
-    paths(register, list_users, jwt_create, jwt_refresh, jwt_verify, logout, me, patch_me, users_me, patch_users_me,
+    paths(register, list_users, jwt_create, jwt_refresh, jwt_verify, logout, me, patch_me, users_me, patch_users_me, delete_me, delete_users_me,
           reset_request, reset_verify_otp, reset_confirm, jwks, schema, swagger, redoc),
     components(schemas(FieldErrors, Detail, TokenErrorBody)),
     modifiers(&BearerAuth, &CommonResponses),

@@ -31,6 +31,7 @@ fn internal_handler(route: InternalRoute) -> MethodRouter<AppState> {
         InternalMethod::Get => MethodFilter::GET,
         InternalMethod::Post => MethodFilter::POST,
         InternalMethod::Patch => MethodFilter::PATCH,
+        InternalMethod::Delete => MethodFilter::DELETE,
     };
     match route {
         InternalRoute::Register => on(filter, users::register),
@@ -41,6 +42,7 @@ fn internal_handler(route: InternalRoute) -> MethodRouter<AppState> {
         InternalRoute::VerifyRefresh => on(filter, tokens::verify),
         InternalRoute::Me => on(filter, users::me),
         InternalRoute::PatchMe => on(filter, users::patch_me),
+        InternalRoute::DeleteMe => on(filter, users::delete_me),
         InternalRoute::SendResetCode => on(filter, password_reset::send_code),
         InternalRoute::ResetConfirm => on(filter, password_reset::confirm),
     }

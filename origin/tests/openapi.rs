@@ -29,6 +29,8 @@ fn every_api_md_row_is_documented() {
         ("patch", "/api/auth/me/", "400"),
         ("get", "/api/auth/users/me/", "200"),
         ("patch", "/api/auth/users/me/", "400"),
+        ("delete", "/api/auth/me/", "204"),
+        ("delete", "/api/auth/users/me/", "400"),
         ("post", "/api/auth/password/reset/", "200"),
         ("post", "/api/auth/password/reset/verify-otp/", "400"),
         ("post", "/api/auth/password/reset/confirm/", "204"),
@@ -64,7 +66,8 @@ type Parse = fn(&serde_json::Value) -> Result<(), shared::api::FieldErrors>;
 
 fn parsers() -> Vec<(&'static str, Parse)> {
     use shared::api::{
-        LoginRequest, PatchMeRequest, RefreshRequest, RegisterRequest, ResetRequest, VerifyRequest,
+        DeleteMeRequest, LoginRequest, PatchMeRequest, RefreshRequest, RegisterRequest,
+        ResetRequest, VerifyRequest,
     };
     use shared::form::FromForm;
     fn parse<T: FromForm>(body: &serde_json::Value) -> Result<(), shared::api::FieldErrors> {
@@ -76,6 +79,7 @@ fn parsers() -> Vec<(&'static str, Parse)> {
         ("RefreshRequest", parse::<RefreshRequest>),
         ("VerifyRequest", parse::<VerifyRequest>),
         ("PatchMeRequest", parse::<PatchMeRequest>),
+        ("DeleteMeRequest", parse::<DeleteMeRequest>),
         ("ResetRequest", parse::<ResetRequest>),
     ]
 }

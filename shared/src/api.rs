@@ -27,6 +27,8 @@ pub const DETAIL_CLIENT_UNKNOWN: &str = "Could not determine the client address.
 pub const MSG_EMAIL_TAKEN: &str = "user with this email address already exists.";
 pub const MSG_USERNAME_TAKEN: &str = "A user with that username already exists.";
 pub const MSG_OTP_INVALID: &str = "Invalid or expired code.";
+/// Djoser's answer to a wrong `current_password`.
+pub const MSG_INVALID_PASSWORD: &str = "Invalid password.";
 /// SimpleJWT's `TokenVerifySerializer` with the blacklist app: a refresh token that was rotated
 /// out, logged out or revoked (`non_field_errors`, 400).
 pub const MSG_TOKEN_BLACKLISTED: &str = "Token is blacklisted";
@@ -232,6 +234,22 @@ impl FromForm for LoginRequest {
         Some(Self {
             email: email?,
             password: password?,
+        })
+    }
+}
+
+/// `DELETE users/me/` (and `me/`) body: Djoser's `current_password`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeleteMeRequest {
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub current_password: String,
+}
+
+impl FromForm for DeleteMeRequest {
+    fn read(form: &mut Form<'_>) -> Option<Self> {
+        Some(Self {
+            current_password: form.required("current_password", LOGIN_PASSWORD_MAX_CHARS)?,
         })
     }
 }

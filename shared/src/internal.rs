@@ -9,6 +9,7 @@ pub enum InternalMethod {
     Get,
     Post,
     Patch,
+    Delete,
 }
 
 impl InternalMethod {
@@ -17,6 +18,7 @@ impl InternalMethod {
             Self::Get => "GET",
             Self::Post => "POST",
             Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
         }
     }
 }
@@ -40,16 +42,18 @@ pub enum InternalRoute {
     Me,
     /// `PATCH me/`.
     PatchMe,
+    /// `DELETE me/`: the account, with its current password.
+    DeleteMe,
     /// Emails a reset code the edge generated (only if the account exists).
     SendResetCode,
     /// Sets the new password with a reset token.
     ResetConfirm,
 }
 
-use InternalMethod::{Get, Patch, Post};
+use InternalMethod::{Delete, Get, Patch, Post};
 
 impl InternalRoute {
-    pub const ALL: [InternalRoute; 10] = [
+    pub const ALL: [InternalRoute; 11] = [
         Self::Register,
         Self::ListUsers,
         Self::Login,
@@ -58,6 +62,7 @@ impl InternalRoute {
         Self::VerifyRefresh,
         Self::Me,
         Self::PatchMe,
+        Self::DeleteMe,
         Self::SendResetCode,
         Self::ResetConfirm,
     ];
@@ -76,6 +81,7 @@ impl InternalRoute {
             Self::VerifyRefresh => (Post, "/tokens/verify"),
             Self::Me => (Get, "/me"),
             Self::PatchMe => (Patch, "/me"),
+            Self::DeleteMe => (Delete, "/me"),
             Self::SendResetCode => (Post, "/password-reset/code"),
             Self::ResetConfirm => (Post, "/password-reset/confirm"),
         }

@@ -166,6 +166,10 @@ fn each_route_is_counted_in_its_scopes() {
             vec![(Scope::User, user())],
         ),
         (
+            bearer(post("/api/auth/users/me/", json!({})), &access).with_method("DELETE"),
+            vec![(Scope::User, user())],
+        ),
+        (
             bearer(post("/api/auth/logout/", json!({})), &access),
             vec![(Scope::User, user())],
         ),
@@ -363,6 +367,42 @@ fn a_valid_access_token_forwards_the_user_identity() {
     assert_eq!(calls[0].body, None);
 }
 
+/// Djoser's `users/me/` is `me/` under another name, and both delete with the body forwarded.
+#[test]
+fn users_me_is_me_and_delete_forwards_the_current_password() {
+    let access = format!("Bearer {}", token(TokenKind::Access));
+    for path in ["/api/auth/me/", "/api/auth/users/me/", "/api/auth/users/me"] {
+        let edge = Edge::new();
+        edge.fakes.origin.answer(InternalRoute::DeleteMe, 204, "");
+        let body = json!({"current_password": "73926481"});
+        let reply = edge.send(&bearer(post(path, body.clone()), &access).with_method("DELETE"));
+        assert_eq!(reply.status, 204, "{path}");
+        let calls = edge.origin_calls();
+        assert_eq!(calls.len(), 1, "{path}");
+        assert_eq!(calls[0].route, InternalRoute::DeleteMe);
+        assert_eq!(
+            calls[0]
+                .body
+                .as_deref()
+                .map(|b| serde_json::from_slice::<Value>(b).unwrap()),
+            Some(body)
+        );
+
+        let edge = Edge::new();
+        edge.fakes.origin.answer(InternalRoute::Me, 200, "{}");
+        assert_eq!(
+            edge.send(&bearer(request("GET", path, ""), &access)).status,
+            200
+        );
+        assert_eq!(edge.origin_calls()[0].route, InternalRoute::Me);
+    }
+    // Without a token nothing reaches the origin.
+    let edge = Edge::new();
+    let reply = edge.send(&post("/api/auth/users/me/", json!({})).with_method("DELETE"));
+    assert_eq!(reply.status, 401);
+    assert!(edge.origin_calls().is_empty());
+}
+
 #[test]
 fn an_origin_401_carries_www_authenticate_and_an_empty_body_stays_empty() {
     let edge = Edge::new();
@@ -557,7 +597,7 @@ fn unknown_paths_and_methods() {
         parts(&reply),
         (405, Some(json!({"detail": "Method \"PUT\" not allowed."})))
     );
-    assert_eq!(reply.header("Allow"), Some("GET, PATCH, OPTIONS"));
+    assert_eq!(reply.header("Allow"), Some("GET, PATCH, DELETE, OPTIONS"));
 }
 
 // --- Users list ------------------------------------------------------------------------------
@@ -868,13 +908,13 @@ fn preflights_are_answered_here() {
     let reply = edge.send(&req);
     assert_eq!(
         reply,
-        Reply::empty(204).with_header("Allow", "GET, PATCH, OPTIONS")
+        Reply::empty(204).with_header("Allow", "GET, PATCH, DELETE, OPTIONS")
     );
     req.origin_header = Some("https://app.example.com".into());
     let reply = edge.send(&req);
     assert_eq!(
         reply.header("Access-Control-Allow-Methods"),
-        Some("GET, PATCH, OPTIONS")
+        Some("GET, PATCH, DELETE, OPTIONS")
     );
     assert_eq!(
         reply.header("Access-Control-Allow-Headers"),

@@ -1,4 +1,5 @@
-//! The Bearer routes: `me/` (GET, PATCH), `logout/` and the admin list `users/`.
+//! The Bearer routes: `me/` and `users/me/` (GET, PATCH, DELETE), `logout/` and the admin list
+//! `users/`.
 
 use serde_json::Value;
 use shared::internal::InternalRoute;
@@ -27,10 +28,10 @@ impl<P: Ports> Flow<'_, P> {
             }
             _ => {
                 let (_, bytes) = self.json_body()?;
-                let internal = if self.route == Route::Logout {
-                    InternalRoute::Logout
-                } else {
-                    InternalRoute::PatchMe
+                let internal = match self.route {
+                    Route::Logout => InternalRoute::Logout,
+                    Route::DeleteMe => InternalRoute::DeleteMe,
+                    _ => InternalRoute::PatchMe,
                 };
                 self.origin(internal, None, identity, Some(bytes)).await
             }

@@ -5,13 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use secrecy::SecretString;
-use shared::api::{PatchMeRequest, RegisterRequest, RegisteredUser, UserProfile};
+use shared::api::{DeleteMeRequest, PatchMeRequest, RegisterRequest, RegisteredUser, UserProfile};
 use shared::form::{Form, FromForm};
 use shared::signing::Identity;
 use shared::validate::{UserAttributes, MSG_PASSWORD_MISMATCH};
 
 use super::profile;
-use crate::edge_auth::{require_user, JsonBody};
+use crate::edge_auth::{require_user, ClientNetwork, JsonBody};
 use crate::error::{ApiError, ApiResult};
 use crate::services::account::{self, NewAccount, ProfileChanges};
 use crate::state::AppState;
@@ -95,4 +95,18 @@ pub async fn patch_me(
     };
     let updated = account::update_profile(&state.pool, user.id, changes).await?;
     Ok(Json(profile(&updated)))
+}
+
+/// `DELETE /internal/me` — Djoser's `users/me/` delete, with `current_password`.
+pub async fn delete_me(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Extension(ClientNetwork(network)): Extension<ClientNetwork>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<StatusCode> {
+    let user = current_user(&state, identity).await?;
+    let request = DeleteMeRequest::parse(&body)?;
+    let password = SecretString::from(request.current_password);
+    account::delete_account(&state, &user, password, &network).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,8 @@ use shared::validate::{Email, Username};
 
 use super::{Error, Result};
 use crate::password::PasswordHasher;
+use crate::state::AppState;
+use crate::store::attempts;
 use crate::store::audit::{self, Event};
 use crate::store::users::{self, User};
 
@@ -142,6 +144,48 @@ pub async fn update_profile(pool: &Pool, id: i64, changes: ProfileChanges) -> Re
     )
     .await?
     .ok_or(Error::StaleAccessToken)
+}
+
+/// Djoser's `DELETE users/me/`: with the account's password, the account is deleted (see
+/// [`users::delete`] for what goes and what stays). A wrong password counts toward the lockout
+/// as a failed login does, and a locked-out network is refused without its password being
+/// compared; both are the same field error.
+pub async fn delete_account(
+    state: &AppState,
+    user: &User,
+    current_password: SecretString,
+    network: &str,
+) -> Result<()> {
+    let decision = {
+        let client = state.pool.get().await?;
+        attempts::count_attempt(&client, user.id, network, state.lockout).await?
+    };
+    let stored = (!decision.refused()).then(|| user.password_hash.clone());
+    let verified = state.hasher.verify(current_password, stored).await?;
+    let mut client = state.pool.get().await?;
+    if decision.refused() || !verified.ok {
+        audit::record(
+            &client,
+            Some(user.id),
+            Event::CurrentPasswordRefused,
+            json!({ "step": "delete_account", "reason": decision.reason() }),
+        )
+        .await?;
+        return Err(Error::CurrentPasswordInvalid);
+    }
+    let tx = client.transaction().await?;
+    if !users::delete(&tx, user.id, &user.email).await? {
+        return Err(Error::StaleAccessToken);
+    }
+    audit::record(
+        &tx,
+        None,
+        Event::AccountDeleted,
+        json!({ "user_id": user.id }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Accounts per page of the admin list (DRF's `PAGE_SIZE`).

@@ -25,6 +25,10 @@ pub enum Error {
     /// Unknown email, wrong password, inactive or locked-out account: one answer for all.
     #[error("no active account with these credentials")]
     InvalidCredentials,
+    /// A step that asks for the account's password got a wrong one (or the network is locked
+    /// out): Djoser's `current_password` field error.
+    #[error("current password not valid")]
+    CurrentPasswordInvalid,
     /// Not a refresh token we issued to this user, or its family, account or token version no
     /// longer allows it.
     #[error("refresh token not valid")]

@@ -22,6 +22,8 @@ pub enum Event {
     RoleChanged,
     PasswordRehashed,
     Imported,
+    AccountDeleted,
+    CurrentPasswordRefused,
 }
 
 impl Event {
@@ -39,6 +41,8 @@ impl Event {
             Self::RoleChanged => "role_changed",
             Self::PasswordRehashed => "password_rehashed",
             Self::Imported => "imported",
+            Self::AccountDeleted => "account_deleted",
+            Self::CurrentPasswordRefused => "current_password_refused",
         }
     }
 }

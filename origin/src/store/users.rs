@@ -259,3 +259,30 @@ pub async fn upsert_superuser(
         .map_err(classify)?;
     Ok((row.get(0), row.get(1)))
 }
+
+/// Deletes the account `id` (its refresh families and tokens, reset records and login
+/// attempts go with it: `ON DELETE CASCADE`; its audit rows stay, detached: `SET NULL`) and
+/// strips its address from the email outbox: unsent messages are dropped, sent ones keep no
+/// address. Returns false when there was no such account.
+pub async fn delete(
+    client: &impl Sql,
+    id: i64,
+    email: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    client
+        .execute(
+            "DELETE FROM email_outbox WHERE lower(to_address) = lower($1) AND sent_at IS NULL",
+            &[(&email, Type::TEXT)],
+        )
+        .await?;
+    client
+        .execute(
+            "UPDATE email_outbox SET to_address = '' WHERE lower(to_address) = lower($1)",
+            &[(&email, Type::TEXT)],
+        )
+        .await?;
+    Ok(client
+        .execute("DELETE FROM users WHERE id = $1", &[(&id, Type::INT8)])
+        .await?
+        == 1)
+}

@@ -165,3 +165,167 @@ async fn patch_me_rejects_taken_or_invalid_username() {
     );
     assert_eq!(app.me(&access).await.body["username"], "ada");
 }
+
+#[tokio::test]
+async fn delete_me_needs_the_password_and_removes_the_account() {
+    let app = spawn_app().await;
+    let (id, access, refresh) = app.signed_up("ada@example.com", "ada").await;
+    let identity = app.identity(&access);
+    let delete = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            app.send_from(
+                "198.51.100.0/24",
+                Method::DELETE,
+                "/internal/me",
+                identity,
+                Some(&body),
+            )
+            .await
+        }
+    };
+
+    let reply = delete(json!({})).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body,
+        json!({"current_password": ["This field is required."]})
+    );
+    let reply = delete(json!({"current_password": "11112222"})).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body,
+        json!({"current_password": ["Invalid password."]})
+    );
+    // The wrong password counted toward the lockout as a failed login does.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT failures::bigint FROM login_attempts WHERE user_id = {id} AND network = '198.51.100.0/24'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(app.me(&access).await.status, StatusCode::OK);
+
+    app.sql(
+        // Due later, so the sender leaves it unsent until the account is deleted.
+        "INSERT INTO email_outbox (kind, to_address, subject, body_text, body_html, next_attempt_at) \
+         VALUES ('reset_code', 'ADA@example.com', 's', 'b', 'h', now() + interval '1 hour')",
+    )
+    .await;
+    app.sql(
+        "INSERT INTO email_outbox (kind, to_address, subject, body_text, body_html, sent_at) \
+         VALUES ('reset_code', 'ada@example.com', 's', '', '', now())",
+    )
+    .await;
+    let reply = delete(json!({"current_password": testkit::PASSWORD})).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+
+    for (what, query) in [
+        (
+            "the account",
+            format!("SELECT count(*) FROM users WHERE id = {id}"),
+        ),
+        (
+            "its sessions",
+            format!("SELECT count(*) FROM refresh_families WHERE user_id = {id}"),
+        ),
+        (
+            "its lockout counters",
+            format!("SELECT count(*) FROM login_attempts WHERE user_id = {id}"),
+        ),
+        (
+            "its address in the outbox",
+            "SELECT count(*) FROM email_outbox WHERE lower(to_address) = 'ada@example.com'".into(),
+        ),
+        (
+            "audit rows tied to it",
+            format!("SELECT count(*) FROM audit_log WHERE user_id = {id}"),
+        ),
+    ] {
+        assert_eq!(app.count(&query).await, 0, "{what} left");
+    }
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM email_outbox WHERE sent_at IS NOT NULL AND to_address = ''"
+        )
+        .await,
+        1,
+        "a sent email's row stays, without its address"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM email_outbox").await,
+        1,
+        "the unsent email is dropped"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM audit_log WHERE event = 'account_deleted' \
+             AND user_id IS NULL AND detail->>'user_id' = '{id}'"
+        ))
+        .await,
+        1
+    );
+    assert!(
+        app.count("SELECT count(*) FROM audit_log WHERE user_id IS NULL AND event = 'register'")
+            .await
+            >= 1,
+        "the audit log keeps the account's history, detached"
+    );
+
+    // Its tokens are refused, and the email is free again.
+    assert_eq!(app.me(&access).await.status, StatusCode::UNAUTHORIZED);
+    let reply = app
+        .send(
+            Method::POST,
+            "/internal/tokens/refresh",
+            Identity::Anonymous,
+            Some(&json!({ "refresh": refresh })),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    assert_eq!(
+        delete(json!({"current_password": testkit::PASSWORD}))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let again = app
+        .register("ada@example.com", "ada", testkit::PASSWORD)
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+}
+
+#[tokio::test]
+async fn delete_me_from_a_locked_out_network_is_refused_without_a_password_check() {
+    let app = spawn_app().await;
+    let (id, access, _) = app.signed_up("ada@example.com", "ada").await;
+    let identity = app.identity(&access);
+    let network = "203.0.113.0/24";
+    // Past the threshold (5) the back-off doubles with every attempt: after 8, the next one
+    // is refused for 2^(8 - 5) = 8 s from the last checked failure.
+    for _ in 0..8 {
+        let reply = app.login_from(network, "ada@example.com", "11112222").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    // The right password, but the network is backing off: refused, account kept.
+    let reply = app
+        .send_from(
+            network,
+            Method::DELETE,
+            "/internal/me",
+            identity,
+            Some(&json!({"current_password": testkit::PASSWORD})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body,
+        json!({"current_password": ["Invalid password."]})
+    );
+    assert_eq!(
+        app.count(&format!("SELECT count(*) FROM users WHERE id = {id}"))
+            .await,
+        1
+    );
+}

@@ -178,3 +178,82 @@ pub(crate) async fn djoser_users_me_is_the_same_resource(s: &mut Stack) {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
     assert!(bad.body["username"].is_array(), "{}", bad.body);
 }
+
+/// Djoser's account deletion through the Worker: the current password is required (a wrong one
+/// is Djoser's field error), then the account, its tokens and its sessions are gone and the
+/// email can sign up again.
+pub(crate) async fn deleting_my_account_needs_its_password_and_frees_the_email(s: &mut Stack) {
+    let ip = "198.51.100.31";
+    let (access, refresh) = s
+        .register_and_login(ip, "leaving@example.com", "leaving")
+        .await;
+    let wrong = s
+        .request(
+            Method::DELETE,
+            "/api/auth/users/me/",
+            ip,
+            Some(&access),
+            Some(json!({"current_password": "11112222"})),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.body);
+    assert_eq!(
+        wrong.body,
+        json!({"current_password": ["Invalid password."]})
+    );
+    let missing = s
+        .request(
+            Method::DELETE,
+            "/api/auth/me/",
+            ip,
+            Some(&access),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        missing.body,
+        json!({"current_password": ["This field is required."]})
+    );
+    let still = s
+        .request(Method::GET, "/api/auth/me/", ip, Some(&access), None)
+        .await;
+    assert_eq!(still.status, StatusCode::OK);
+
+    let deleted = s
+        .request(
+            Method::DELETE,
+            "/api/auth/me/",
+            ip,
+            Some(&access),
+            Some(json!({"current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+
+    let me = s
+        .request(Method::GET, "/api/auth/users/me/", ip, Some(&access), None)
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.body);
+    assert_eq!(me.body["code"], "token_not_valid");
+    let refreshed = s
+        .post(
+            "/api/auth/jwt/refresh/",
+            "198.51.100.32",
+            json!({ "refresh": refresh }),
+        )
+        .await;
+    assert_eq!(
+        refreshed.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        refreshed.body
+    );
+    let again = s
+        .post(
+            "/api/auth/users/",
+            "198.51.100.33",
+            json!({"email": "leaving@example.com", "username": "leaving", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+}

@@ -92,7 +92,7 @@ pub(crate) async fn bad_input_is_json_never_5xx(s: &mut Stack) {
         .request(Method::PUT, "/api/auth/me/", ip, None, None)
         .await;
     assert_eq!(put.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(put.headers["allow"], "GET, PATCH, OPTIONS");
+    assert_eq!(put.headers["allow"], "GET, PATCH, DELETE, OPTIONS");
     let id = s
         .http
         .get(format!("{}/.well-known/jwks.json", s.edge))
