@@ -11,6 +11,7 @@ pub enum Route {
     Me,
     PatchMe,
     DeleteMe,
+    SetUsername,
     ResetRequest,
     ResetVerifyOtp,
     ResetConfirm,
@@ -41,6 +42,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, Miss> {
             "GET, POST, OPTIONS",
             &[("POST", Route::Register), ("GET", Route::ListUsers)],
         ),
+        "/api/auth/users/set_username" => ("POST, OPTIONS", &[("POST", Route::SetUsername)]),
         "/api/auth/jwt/create" => ("POST, OPTIONS", &[("POST", Route::JwtCreate)]),
         "/api/auth/jwt/refresh" => ("POST, OPTIONS", &[("POST", Route::JwtRefresh)]),
         "/api/auth/jwt/verify" => ("POST, OPTIONS", &[("POST", Route::JwtVerify)]),
@@ -94,6 +96,7 @@ mod tests {
             ("PATCH", "/api/auth/users/me/", Route::PatchMe),
             ("DELETE", "/api/auth/me/", Route::DeleteMe),
             ("DELETE", "/api/auth/users/me/", Route::DeleteMe),
+            ("POST", "/api/auth/users/set_username/", Route::SetUsername),
             ("POST", "/api/auth/password/reset/", Route::ResetRequest),
             (
                 "POST",
@@ -131,7 +134,7 @@ mod tests {
     }
 
     /// Every route but the docs pages' assets (one row per page in the contract).
-    const CONTRACT_ROUTES: [Route; 16] = [
+    const CONTRACT_ROUTES: [Route; 17] = [
         Route::Register,
         Route::ListUsers,
         Route::JwtCreate,
@@ -141,6 +144,7 @@ mod tests {
         Route::Me,
         Route::PatchMe,
         Route::DeleteMe,
+        Route::SetUsername,
         Route::ResetRequest,
         Route::ResetVerifyOtp,
         Route::ResetConfirm,
@@ -163,6 +167,7 @@ mod tests {
             | Route::Me
             | Route::PatchMe
             | Route::DeleteMe
+            | Route::SetUsername
             | Route::ResetRequest
             | Route::ResetVerifyOtp
             | Route::ResetConfirm

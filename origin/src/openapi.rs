@@ -8,7 +8,7 @@
 use shared::api::{
     DeleteMeRequest, Detail, FieldErrors, LoginRequest, Page, PatchMeRequest, RefreshRequest,
     RegisterRequest, RegisteredUser, ResetConfirmRequest, ResetRequest, ResetTokenIssued,
-    TokenErrorBody, TokenPair, UserProfile, VerifyOtpRequest, VerifyRequest,
+    SetUsernameRequest, TokenErrorBody, TokenPair, UserProfile, VerifyOtpRequest, VerifyRequest,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -136,6 +136,16 @@ pub fn delete_me() {}
         (status = 401, description = "Not authenticated or token not valid", body = Detail),
     ))]
 pub fn delete_users_me() {}
+
+/// Change the current user's username (Djoser), with its password. Tokens stay valid.
+#[utoipa::path(post, path = "/api/auth/users/set_username/", tag = "users", request_body = SetUsernameRequest, security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 400, description = "Wrong current password (also while the network is locked out), or the new username is invalid or taken", body = FieldErrors,
+            example = json!({"new_username": ["A user with that username already exists."]})),
+        (status = 401, description = "Not authenticated or token not valid", body = Detail),
+    ))]
+pub fn set_username() {}
 
 /// Ask for a reset code by email. The answer is the same whether the account exists.
 #[utoipa::path(post, path = "/api/auth/password/reset/", tag = "password reset", request_body = ResetRequest,
@@ -289,7 +299,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Auth API", description = "JWT authentication API, wire-compatible with Django REST Framework + Djoser + SimpleJWT. \
         Every error body is JSON; every 401 carries `WWW-Authenticate: Bearer realm=\"api\"`; every response carries `X-Request-Id`."),
-    paths(register, list_users, jwt_create, jwt_refresh, jwt_verify, logout, me, patch_me, users_me, patch_users_me, delete_me, delete_users_me,
+    paths(register, list_users, jwt_create, jwt_refresh, jwt_verify, logout, me, patch_me, users_me, patch_users_me, delete_me, delete_users_me, set_username,
           reset_request, reset_verify_otp, reset_confirm, jwks, schema, swagger, redoc),
     components(schemas(FieldErrors, Detail, TokenErrorBody)),
     modifiers(&BearerAuth, &CommonResponses),

@@ -43,6 +43,7 @@ fn internal_handler(route: InternalRoute) -> MethodRouter<AppState> {
         InternalRoute::Me => on(filter, users::me),
         InternalRoute::PatchMe => on(filter, users::patch_me),
         InternalRoute::DeleteMe => on(filter, users::delete_me),
+        InternalRoute::SetUsername => on(filter, users::set_username),
         InternalRoute::SendResetCode => on(filter, password_reset::send_code),
         InternalRoute::ResetConfirm => on(filter, password_reset::confirm),
     }

@@ -31,6 +31,7 @@ fn every_api_md_row_is_documented() {
         ("patch", "/api/auth/users/me/", "400"),
         ("delete", "/api/auth/me/", "204"),
         ("delete", "/api/auth/users/me/", "400"),
+        ("post", "/api/auth/users/set_username/", "204"),
         ("post", "/api/auth/password/reset/", "200"),
         ("post", "/api/auth/password/reset/verify-otp/", "400"),
         ("post", "/api/auth/password/reset/confirm/", "204"),
@@ -67,7 +68,7 @@ type Parse = fn(&serde_json::Value) -> Result<(), shared::api::FieldErrors>;
 fn parsers() -> Vec<(&'static str, Parse)> {
     use shared::api::{
         DeleteMeRequest, LoginRequest, PatchMeRequest, RefreshRequest, RegisterRequest,
-        ResetRequest, VerifyRequest,
+        ResetRequest, SetUsernameRequest, VerifyRequest,
     };
     use shared::form::FromForm;
     fn parse<T: FromForm>(body: &serde_json::Value) -> Result<(), shared::api::FieldErrors> {
@@ -80,6 +81,7 @@ fn parsers() -> Vec<(&'static str, Parse)> {
         ("VerifyRequest", parse::<VerifyRequest>),
         ("PatchMeRequest", parse::<PatchMeRequest>),
         ("DeleteMeRequest", parse::<DeleteMeRequest>),
+        ("SetUsernameRequest", parse::<SetUsernameRequest>),
         ("ResetRequest", parse::<ResetRequest>),
     ]
 }

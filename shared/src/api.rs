@@ -254,6 +254,33 @@ impl FromForm for DeleteMeRequest {
     }
 }
 
+/// `users/set_username/` body (Djoser).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetUsernameRequest {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 150))]
+    pub new_username: Username,
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub current_password: String,
+}
+
+impl FromForm for SetUsernameRequest {
+    fn read(form: &mut Form<'_>) -> Option<Self> {
+        let new_username = form
+            .required("new_username", USERNAME_MAX_CHARS)
+            .and_then(|raw| {
+                Username::parse(&raw)
+                    .map_err(|m| form.error("new_username", m))
+                    .ok()
+            });
+        let current_password = form.required("current_password", LOGIN_PASSWORD_MAX_CHARS);
+        Some(Self {
+            new_username: new_username?,
+            current_password: current_password?,
+        })
+    }
+}
+
 /// `jwt/refresh/` and `logout/` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

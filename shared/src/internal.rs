@@ -44,6 +44,8 @@ pub enum InternalRoute {
     PatchMe,
     /// `DELETE me/`: the account, with its current password.
     DeleteMe,
+    /// `users/set_username/`, with the current password.
+    SetUsername,
     /// Emails a reset code the edge generated (only if the account exists).
     SendResetCode,
     /// Sets the new password with a reset token.
@@ -53,7 +55,7 @@ pub enum InternalRoute {
 use InternalMethod::{Delete, Get, Patch, Post};
 
 impl InternalRoute {
-    pub const ALL: [InternalRoute; 11] = [
+    pub const ALL: [InternalRoute; 12] = [
         Self::Register,
         Self::ListUsers,
         Self::Login,
@@ -63,6 +65,7 @@ impl InternalRoute {
         Self::Me,
         Self::PatchMe,
         Self::DeleteMe,
+        Self::SetUsername,
         Self::SendResetCode,
         Self::ResetConfirm,
     ];
@@ -82,6 +85,7 @@ impl InternalRoute {
             Self::Me => (Get, "/me"),
             Self::PatchMe => (Patch, "/me"),
             Self::DeleteMe => (Delete, "/me"),
+            Self::SetUsername => (Post, "/me/username"),
             Self::SendResetCode => (Post, "/password-reset/code"),
             Self::ResetConfirm => (Post, "/password-reset/confirm"),
         }

@@ -100,9 +100,12 @@ pub async fn handle<P: Ports>(req: &EdgeRequest, config: &Config, ports: &P) -> 
         Route::Jwks => flow.jwks(),
         Route::JwtVerify => flow.verify().await,
         Route::Register | Route::JwtCreate | Route::JwtRefresh => flow.forward().await,
-        Route::Logout | Route::Me | Route::PatchMe | Route::DeleteMe | Route::ListUsers => {
-            flow.user().await
-        }
+        Route::Logout
+        | Route::Me
+        | Route::PatchMe
+        | Route::DeleteMe
+        | Route::SetUsername
+        | Route::ListUsers => flow.user().await,
         Route::ResetRequest => flow.reset_request().await,
         Route::ResetVerifyOtp => flow.reset_verify_otp().await,
         Route::ResetConfirm => flow.reset_confirm().await,

@@ -170,6 +170,10 @@ fn each_route_is_counted_in_its_scopes() {
             vec![(Scope::User, user())],
         ),
         (
+            bearer(post("/api/auth/users/set_username/", json!({})), &access),
+            vec![(Scope::User, user())],
+        ),
+        (
             bearer(post("/api/auth/logout/", json!({})), &access),
             vec![(Scope::User, user())],
         ),

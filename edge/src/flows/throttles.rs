@@ -26,9 +26,12 @@ pub fn checks(route: Route) -> &'static [(Scope, Who)] {
         Route::Register | Route::JwtCreate | Route::JwtRefresh => {
             &[(Anon, Who::Client), (Auth, Who::Client)]
         }
-        Route::Logout | Route::Me | Route::PatchMe | Route::DeleteMe | Route::ListUsers => {
-            &[(User, Who::User)]
-        }
+        Route::Logout
+        | Route::Me
+        | Route::PatchMe
+        | Route::DeleteMe
+        | Route::SetUsername
+        | Route::ListUsers => &[(User, Who::User)],
         Route::ResetRequest => &[
             (Anon, Who::Client),
             (PasswordReset, Who::Client),

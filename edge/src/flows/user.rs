@@ -1,5 +1,5 @@
-//! The Bearer routes: `me/` and `users/me/` (GET, PATCH, DELETE), `logout/` and the admin list
-//! `users/`.
+//! The Bearer routes: `me/` and `users/me/` (GET, PATCH, DELETE), `users/set_username/`,
+//! `logout/` and the admin list `users/`.
 
 use serde_json::Value;
 use shared::internal::InternalRoute;
@@ -31,6 +31,7 @@ impl<P: Ports> Flow<'_, P> {
                 let internal = match self.route {
                     Route::Logout => InternalRoute::Logout,
                     Route::DeleteMe => InternalRoute::DeleteMe,
+                    Route::SetUsername => InternalRoute::SetUsername,
                     _ => InternalRoute::PatchMe,
                 };
                 self.origin(internal, None, identity, Some(bytes)).await

@@ -5,14 +5,19 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use secrecy::SecretString;
-use shared::api::{DeleteMeRequest, PatchMeRequest, RegisterRequest, RegisteredUser, UserProfile};
+use shared::api::{
+    self, DeleteMeRequest, PatchMeRequest, RegisterRequest, RegisteredUser, SetUsernameRequest,
+    UserProfile,
+};
 use shared::form::{Form, FromForm};
+use shared::problem::Problem;
 use shared::signing::Identity;
 use shared::validate::{UserAttributes, MSG_PASSWORD_MISMATCH};
 
 use super::profile;
 use crate::edge_auth::{require_user, ClientNetwork, JsonBody};
 use crate::error::{ApiError, ApiResult};
+use crate::services;
 use crate::services::account::{self, NewAccount, ProfileChanges};
 use crate::state::AppState;
 use crate::store::users::User;
@@ -109,4 +114,23 @@ pub async fn delete_me(
     let password = SecretString::from(request.current_password);
     account::delete_account(&state, &user, password, &network).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /internal/me/username` — Djoser's `users/set_username/`. A taken username is Djoser's
+/// error on `new_username`.
+pub async fn set_username(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Extension(ClientNetwork(network)): Extension<ClientNetwork>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<StatusCode> {
+    let user = current_user(&state, identity).await?;
+    let request = SetUsernameRequest::parse(&body)?;
+    let password = SecretString::from(request.current_password);
+    match account::set_username(&state, &user, password, &request.new_username, &network).await {
+        Err(services::Error::Taken(_)) => {
+            Err(Problem::field("new_username", api::MSG_USERNAME_TAKEN).into())
+        }
+        other => other.map(|()| StatusCode::NO_CONTENT).map_err(Into::into),
+    }
 }

@@ -146,15 +146,16 @@ pub async fn update_profile(pool: &Pool, id: i64, changes: ProfileChanges) -> Re
     .ok_or(Error::StaleAccessToken)
 }
 
-/// Djoser's `DELETE users/me/`: with the account's password, the account is deleted (see
-/// [`users::delete`] for what goes and what stays). A wrong password counts toward the lockout
-/// as a failed login does, and a locked-out network is refused without its password being
-/// compared; both are the same field error.
-pub async fn delete_account(
+/// The account's own password, asked again before a sensitive step (Djoser's
+/// `current_password`). A wrong one counts toward the lockout as a failed login does, and a
+/// locked-out network is refused without its password being compared; both are the same field
+/// error, audited with the step's name.
+async fn confirm_password(
     state: &AppState,
     user: &User,
     current_password: SecretString,
     network: &str,
+    step: &'static str,
 ) -> Result<()> {
     let decision = {
         let client = state.pool.get().await?;
@@ -162,17 +163,30 @@ pub async fn delete_account(
     };
     let stored = (!decision.refused()).then(|| user.password_hash.clone());
     let verified = state.hasher.verify(current_password, stored).await?;
-    let mut client = state.pool.get().await?;
     if decision.refused() || !verified.ok {
+        let client = state.pool.get().await?;
         audit::record(
             &client,
             Some(user.id),
             Event::CurrentPasswordRefused,
-            json!({ "step": "delete_account", "reason": decision.reason() }),
+            json!({ "step": step, "reason": decision.reason() }),
         )
         .await?;
         return Err(Error::CurrentPasswordInvalid);
     }
+    Ok(())
+}
+
+/// Djoser's `DELETE users/me/`: with the account's password, the account is deleted (see
+/// [`users::delete`] for what goes and what stays).
+pub async fn delete_account(
+    state: &AppState,
+    user: &User,
+    current_password: SecretString,
+    network: &str,
+) -> Result<()> {
+    confirm_password(state, user, current_password, network, "delete_account").await?;
+    let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     if !users::delete(&tx, user.id, &user.email).await? {
         return Err(Error::StaleAccessToken);
@@ -185,6 +199,24 @@ pub async fn delete_account(
     )
     .await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Djoser's `users/set_username/`: with the account's password, a new username (unique, as at
+/// sign-up). Tokens stay valid: the username is not in them.
+pub async fn set_username(
+    state: &AppState,
+    user: &User,
+    current_password: SecretString,
+    new_username: &Username,
+    network: &str,
+) -> Result<()> {
+    confirm_password(state, user, current_password, network, "set_username").await?;
+    let client = state.pool.get().await?;
+    users::update_profile(&client, user.id, Some(new_username.as_str()), None, None)
+        .await?
+        .ok_or(Error::StaleAccessToken)?;
+    audit::record(&client, Some(user.id), Event::UsernameChanged, json!({})).await?;
     Ok(())
 }
 

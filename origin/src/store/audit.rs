@@ -24,6 +24,7 @@ pub enum Event {
     Imported,
     AccountDeleted,
     CurrentPasswordRefused,
+    UsernameChanged,
 }
 
 impl Event {
@@ -43,6 +44,7 @@ impl Event {
             Self::Imported => "imported",
             Self::AccountDeleted => "account_deleted",
             Self::CurrentPasswordRefused => "current_password_refused",
+            Self::UsernameChanged => "username_changed",
         }
     }
 }

@@ -329,3 +329,66 @@ async fn delete_me_from_a_locked_out_network_is_refused_without_a_password_check
         1
     );
 }
+
+#[tokio::test]
+async fn set_username_needs_the_password_and_a_free_valid_name() {
+    let app = spawn_app().await;
+    app.signed_up("bob@example.com", "bob").await;
+    let (id, access, _) = app.signed_up("ada@example.com", "ada").await;
+    let identity = app.identity(&access);
+    let set = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            app.send(Method::POST, "/internal/me/username", identity, Some(&body))
+                .await
+        }
+    };
+    let cases = [
+        (
+            json!({}),
+            json!({"new_username": ["This field is required."],
+                   "current_password": ["This field is required."]}),
+        ),
+        (
+            json!({"new_username": "ada lovelace", "current_password": testkit::PASSWORD}),
+            json!({"new_username": [shared::validate::MSG_INVALID_USERNAME]}),
+        ),
+        (
+            json!({"new_username": "lovelace", "current_password": "11112222"}),
+            json!({"current_password": ["Invalid password."]}),
+        ),
+        (
+            json!({"new_username": "bob", "current_password": testkit::PASSWORD}),
+            json!({"new_username": ["A user with that username already exists."]}),
+        ),
+    ];
+    for (body, errors) in cases {
+        let reply = set(body.clone()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(reply.body, errors, "{body}");
+    }
+    assert_eq!(app.me(&access).await.body["username"], "ada");
+
+    let reply =
+        set(json!({"new_username": "lovelace", "current_password": testkit::PASSWORD})).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    // The same access token keeps working and shows the new name.
+    let me = app.me(&access).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["username"], "lovelace");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM audit_log WHERE user_id = {id} AND event = 'username_changed'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM audit_log WHERE user_id = {id} \
+             AND event = 'current_password_refused' AND detail->>'step' = 'set_username'"
+        ))
+        .await,
+        1
+    );
+}

@@ -257,3 +257,56 @@ pub(crate) async fn deleting_my_account_needs_its_password_and_frees_the_email(s
         .await;
     assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
 }
+
+/// Djoser's `users/set_username/` through the Worker: the password is asked again, a taken name
+/// is Djoser's field error, and the session goes on with the new name.
+pub(crate) async fn set_username_needs_the_password(s: &mut Stack) {
+    let ip = "198.51.100.34";
+    let (access, _) = s
+        .register_and_login(ip, "renamer@example.com", "renamer")
+        .await;
+    let set = |body: Value| {
+        let access = access.clone();
+        let s = &*s;
+        async move {
+            s.request(
+                Method::POST,
+                "/api/auth/users/set_username/",
+                ip,
+                Some(&access),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let wrong = set(json!({"new_username": "renamed", "current_password": "11112222"})).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.body);
+    assert_eq!(
+        wrong.body,
+        json!({"current_password": ["Invalid password."]})
+    );
+    s.register_and_login("198.51.100.35", "occupied@example.com", "occupied")
+        .await;
+    let taken = set(json!({"new_username": "occupied", "current_password": PASSWORD})).await;
+    assert_eq!(
+        taken.body,
+        json!({"new_username": ["A user with that username already exists."]})
+    );
+    let done = set(json!({"new_username": "renamed", "current_password": PASSWORD})).await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.body);
+    let me = s
+        .request(Method::GET, "/api/auth/users/me/", ip, Some(&access), None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["username"], "renamed");
+    let anonymous = s
+        .request(
+            Method::POST,
+            "/api/auth/users/set_username/",
+            ip,
+            None,
+            Some(json!({"new_username": "x", "current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
