@@ -66,6 +66,30 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Deactivate an account: its logins are refused and every session ends at once (refresh
+    /// tokens revoked, access tokens refused by the origin). Audited.
+    DeactivateUser {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Reactivate an account deactivated by `deactivate-user` (its old sessions stay ended).
+    /// Audited.
+    ReactivateUser {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// End every session of an account (refresh tokens revoked, access tokens refused by the
+    /// origin; the edge's `/jwt/verify/` accepts an access token until it expires). Audited.
+    RevokeSessions {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Print the audit log, newest first: logins, refresh-token reuse, resets, role changes.
     Audit {
         /// Only events of this account.
@@ -73,7 +97,8 @@ pub enum Command {
         email: Option<String>,
         /// Only this event (register, login_ok, login_failed, login_locked,
         /// refresh_reuse_detected, logout, reset_requested, reset_completed, superuser_set,
-        /// role_changed, password_rehashed, imported).
+        /// role_changed, password_rehashed, imported, account_deleted, current_password_refused,
+        /// username_changed, user_deactivated, user_reactivated, sessions_revoked).
         #[arg(long)]
         event: Option<String>,
         /// At most this many rows.
@@ -233,6 +258,59 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("no account with the email {email}");
             };
             println!("{email} (id {}): role {} -> {role}", change.id, change.from);
+            Ok(())
+        }
+        Command::DeactivateUser { email, database } => {
+            let pool = crate::db::pool(&database)?;
+            crate::db::migrate(&pool).await?;
+            let Some(step) = account::set_active(&pool, &email, false)
+                .await
+                .context("could not deactivate the account")?
+            else {
+                anyhow::bail!("no account with the email {email}");
+            };
+            println!(
+                "{email} (id {}): {}, {} sessions revoked",
+                step.id,
+                if step.was_active {
+                    "deactivated"
+                } else {
+                    "was already inactive"
+                },
+                step.sessions_revoked
+            );
+            Ok(())
+        }
+        Command::ReactivateUser { email, database } => {
+            let pool = crate::db::pool(&database)?;
+            crate::db::migrate(&pool).await?;
+            let Some(step) = account::set_active(&pool, &email, true)
+                .await
+                .context("could not reactivate the account")?
+            else {
+                anyhow::bail!("no account with the email {email}");
+            };
+            let what = if step.was_active {
+                "was already active"
+            } else {
+                "reactivated"
+            };
+            println!("{email} (id {}): {what}", step.id);
+            Ok(())
+        }
+        Command::RevokeSessions { email, database } => {
+            let pool = crate::db::pool(&database)?;
+            crate::db::migrate(&pool).await?;
+            let Some(step) = account::revoke_sessions(&pool, &email)
+                .await
+                .context("could not revoke the sessions")?
+            else {
+                anyhow::bail!("no account with the email {email}");
+            };
+            println!(
+                "{email} (id {}): {} sessions revoked, access tokens outdated",
+                step.id, step.sessions_revoked
+            );
             Ok(())
         }
         Command::Audit {

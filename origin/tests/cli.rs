@@ -188,7 +188,7 @@ async fn migrate_is_idempotent() {
     let first = origin(&["migrate"], &[("DATABASE_URL", &db.url)]);
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "migrations applied: 4"
+        "migrations applied: 5"
     );
     let second = origin(&["migrate"], &[("DATABASE_URL", &db.url)]);
     assert_eq!(

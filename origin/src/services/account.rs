@@ -12,6 +12,7 @@ use crate::password::PasswordHasher;
 use crate::state::AppState;
 use crate::store::attempts;
 use crate::store::audit::{self, Event};
+use crate::store::tokens::{self, RevokeReason};
 use crate::store::users::{self, User};
 
 /// A registration, parsed and checked against the password policy by the caller (the policy's
@@ -104,6 +105,81 @@ pub async fn set_role(pool: &Pool, email: &str, role: &str) -> Result<Option<Rol
         .await?;
     }
     Ok(Some(RoleChange { id, from }))
+}
+
+/// What an operator's step on one account did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminStep {
+    pub id: i64,
+    /// Whether the account was active before the step.
+    pub was_active: bool,
+    /// Refresh families (logins) that were live and are now revoked.
+    pub sessions_revoked: u64,
+}
+
+/// `deactivate-user` / `reactivate-user`: sets `is_active` of the account with `email` (`None`
+/// when there is none). Deactivating also ends every session (refresh families revoked, access
+/// tokens outdated), so a later reactivation does not bring old logins back. Audited.
+pub async fn set_active(pool: &Pool, email: &str, active: bool) -> Result<Option<AdminStep>> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let Some((id, was_active)) = users::set_active(&tx, email, active).await? else {
+        return Ok(None);
+    };
+    let sessions_revoked = if active {
+        0
+    } else {
+        end_sessions(&tx, id).await?
+    };
+    let event = if active {
+        Event::UserReactivated
+    } else {
+        Event::UserDeactivated
+    };
+    audit::record(
+        &tx,
+        Some(id),
+        event,
+        json!({ "was_active": was_active, "families_revoked": sessions_revoked }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(AdminStep {
+        id,
+        was_active,
+        sessions_revoked,
+    }))
+}
+
+/// `revoke-sessions`: ends every session of the account with `email` (`None` when there is
+/// none): its refresh families are revoked at once and its access tokens are refused by the
+/// origin from now on (the edge's own `/jwt/verify/` accepts them until they expire). Audited.
+pub async fn revoke_sessions(pool: &Pool, email: &str) -> Result<Option<AdminStep>> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let Some(user) = users::by_email(&tx, email).await? else {
+        return Ok(None);
+    };
+    let sessions_revoked = end_sessions(&tx, user.id).await?;
+    audit::record(
+        &tx,
+        Some(user.id),
+        Event::SessionsRevoked,
+        json!({ "families_revoked": sessions_revoked }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(AdminStep {
+        id: user.id,
+        was_active: user.is_active,
+        sessions_revoked,
+    }))
+}
+
+async fn end_sessions(client: &impl crate::db::Sql, id: i64) -> Result<u64> {
+    let revoked = tokens::revoke_all(client, id, RevokeReason::Admin).await?;
+    users::bump_token_version(client, id).await?;
+    Ok(revoked)
 }
 
 /// The account the edge forwarded (its id and the token version it verified), still active and

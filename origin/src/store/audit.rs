@@ -25,6 +25,9 @@ pub enum Event {
     AccountDeleted,
     CurrentPasswordRefused,
     UsernameChanged,
+    UserDeactivated,
+    UserReactivated,
+    SessionsRevoked,
 }
 
 impl Event {
@@ -45,6 +48,9 @@ impl Event {
             Self::AccountDeleted => "account_deleted",
             Self::CurrentPasswordRefused => "current_password_refused",
             Self::UsernameChanged => "username_changed",
+            Self::UserDeactivated => "user_deactivated",
+            Self::UserReactivated => "user_reactivated",
+            Self::SessionsRevoked => "sessions_revoked",
         }
     }
 }

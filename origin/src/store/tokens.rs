@@ -21,6 +21,8 @@ pub enum RevokeReason {
     Logout,
     Reuse,
     PasswordReset,
+    /// An operator ended the account's sessions (`origin revoke-sessions`, `deactivate-user`).
+    Admin,
 }
 
 impl RevokeReason {
@@ -29,6 +31,7 @@ impl RevokeReason {
             Self::Logout => "logout",
             Self::Reuse => "reuse",
             Self::PasswordReset => "password_reset",
+            Self::Admin => "admin",
         }
     }
 }

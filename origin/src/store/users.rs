@@ -286,3 +286,31 @@ pub async fn delete(
         .await?
         == 1)
 }
+
+/// Sets `is_active` of the account with this email; returns its id and the previous value.
+pub async fn set_active(
+    client: &impl Sql,
+    email: &str,
+    active: bool,
+) -> Result<Option<(i64, bool)>, tokio_postgres::Error> {
+    Ok(client
+        .query_opt(
+            "UPDATE users u SET is_active = $2 FROM (SELECT id, is_active FROM users \
+             WHERE lower(email) = lower($1) FOR UPDATE) old \
+             WHERE u.id = old.id RETURNING u.id, old.is_active",
+            &[(&email, Type::TEXT), (&active, Type::BOOL)],
+        )
+        .await?
+        .map(|row| (row.get(0), row.get(1))))
+}
+
+/// Outdates every access token of the account: the origin refuses them from now on.
+pub async fn bump_token_version(client: &impl Sql, id: i64) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE users SET token_version = token_version + 1 WHERE id = $1",
+            &[(&id, Type::INT8)],
+        )
+        .await?;
+    Ok(())
+}

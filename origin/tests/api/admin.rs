@@ -66,3 +66,121 @@ async fn admin_lists_users_paginated() {
         assert_eq!(reply.body, json!({"detail": "Invalid page."}));
     }
 }
+
+/// `refresh` exchanged at the origin: its status.
+async fn refresh_status(app: &crate::helpers::TestApp, refresh: &str) -> StatusCode {
+    app.send(
+        Method::POST,
+        "/internal/tokens/refresh",
+        shared::signing::Identity::Anonymous,
+        Some(&json!({ "refresh": refresh })),
+    )
+    .await
+    .status
+}
+
+#[tokio::test]
+async fn operators_deactivate_reactivate_and_end_sessions_audited() {
+    use crate::helpers::origin_cli;
+    let app = spawn_app().await;
+    let (id, access, refresh) = app.signed_up("ada@example.com", "ada").await;
+    let second = app.login("ada@example.com", PASSWORD).await;
+    let refresh2 = second.body["refresh"].as_str().unwrap().to_owned();
+
+    // revoke-sessions: both logins end, the access token is refused by the origin.
+    let (ok, out, err) = origin_cli(
+        &app.db.url,
+        &["revoke-sessions", "--email", "ADA@example.com"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!("ADA@example.com (id {id}): 2 sessions revoked, access tokens outdated")
+    );
+    assert_eq!(
+        refresh_status(&app, &refresh).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        refresh_status(&app, &refresh2).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.me(&access).await.status, StatusCode::UNAUTHORIZED);
+    // A new login works.
+    let again = app.login("ada@example.com", PASSWORD).await;
+    assert_eq!(again.status, StatusCode::OK);
+    let refresh3 = again.body["refresh"].as_str().unwrap().to_owned();
+
+    // deactivate-user: logins refused, the session ended.
+    let (ok, out, err) = origin_cli(
+        &app.db.url,
+        &["deactivate-user", "--email", "ada@example.com"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!("ada@example.com (id {id}): deactivated, 1 sessions revoked")
+    );
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        refresh_status(&app, &refresh3).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, out, _) = origin_cli(
+        &app.db.url,
+        &["deactivate-user", "--email", "ada@example.com"],
+    );
+    assert!(
+        out.contains("was already inactive, 0 sessions revoked"),
+        "{out}"
+    );
+
+    // reactivate-user: logins work again; the old sessions stay ended.
+    let (ok, out, err) = origin_cli(
+        &app.db.url,
+        &["reactivate-user", "--email", "ada@example.com"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!("ada@example.com (id {id}): reactivated")
+    );
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        refresh_status(&app, &refresh3).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    for event in ["sessions_revoked", "user_deactivated", "user_reactivated"] {
+        assert!(
+            app.count(&format!(
+                "SELECT count(*) FROM audit_log WHERE user_id = {id} AND event = '{event}'"
+            ))
+            .await
+                >= 1,
+            "{event} audited"
+        );
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM refresh_families WHERE revoked_reason = 'admin'")
+            .await,
+        3
+    );
+
+    // An unknown email is an error, with nothing changed.
+    let (ok, _, err) = origin_cli(
+        &app.db.url,
+        &["revoke-sessions", "--email", "nobody@example.com"],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("no account with the email nobody@example.com"),
+        "{err}"
+    );
+}
