@@ -224,9 +224,14 @@ impl Modify for CommonResponses {
             if !path.starts_with("/api/auth/") {
                 continue;
             }
-            for operation in [item.get.as_mut(), item.post.as_mut(), item.patch.as_mut()]
-                .into_iter()
-                .flatten()
+            for operation in [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
             {
                 let responses = &mut operation.responses.responses;
                 if operation.request_body.is_some() {
