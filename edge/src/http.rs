@@ -18,6 +18,8 @@ pub struct EdgeRequest {
     pub origin_header: Option<String>,
     pub authorization: Option<String>,
     pub cf_connecting_ip: Option<String>,
+    /// `User-Agent`: a login's session keeps it for its owner's list (`sessions/`).
+    pub user_agent: Option<String>,
     pub content_type: Option<String>,
     pub body: RequestBody,
 }

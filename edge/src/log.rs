@@ -82,6 +82,7 @@ mod tests {
             origin_header: None,
             authorization: Some("Bearer abc.def.ghi".into()),
             cf_connecting_ip: None,
+            user_agent: None,
             content_type: None,
             body: crate::http::RequestBody::Read(b"{\"password\":\"pw\"}".to_vec()),
         };

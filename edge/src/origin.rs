@@ -6,8 +6,9 @@ use std::rc::Rc;
 use futures_util::future::{select, Either};
 use shared::internal::{InternalMethod, InternalRoute};
 use shared::signing::{
-    is_valid_client_network, Identity, SignedParts, HEADER_CLIENT_NETWORK, HEADER_IDENTITY,
-    HEADER_SIGNATURE, HEADER_SIGNATURE_REFUSED, HEADER_TIMESTAMP,
+    is_valid_client_agent, is_valid_client_network, Identity, SignedParts, HEADER_CLIENT_AGENT,
+    HEADER_CLIENT_NETWORK, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_SIGNATURE_REFUSED,
+    HEADER_TIMESTAMP,
 };
 use worker::{
     AbortController, Date, Delay, Fetch, Headers, Method, Request, RequestInit, Response,
@@ -16,13 +17,15 @@ use worker::{
 use crate::config::Config;
 use crate::ports::{Origin, OriginReply, Unreachable};
 
-/// The Worker's client of the origin, for one public request: its request id and client
-/// network travel with every call.
+/// The Worker's client of the origin, for one public request: its request id, client network
+/// and client agent travel with every call.
 #[derive(Clone)]
 pub struct OriginClient {
     pub config: Rc<Config>,
     pub request_id: Rc<str>,
     pub client_network: Option<Rc<str>>,
+    /// The `User-Agent`, made fit by `shared::signing::client_agent`.
+    pub client_agent: Option<Rc<str>>,
 }
 
 impl Origin for OriginClient {
@@ -40,15 +43,25 @@ impl Origin for OriginClient {
             identity,
             body,
             &self.request_id,
-            self.client_network.as_deref(),
+            Client {
+                network: self.client_network.as_deref(),
+                agent: self.client_agent.as_deref(),
+            },
         )
         .await
     }
 }
 
-/// `client_network` is the caller's network as the edge keys it (the origin's login back-off
-/// is per network); it is signed with the rest. A value the origin would refuse (e.g. no
-/// `CF-Connecting-IP`) travels as `""`, "unknown", rather than failing the request.
+/// Who the public request came from, as the edge saw it.
+struct Client<'a> {
+    /// The caller's network as the edge keys it (the origin's login back-off is per network).
+    network: Option<&'a str>,
+    /// Its `User-Agent` (a new session keeps it).
+    agent: Option<&'a str>,
+}
+
+/// The client's network and agent are signed with the rest. A value the origin would refuse
+/// (e.g. no `CF-Connecting-IP`) travels as `""`, "unknown", rather than failing the request.
 async fn call(
     config: &Config,
     route: InternalRoute,
@@ -56,7 +69,7 @@ async fn call(
     identity: Identity,
     body: Option<&[u8]>,
     request_id: &str,
-    client_network: Option<&str>,
+    client: Client<'_>,
 ) -> Result<OriginReply, Unreachable> {
     let method = match route.method() {
         InternalMethod::Get => Method::Get,
@@ -68,8 +81,13 @@ async fn call(
     let path_and_query = path_and_query.as_str();
     let timestamp = (Date::now().as_millis() / 1_000) as i64;
     let bytes = body.unwrap_or_default();
-    let client_network = client_network
+    let client_network = client
+        .network
         .filter(|n| is_valid_client_network(n))
+        .unwrap_or("");
+    let client_agent = client
+        .agent
+        .filter(|a| is_valid_client_agent(a))
         .unwrap_or("");
     let signature = config.signer.sign(&SignedParts {
         method: method.as_ref(),
@@ -78,6 +96,7 @@ async fn call(
         identity,
         body: bytes,
         client_network,
+        client_agent,
     });
     // The path only: a query string can carry what a client typed, and logs keep no input.
     let path = route.path_and_query(None);
@@ -88,6 +107,9 @@ async fn call(
     set(HEADER_IDENTITY, &identity.to_header())?;
     set(HEADER_SIGNATURE, &signature)?;
     set(HEADER_CLIENT_NETWORK, client_network)?;
+    if !client_agent.is_empty() {
+        set(HEADER_CLIENT_AGENT, client_agent)?;
+    }
     set("X-Request-Id", request_id)?;
     let mut init = RequestInit::new();
     init.with_method(method.clone())

@@ -12,6 +12,11 @@ pub enum Route {
     PatchMe,
     DeleteMe,
     SetUsername,
+    SetPassword,
+    ListSessions,
+    /// `DELETE sessions/{id}/`: the id is the path's last segment ([`session_id`]).
+    RevokeSession,
+    RevokeOtherSessions,
     ResetRequest,
     ResetVerifyOtp,
     ResetConfirm,
@@ -43,6 +48,12 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, Miss> {
             &[("POST", Route::Register), ("GET", Route::ListUsers)],
         ),
         "/api/auth/users/set_username" => ("POST, OPTIONS", &[("POST", Route::SetUsername)]),
+        "/api/auth/users/set_password" => ("POST, OPTIONS", &[("POST", Route::SetPassword)]),
+        "/api/auth/sessions" => ("GET, OPTIONS", &[("GET", Route::ListSessions)]),
+        "/api/auth/sessions/revoke-others" => {
+            ("POST, OPTIONS", &[("POST", Route::RevokeOtherSessions)])
+        }
+        p if session_id(p).is_some() => ("DELETE, OPTIONS", &[("DELETE", Route::RevokeSession)]),
         "/api/auth/jwt/create" => ("POST, OPTIONS", &[("POST", Route::JwtCreate)]),
         "/api/auth/jwt/refresh" => ("POST, OPTIONS", &[("POST", Route::JwtRefresh)]),
         "/api/auth/jwt/verify" => ("POST, OPTIONS", &[("POST", Route::JwtVerify)]),
@@ -77,6 +88,14 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, Miss> {
         .ok_or(Miss::MethodNotAllowed { allow })
 }
 
+/// The `{id}` of `/api/auth/sessions/{id}/` (one non-empty segment; whether it names a session
+/// is for the flow to decide).
+pub fn session_id(path: &str) -> Option<&str> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    path.strip_prefix("/api/auth/sessions/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +116,18 @@ mod tests {
             ("DELETE", "/api/auth/me/", Route::DeleteMe),
             ("DELETE", "/api/auth/users/me/", Route::DeleteMe),
             ("POST", "/api/auth/users/set_username/", Route::SetUsername),
+            ("POST", "/api/auth/users/set_password/", Route::SetPassword),
+            ("GET", "/api/auth/sessions/", Route::ListSessions),
+            (
+                "DELETE",
+                "/api/auth/sessions/0b9c6d2e-5f1a-4c3b-9d8e-7f6a5b4c3d2e/",
+                Route::RevokeSession,
+            ),
+            (
+                "POST",
+                "/api/auth/sessions/revoke-others/",
+                Route::RevokeOtherSessions,
+            ),
             ("POST", "/api/auth/password/reset/", Route::ResetRequest),
             (
                 "POST",
@@ -134,7 +165,7 @@ mod tests {
     }
 
     /// Every route but the docs pages' assets (one row per page in the contract).
-    const CONTRACT_ROUTES: [Route; 17] = [
+    const CONTRACT_ROUTES: [Route; 21] = [
         Route::Register,
         Route::ListUsers,
         Route::JwtCreate,
@@ -145,6 +176,10 @@ mod tests {
         Route::PatchMe,
         Route::DeleteMe,
         Route::SetUsername,
+        Route::SetPassword,
+        Route::ListSessions,
+        Route::RevokeSession,
+        Route::RevokeOtherSessions,
         Route::ResetRequest,
         Route::ResetVerifyOtp,
         Route::ResetConfirm,
@@ -168,6 +203,10 @@ mod tests {
             | Route::PatchMe
             | Route::DeleteMe
             | Route::SetUsername
+            | Route::SetPassword
+            | Route::ListSessions
+            | Route::RevokeSession
+            | Route::RevokeOtherSessions
             | Route::ResetRequest
             | Route::ResetVerifyOtp
             | Route::ResetConfirm
@@ -231,6 +270,27 @@ mod tests {
     fn misses() {
         assert_eq!(resolve("GET", "/api/auth/nope/"), Err(Miss::NotFound));
         assert_eq!(resolve("GET", "/api/auth/users//"), Err(Miss::NotFound));
+        assert_eq!(
+            resolve("DELETE", "/api/auth/sessions//"),
+            Err(Miss::NotFound)
+        );
+        assert_eq!(
+            resolve("DELETE", "/api/auth/sessions/a/b/"),
+            Err(Miss::NotFound)
+        );
+        assert_eq!(
+            resolve("GET", "/api/auth/sessions/x/"),
+            Err(Miss::MethodNotAllowed {
+                allow: "DELETE, OPTIONS"
+            })
+        );
+        assert_eq!(
+            resolve("DELETE", "/api/auth/sessions/revoke-others/"),
+            Err(Miss::MethodNotAllowed {
+                allow: "POST, OPTIONS"
+            })
+        );
+        assert_eq!(session_id("/api/auth/sessions/abc/"), Some("abc"));
         assert_eq!(
             resolve("PUT", "/api/auth/me/"),
             Err(Miss::MethodNotAllowed {

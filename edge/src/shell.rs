@@ -41,6 +41,7 @@ pub async fn read_request(req: &mut Request) -> (EdgeRequest, Option<String>) {
         origin_header: header("Origin"),
         authorization: header("Authorization"),
         cf_connecting_ip: header("CF-Connecting-IP"),
+        user_agent: header("User-Agent"),
         content_type: header("Content-Type"),
         body: RequestBody::Read(Vec::new()),
     };
@@ -101,6 +102,10 @@ async fn try_answer(
             config: Rc::clone(config),
             request_id: Rc::clone(&request_id),
             client_network: flows::client_network(edge_request, config).map(Rc::from),
+            client_agent: edge_request
+                .user_agent
+                .as_deref()
+                .map(|agent| Rc::from(shared::signing::client_agent(agent))),
         },
         runtime: WorkerRuntime {
             ctx: Rc::new(ctx),

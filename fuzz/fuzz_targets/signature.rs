@@ -1,14 +1,17 @@
-//! Edge→origin request signatures: any identity header, client network, signature and body is
-//! refused unless it is the MAC of exactly these parts; never a panic.
+//! Edge→origin request signatures: any identity header, client network, client agent, signature
+//! and body is refused unless it is the MAC of exactly these parts; never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::signing::{is_valid_client_network, Identity, RequestSigner, SignedParts};
+use shared::signing::{
+    is_valid_client_agent, is_valid_client_network, Identity, RequestSigner, SignedParts,
+};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let mut fields = text.splitn(5, '\n');
-    let (identity, client_network, signature, path, body) = (
+    let mut fields = text.splitn(6, '\n');
+    let (identity, client_network, client_agent, signature, path, body) = (
+        fields.next().unwrap_or(""),
         fields.next().unwrap_or(""),
         fields.next().unwrap_or(""),
         fields.next().unwrap_or(""),
@@ -20,8 +23,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert_eq!(Identity::parse(&identity.to_header()), Some(identity));
-    // The origin refuses any other network before checking the MAC.
-    if !is_valid_client_network(client_network) {
+    // The origin refuses any other network or agent before checking the MAC.
+    if !is_valid_client_network(client_network) || !is_valid_client_agent(client_agent) {
         return;
     }
     let parts = SignedParts {
@@ -31,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
         identity,
         body: body.as_bytes(),
         client_network,
+        client_agent,
     };
     let genuine = signer.sign(&parts);
     assert!(signer.verify(&parts, &genuine, 1_800_000_000).is_ok());

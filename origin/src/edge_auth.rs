@@ -9,9 +9,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::Value;
 use shared::signing::{
-    is_valid_client_network, Identity, SignedParts, HEADER_CLIENT_NETWORK, HEADER_IDENTITY,
-    HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    is_valid_client_agent, is_valid_client_network, Identity, SignedParts, HEADER_CLIENT_AGENT,
+    HEADER_CLIENT_NETWORK, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
+use uuid::Uuid;
 
 use crate::error::{render, ApiError};
 use crate::state::AppState;
@@ -21,6 +22,10 @@ use shared::problem::Problem;
 /// back-off is keyed on it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientNetwork(pub String);
+
+/// The client's `User-Agent` as the edge signed it (`""` when unknown); a new session keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientAgent(pub String);
 
 use shared::api::MAX_BODY_BYTES;
 
@@ -50,10 +55,11 @@ pub async fn require_edge_signature(
         &path_and_query,
         &bytes,
     ) {
-        Ok((identity, network)) => {
+        Ok((identity, network, agent)) => {
             let mut request = Request::from_parts(parts, Body::from(bytes));
             request.extensions_mut().insert(identity);
             request.extensions_mut().insert(network);
+            request.extensions_mut().insert(agent);
             next.run(request).await
         }
         Err(reason) => {
@@ -69,7 +75,7 @@ fn check(
     method: &str,
     path_and_query: &str,
     body: &Bytes,
-) -> Result<(Identity, ClientNetwork), String> {
+) -> Result<(Identity, ClientNetwork, ClientAgent), String> {
     let header = |name: &str| {
         headers
             .get(name)
@@ -91,6 +97,14 @@ fn check(
             .filter(|n| is_valid_client_network(n))
             .ok_or("malformed client network")?,
     };
+    let client_agent = match headers.get(HEADER_CLIENT_AGENT) {
+        None => "",
+        Some(v) => v
+            .to_str()
+            .ok()
+            .filter(|a| is_valid_client_agent(a))
+            .ok_or("malformed client agent")?,
+    };
     let parts = SignedParts {
         method,
         path_and_query,
@@ -98,12 +112,17 @@ fn check(
         identity,
         body,
         client_network,
+        client_agent,
     };
     state
         .signer
         .verify(&parts, signature, chrono::Utc::now().timestamp())
         .map_err(|e| e.to_string())?;
-    Ok((identity, ClientNetwork(client_network.to_owned())))
+    Ok((
+        identity,
+        ClientNetwork(client_network.to_owned()),
+        ClientAgent(client_agent.to_owned()),
+    ))
 }
 
 /// A JSON body read the DRF way: `application/json` required, parse errors as 400 `detail`.
@@ -133,7 +152,20 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 /// The caller must be a user the edge authenticated.
 pub fn require_user(identity: Identity) -> Result<(i64, i32), ApiError> {
     match identity {
-        Identity::User { id, token_version } => Ok((id, token_version)),
+        Identity::User {
+            id, token_version, ..
+        } => Ok((id, token_version)),
         Identity::Anonymous => Err(Problem::NotAuthenticated.into()),
+    }
+}
+
+/// The session (refresh family) the caller's access token was issued in, when it names one.
+pub fn session_of(identity: Identity) -> Option<Uuid> {
+    match identity {
+        Identity::User {
+            session: Some(session),
+            ..
+        } => Some(Uuid::from_bytes(*session.as_bytes())),
+        _ => None,
     }
 }

@@ -54,6 +54,7 @@ impl From<services::Error> for ApiError {
             E::StaleAccessToken => Problem::BearerNotValid.into(),
             E::NotAdmin => Problem::PermissionDenied.into(),
             E::NoSuchPage => Problem::InvalidPage.into(),
+            E::NoSuchSession => Problem::NotFound.into(),
             E::ResetTokenNotValid => {
                 Problem::field("reset_token", api::MSG_RESET_TOKEN_INVALID).into()
             }

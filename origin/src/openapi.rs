@@ -8,7 +8,8 @@
 use shared::api::{
     DeleteMeRequest, Detail, FieldErrors, LoginRequest, Page, PatchMeRequest, RefreshRequest,
     RegisterRequest, RegisteredUser, ResetConfirmRequest, ResetRequest, ResetTokenIssued,
-    SetUsernameRequest, TokenErrorBody, TokenPair, UserProfile, VerifyOtpRequest, VerifyRequest,
+    SessionInfo, SessionsRevoked, SetPasswordRequest, SetUsernameRequest, TokenErrorBody,
+    TokenPair, UserProfile, VerifyOtpRequest, VerifyRequest,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -146,6 +147,50 @@ pub fn delete_users_me() {}
         (status = 401, description = "Not authenticated or token not valid", body = Detail),
     ))]
 pub fn set_username() {}
+
+/// Change the current user's password (Djoser), with the current one. The policy is the
+/// sign-up's. Every other session of the account ends (its refresh token is refused at once; its
+/// access tokens live until they expire); the caller's session goes on.
+#[utoipa::path(post, path = "/api/auth/users/set_password/", tag = "users", request_body = SetPasswordRequest, security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Changed; the other sessions ended"),
+        (status = 400, description = "Wrong current password (also while the network is locked out), the new password fails the policy, or the two new passwords differ", body = FieldErrors,
+            example = json!({"current_password": ["Invalid password."]})),
+        (status = 401, description = "Not authenticated or token not valid", body = Detail),
+    ))]
+pub fn set_password() {}
+
+/// The current user's live sessions (one per login), the most recently used first; `current`
+/// marks the one of the access token that asks.
+#[utoipa::path(get, path = "/api/auth/sessions/", tag = "sessions", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Sessions", body = Vec<SessionInfo>,
+            example = json!([{"id": "0b9c6d2e-5f1a-4c3b-9d8e-7f6a5b4c3d2e", "created": "2026-12-01T09:30:00.000000Z",
+                "last_used": "2026-12-03T08:12:44.120000Z", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+                "client_network": "203.0.113.7", "current": true}])),
+        (status = 401, description = "Not authenticated or token not valid", body = Detail),
+    ))]
+pub fn sessions() {}
+
+/// End one of the current user's sessions (the caller's own too, as a logout). Its refresh token
+/// is refused at once; its access tokens live until they expire.
+#[utoipa::path(delete, path = "/api/auth/sessions/{id}/", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "A session's `id` from `GET /api/auth/sessions/`")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, description = "Not authenticated or token not valid", body = Detail),
+        (status = 404, description = "Not a live session of the caller's (malformed, unknown, another account's, or ended)", body = Detail,
+            example = json!({"detail": "Not found."})),
+    ))]
+pub fn revoke_session() {}
+
+/// End every session of the current user but the caller's.
+#[utoipa::path(post, path = "/api/auth/sessions/revoke-others/", tag = "sessions", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "How many ended", body = SessionsRevoked, example = json!({"revoked": 2})),
+        (status = 401, description = "Not authenticated or token not valid", body = Detail),
+    ))]
+pub fn revoke_other_sessions() {}
 
 /// Ask for a reset code by email. The answer is the same whether the account exists.
 #[utoipa::path(post, path = "/api/auth/password/reset/", tag = "password reset", request_body = ResetRequest,
@@ -305,7 +350,7 @@ impl Modify for BearerAuth {
     info(title = "Auth API", description = "JWT authentication API, wire-compatible with Django REST Framework + Djoser + SimpleJWT. \
         Every error body is JSON; every 401 carries `WWW-Authenticate: Bearer realm=\"api\"`; every response carries `X-Request-Id`."),
     paths(register, list_users, jwt_create, jwt_refresh, jwt_verify, logout, me, patch_me, users_me, patch_users_me, delete_me, delete_users_me, set_username,
-          reset_request, reset_verify_otp, reset_confirm, jwks, schema, swagger, redoc),
+          set_password, sessions, revoke_session, revoke_other_sessions, reset_request, reset_verify_otp, reset_confirm, jwks, schema, swagger, redoc),
     components(schemas(FieldErrors, Detail, TokenErrorBody)),
     modifiers(&BearerAuth, &CommonResponses),
 )]

@@ -19,7 +19,7 @@ use crate::edge_auth::require_edge_signature;
 use crate::email::{sender, Mailer, Templates};
 use crate::metrics::Metrics;
 use crate::password::PasswordHasher;
-use crate::routes::{admin, health, monitoring, password_reset, tokens, users};
+use crate::routes::{admin, health, monitoring, password_reset, sessions, tokens, users};
 use crate::state::{AppState, Inner};
 use crate::store::attempts::Limits;
 use shared::api::MAX_BODY_BYTES;
@@ -44,6 +44,10 @@ fn internal_handler(route: InternalRoute) -> MethodRouter<AppState> {
         InternalRoute::PatchMe => on(filter, users::patch_me),
         InternalRoute::DeleteMe => on(filter, users::delete_me),
         InternalRoute::SetUsername => on(filter, users::set_username),
+        InternalRoute::SetPassword => on(filter, users::set_password),
+        InternalRoute::ListSessions => on(filter, sessions::list),
+        InternalRoute::RevokeSession => on(filter, sessions::revoke),
+        InternalRoute::RevokeOtherSessions => on(filter, sessions::revoke_others),
         InternalRoute::SendResetCode => on(filter, password_reset::send_code),
         InternalRoute::ResetConfirm => on(filter, password_reset::confirm),
     }

@@ -32,6 +32,10 @@ fn every_api_md_row_is_documented() {
         ("delete", "/api/auth/me/", "204"),
         ("delete", "/api/auth/users/me/", "400"),
         ("post", "/api/auth/users/set_username/", "204"),
+        ("post", "/api/auth/users/set_password/", "400"),
+        ("get", "/api/auth/sessions/", "200"),
+        ("delete", "/api/auth/sessions/{id}/", "404"),
+        ("post", "/api/auth/sessions/revoke-others/", "200"),
         ("post", "/api/auth/password/reset/", "200"),
         ("post", "/api/auth/password/reset/verify-otp/", "400"),
         ("post", "/api/auth/password/reset/confirm/", "204"),
@@ -68,7 +72,7 @@ type Parse = fn(&serde_json::Value) -> Result<(), shared::api::FieldErrors>;
 fn parsers() -> Vec<(&'static str, Parse)> {
     use shared::api::{
         DeleteMeRequest, LoginRequest, PatchMeRequest, RefreshRequest, RegisterRequest,
-        ResetRequest, SetUsernameRequest, VerifyRequest,
+        ResetRequest, SetPasswordRequest, SetUsernameRequest, VerifyRequest,
     };
     use shared::form::FromForm;
     fn parse<T: FromForm>(body: &serde_json::Value) -> Result<(), shared::api::FieldErrors> {
@@ -82,6 +86,7 @@ fn parsers() -> Vec<(&'static str, Parse)> {
         ("PatchMeRequest", parse::<PatchMeRequest>),
         ("DeleteMeRequest", parse::<DeleteMeRequest>),
         ("SetUsernameRequest", parse::<SetUsernameRequest>),
+        ("SetPasswordRequest", parse::<SetPasswordRequest>),
         ("ResetRequest", parse::<ResetRequest>),
     ]
 }

@@ -281,6 +281,60 @@ impl FromForm for SetUsernameRequest {
     }
 }
 
+/// `users/set_password/` body (Djoser's `SetPasswordRetypeSerializer`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetPasswordRequest {
+    /// Policy `seed` (default): exactly 8 digits, not common, not similar to username/email.
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
+    pub new_password: String,
+    /// Must equal `new_password`.
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
+    pub re_new_password: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub current_password: String,
+}
+
+impl FromForm for SetPasswordRequest {
+    fn read(form: &mut Form<'_>) -> Option<Self> {
+        let new_password = crate::form::new_password_pair(form);
+        let current_password = form.required("current_password", LOGIN_PASSWORD_MAX_CHARS);
+        let new_password = new_password?;
+        Some(Self {
+            re_new_password: new_password.clone(),
+            new_password,
+            current_password: current_password?,
+        })
+    }
+}
+
+/// One live session (a login's refresh family) in `GET sessions/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionInfo {
+    /// What `DELETE sessions/{id}/` takes.
+    pub id: String,
+    /// When the login happened (ISO 8601, UTC).
+    pub created: String,
+    /// The last refresh (the login itself until the first one).
+    pub last_used: String,
+    /// The `User-Agent` the login came with (as the client stated it; `""` when none).
+    pub user_agent: String,
+    /// The client network the login came from, as the edge keys it (an IPv4 address or an IPv6
+    /// prefix; `""` when unknown).
+    pub client_network: String,
+    /// Whether this is the session of the access token that asked.
+    pub current: bool,
+}
+
+/// `sessions/revoke-others/` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionsRevoked {
+    /// How many sessions ended.
+    pub revoked: u64,
+}
+
 /// `jwt/refresh/` and `logout/` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -46,6 +46,14 @@ pub enum InternalRoute {
     DeleteMe,
     /// `users/set_username/`, with the current password.
     SetUsername,
+    /// `users/set_password/`, with the current password; ends the caller's other sessions.
+    SetPassword,
+    /// `GET sessions/`: the caller's live sessions.
+    ListSessions,
+    /// `DELETE sessions/{id}/`: one of them, named by `?id=`.
+    RevokeSession,
+    /// `sessions/revoke-others/`: every one but the caller's.
+    RevokeOtherSessions,
     /// Emails a reset code the edge generated (only if the account exists).
     SendResetCode,
     /// Sets the new password with a reset token.
@@ -55,7 +63,7 @@ pub enum InternalRoute {
 use InternalMethod::{Delete, Get, Patch, Post};
 
 impl InternalRoute {
-    pub const ALL: [InternalRoute; 12] = [
+    pub const ALL: [InternalRoute; 16] = [
         Self::Register,
         Self::ListUsers,
         Self::Login,
@@ -66,6 +74,10 @@ impl InternalRoute {
         Self::PatchMe,
         Self::DeleteMe,
         Self::SetUsername,
+        Self::SetPassword,
+        Self::ListSessions,
+        Self::RevokeSession,
+        Self::RevokeOtherSessions,
         Self::SendResetCode,
         Self::ResetConfirm,
     ];
@@ -86,6 +98,10 @@ impl InternalRoute {
             Self::PatchMe => (Patch, "/me"),
             Self::DeleteMe => (Delete, "/me"),
             Self::SetUsername => (Post, "/me/username"),
+            Self::SetPassword => (Post, "/me/password"),
+            Self::ListSessions => (Get, "/sessions"),
+            Self::RevokeSession => (Delete, "/sessions"),
+            Self::RevokeOtherSessions => (Post, "/sessions/revoke-others"),
             Self::SendResetCode => (Post, "/password-reset/code"),
             Self::ResetConfirm => (Post, "/password-reset/confirm"),
         }

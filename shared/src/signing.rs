@@ -24,14 +24,74 @@ pub const MAX_CLIENT_NETWORK_CHARS: usize = 64;
 pub const MAX_SKEW_SECS: i64 = 60;
 pub const MIN_SECRET_BYTES: usize = 32;
 
+/// A session id: the UUID of a refresh family, in its canonical text form (lowercase,
+/// hyphenated) on the wire and in tokens.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId([u8; 16]);
+
+impl SessionId {
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Only the canonical form (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lowercase hex), so one
+    /// session has one spelling and a parsed id prints back as it came.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let bytes = raw.as_bytes();
+        if bytes.len() != 36 {
+            return None;
+        }
+        let mut hex = String::with_capacity(32);
+        for (i, &b) in bytes.iter().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                if b != b'-' {
+                    return None;
+                }
+            } else if b.is_ascii_digit() || (b'a'..=b'f').contains(&b) {
+                hex.push(b as char);
+            } else {
+                return None;
+            }
+        }
+        crate::hex::decode(&hex)?.try_into().ok().map(Self)
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hex = crate::hex::encode(&self.0);
+        write!(
+            f,
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    }
+}
+
+impl std::fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionId({self})")
+    }
+}
+
 /// Who the edge says is calling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Identity {
     Anonymous,
-    /// A user whose access token the edge verified, with that token's `ver`.
+    /// A user whose access token the edge verified, with that token's `ver` and `sid` (`None`
+    /// for a token issued before sessions were named).
     User {
         id: i64,
         token_version: i32,
+        session: Option<SessionId>,
     },
 }
 
@@ -41,15 +101,26 @@ impl From<&crate::token::Claims> for Identity {
         Self::User {
             id: claims.user_id,
             token_version: claims.ver,
+            session: claims.sid.as_deref().and_then(SessionId::parse),
         }
     }
 }
 
 impl Identity {
+    /// `anon`, `user:{id}:{ver}`, or `user:{id}:{ver}:{session}`.
     pub fn to_header(self) -> String {
         match self {
             Self::Anonymous => "anon".to_owned(),
-            Self::User { id, token_version } => format!("user:{id}:{token_version}"),
+            Self::User {
+                id,
+                token_version,
+                session: None,
+            } => format!("user:{id}:{token_version}"),
+            Self::User {
+                id,
+                token_version,
+                session: Some(session),
+            } => format!("user:{id}:{token_version}:{session}"),
         }
     }
 
@@ -58,7 +129,11 @@ impl Identity {
             return Some(Self::Anonymous);
         }
         let rest = raw.strip_prefix("user:")?;
-        let (id, ver) = rest.split_once(':')?;
+        let (id, rest) = rest.split_once(':')?;
+        let (ver, session) = match rest.split_once(':') {
+            Some((ver, session)) => (ver, Some(SessionId::parse(session)?)),
+            None => (rest, None),
+        };
         let canonical = |s: &str| {
             !s.is_empty()
                 && s.bytes().all(|b| b.is_ascii_digit())
@@ -70,6 +145,7 @@ impl Identity {
         Some(Self::User {
             id: id.parse().ok()?,
             token_version: ver.parse().ok()?,
+            session,
         })
     }
 }
@@ -85,6 +161,26 @@ pub fn is_valid_client_network(network: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit() || matches!(b, b'.' | b':' | b'/'))
 }
 
+/// The client's `User-Agent` as the edge saw it, shown in the session list; empty when unknown.
+pub const HEADER_CLIENT_AGENT: &str = "X-Client-Agent";
+/// Longest client agent kept (longer ones are cut by [`client_agent`]).
+pub const MAX_CLIENT_AGENT_CHARS: usize = 256;
+
+/// Whether `agent` may travel in [`HEADER_CLIENT_AGENT`]: at most [`MAX_CLIENT_AGENT_CHARS`]
+/// printable ASCII characters (so no newline reaches the canonical string).
+pub fn is_valid_client_agent(agent: &str) -> bool {
+    agent.len() <= MAX_CLIENT_AGENT_CHARS && agent.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+/// A `User-Agent` made fit for [`HEADER_CLIENT_AGENT`]: any other character becomes `?`, and
+/// it is cut at [`MAX_CLIENT_AGENT_CHARS`]. It is what the client says it is, for display only.
+pub fn client_agent(raw: &str) -> String {
+    raw.chars()
+        .take(MAX_CLIENT_AGENT_CHARS)
+        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+        .collect()
+}
+
 /// The parts of a request that the signature covers.
 pub struct SignedParts<'a> {
     pub method: &'a str,
@@ -95,6 +191,8 @@ pub struct SignedParts<'a> {
     pub body: &'a [u8],
     /// The client's network (see [`is_valid_client_network`]); `""` when unknown.
     pub client_network: &'a str,
+    /// The client's agent (see [`is_valid_client_agent`]); `""` when unknown.
+    pub client_agent: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,16 +258,18 @@ impl RequestSigner {
             Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC accepts any key length");
         // Newline-separated fields; none of them can contain a newline (method and path are
         // HTTP tokens, the network is checked by `is_valid_client_network` before use, the rest
-        // are generated here), so the encoding is unambiguous. `v2` added the network: a v1
-        // signer and a v2 verifier never agree, rather than silently dropping the field.
+        // are generated here), so the encoding is unambiguous. `v2` added the network and `v3`
+        // the agent: signers and verifiers of different versions never agree, rather than
+        // silently dropping a field.
         let canonical = format!(
-            "v2\n{}\n{}\n{}\n{}\n{}\n{}",
+            "v3\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
             parts.method.to_ascii_uppercase(),
             parts.path_and_query,
             parts.timestamp,
             crate::hex::encode(&Sha256::digest(parts.body)),
             parts.identity.to_header(),
             parts.client_network,
+            parts.client_agent,
         );
         mac.update(canonical.as_bytes());
         mac
@@ -191,6 +291,7 @@ mod tests {
             identity,
             body,
             client_network: "203.0.113.7",
+            client_agent: "Mozilla/5.0 (X11; Linux x86_64)",
         }
     }
 
@@ -200,6 +301,7 @@ mod tests {
         let user = Identity::User {
             id: 7,
             token_version: 2,
+            session: None,
         };
         let sig = signer.sign(&parts(b"{}", user));
         assert_eq!(sig.len(), 64);
@@ -215,6 +317,7 @@ mod tests {
         let user = Identity::User {
             id: 7,
             token_version: 2,
+            session: None,
         };
         let sig = signer.sign(&parts(b"{}", user));
         let check = |p: SignedParts<'_>| signer.verify(&p, &sig, NOW);
@@ -224,7 +327,8 @@ mod tests {
                 b"{}",
                 Identity::User {
                     id: 8,
-                    token_version: 2
+                    token_version: 2,
+                    session: None,
                 }
             )),
             Err(SignatureError::Mismatch)
@@ -234,7 +338,8 @@ mod tests {
                 b"{}",
                 Identity::User {
                     id: 7,
-                    token_version: 3
+                    token_version: 3,
+                    session: None,
                 }
             )),
             Err(SignatureError::Mismatch)
@@ -271,6 +376,19 @@ mod tests {
             }),
             Err(SignatureError::Mismatch)
         );
+        assert_eq!(
+            check(SignedParts {
+                client_agent: "curl/8.5.0",
+                ..parts(b"{}", user)
+            }),
+            Err(SignatureError::Mismatch)
+        );
+        let session = Identity::User {
+            id: 7,
+            token_version: 2,
+            session: SessionId::parse("0b9c6d2e-5f1a-4c3b-9d8e-7f6a5b4c3d2e"),
+        };
+        assert_eq!(check(parts(b"{}", session)), Err(SignatureError::Mismatch));
         let other = RequestSigner::new(&[2; 32]).unwrap();
         assert_eq!(
             other.verify(&parts(b"{}", user), &sig, NOW),
@@ -329,6 +447,40 @@ mod tests {
     }
 
     #[test]
+    fn client_agents_are_made_printable_and_short() {
+        assert_eq!(client_agent("curl/8.5.0"), "curl/8.5.0");
+        assert_eq!(client_agent("a\nb\tc\u{e9}"), "a?b?c?");
+        let long = client_agent(&"\u{e9}x".repeat(MAX_CLIENT_AGENT_CHARS));
+        assert_eq!(long.chars().count(), MAX_CLIENT_AGENT_CHARS);
+        for agent in ["", "curl/8.5.0", long.as_str()] {
+            assert!(is_valid_client_agent(agent), "{agent:?}");
+        }
+        for bad in ["a\nb", "\u{e9}", &"x".repeat(MAX_CLIENT_AGENT_CHARS + 1)] {
+            assert!(!is_valid_client_agent(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn session_ids_have_one_spelling() {
+        let raw = "0b9c6d2e-5f1a-4c3b-9d8e-7f6a5b4c3d2e";
+        let id = SessionId::parse(raw).unwrap();
+        assert_eq!(id.to_string(), raw);
+        assert_eq!(id.as_bytes()[0], 0x0b);
+        for bad in [
+            "",
+            "0b9c6d2e5f1a4c3b9d8e7f6a5b4c3d2e",
+            "0B9C6D2E-5F1A-4C3B-9D8E-7F6A5B4C3D2E",
+            "0b9c6d2e-5f1a-4c3b-9d8e-7f6a5b4c3d2",
+            "0b9c6d2e-5f1a-4c3b-9d8e-7f6a5b4c3d2e0",
+            "0b9c6d2e_5f1a-4c3b-9d8e-7f6a5b4c3d2e",
+            "gb9c6d2e-5f1a-4c3b-9d8e-7f6a5b4c3d2e",
+            "{id}",
+        ] {
+            assert_eq!(SessionId::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn client_network_forms() {
         for good in [
             "",
@@ -358,7 +510,17 @@ mod tests {
             Identity::parse("user:5:0"),
             Some(Identity::User {
                 id: 5,
-                token_version: 0
+                token_version: 0,
+                session: None,
+            })
+        );
+        let session = SessionId::parse("0b9c6d2e-5f1a-4c3b-9d8e-7f6a5b4c3d2e").unwrap();
+        assert_eq!(
+            Identity::parse("user:5:0:0b9c6d2e-5f1a-4c3b-9d8e-7f6a5b4c3d2e"),
+            Some(Identity::User {
+                id: 5,
+                token_version: 0,
+                session: Some(session),
             })
         );
         for bad in [
@@ -369,6 +531,10 @@ mod tests {
             "user:-5:0",
             "user:05:0",
             "user:5:0:1",
+            "user:5:0:",
+            "user:5:0:0B9C6D2E-5F1A-4C3B-9D8E-7F6A5B4C3D2E",
+            "user:5:0:0b9c6d2e5f1a4c3b9d8e7f6a5b4c3d2e",
+            "user:5:0:0b9c6d2e-5f1a-4c3b-9d8e-7f6a5b4c3d2e:1",
             "user:a:0",
             "USER:5:0",
             "user:99999999999999999999:0",
@@ -379,9 +545,17 @@ mod tests {
 
     proptest! {
         #[test]
-        fn identity_round_trips(id in 0i64..i64::MAX, ver in 0i32..i32::MAX) {
-            let identity = Identity::User { id, token_version: ver };
+        fn identity_round_trips(id in 0i64..i64::MAX, ver in 0i32..i32::MAX,
+                                session in proptest::option::of(any::<[u8; 16]>())) {
+            let session = session.map(SessionId::from_bytes);
+            let identity = Identity::User { id, token_version: ver, session };
             prop_assert_eq!(Identity::parse(&identity.to_header()), Some(identity));
+        }
+
+        #[test]
+        fn session_ids_round_trip(bytes in any::<[u8; 16]>()) {
+            let id = SessionId::from_bytes(bytes);
+            prop_assert_eq!(SessionId::parse(&id.to_string()), Some(id));
         }
 
         #[test]
@@ -395,7 +569,7 @@ mod tests {
         fn sign_verify_round_trip(body in proptest::collection::vec(any::<u8>(), 0..256),
                                   path in "/[a-z/?=&0-9]{0,40}", skew in -MAX_SKEW_SECS..=MAX_SKEW_SECS) {
             let signer = RequestSigner::new(&[9; 40]).unwrap();
-            let p = SignedParts { method: "GET", path_and_query: &path, timestamp: NOW, identity: Identity::Anonymous, body: &body, client_network: "" };
+            let p = SignedParts { method: "GET", path_and_query: &path, timestamp: NOW, identity: Identity::Anonymous, body: &body, client_network: "", client_agent: "" };
             let sig = signer.sign(&p);
             prop_assert_eq!(signer.verify(&p, &sig, NOW + skew), Ok(()));
         }

@@ -48,6 +48,11 @@ pub struct Claims {
     pub aud: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// The session (refresh family) an access token was issued in, so the origin can tell the
+    /// caller's own session from the others (`sessions/`, `users/set_password/`). Absent in
+    /// tokens issued before sessions existed and in refresh tokens (their `jti` names the row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// Claims of a password-reset token. The edge mints it after a correct OTP, when it knows the
@@ -140,6 +145,7 @@ impl TokenIssuer {
             iss: self.audience.issuer.clone(),
             aud: self.audience.audience.clone(),
             nbf: None,
+            sid: None,
         }
     }
 

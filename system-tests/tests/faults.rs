@@ -210,6 +210,7 @@ async fn postgres_restart_under_load_is_survived() {
     let identity = Identity::User {
         id,
         token_version: 0,
+        session: None,
     };
 
     // Four clients reading /internal/me in a loop, each answer timestamped.

@@ -18,8 +18,8 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::keys::{Ed25519PrivateKey, Jwks, SigningKey, VerifyingKeys};
 use shared::signing::{
-    Identity, RequestSigner, SignedParts, HEADER_CLIENT_NETWORK, HEADER_IDENTITY, HEADER_SIGNATURE,
-    HEADER_TIMESTAMP,
+    Identity, RequestSigner, SignedParts, HEADER_CLIENT_AGENT, HEADER_CLIENT_NETWORK,
+    HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use shared::token::{Audience, Claims, ResetTokens, TokenIssuer, TokenVerifier};
 use shared::validate::PasswordPolicy;
@@ -376,10 +376,18 @@ pub fn signed_request(
     identity: Identity,
     body: Option<&Value>,
 ) -> reqwest::RequestBuilder {
-    signed_request_from(http, signer, base, method, path, identity, body, "")
+    let unknown = SeenClient::default();
+    signed_request_from(http, signer, base, method, path, identity, body, unknown)
 }
 
-/// `signed_request` with the client network the edge vouches for (`""`: unknown).
+/// The client of a public request as the edge vouches for it (`""`: unknown).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeenClient<'a> {
+    pub network: &'a str,
+    pub agent: &'a str,
+}
+
+/// `signed_request` with the client the edge vouches for.
 #[allow(clippy::too_many_arguments)]
 pub fn signed_request_from(
     http: &reqwest::Client,
@@ -389,8 +397,12 @@ pub fn signed_request_from(
     path: &str,
     identity: Identity,
     body: Option<&Value>,
-    client_network: &str,
+    client: SeenClient<'_>,
 ) -> reqwest::RequestBuilder {
+    let SeenClient {
+        network: client_network,
+        agent: client_agent,
+    } = client;
     let bytes = body
         .map(|b| serde_json::to_vec(b).unwrap())
         .unwrap_or_default();
@@ -402,13 +414,15 @@ pub fn signed_request_from(
         identity,
         body: &bytes,
         client_network,
+        client_agent,
     });
     let request = http
         .request(method, format!("{base}{path}"))
         .header(HEADER_TIMESTAMP, timestamp.to_string())
         .header(HEADER_IDENTITY, identity.to_header())
         .header(HEADER_SIGNATURE, signature)
-        .header(HEADER_CLIENT_NETWORK, client_network);
+        .header(HEADER_CLIENT_NETWORK, client_network)
+        .header(HEADER_CLIENT_AGENT, client_agent);
     if body.is_some() {
         request
             .header("content-type", "application/json")
@@ -482,6 +496,19 @@ impl TestApp {
         identity: Identity,
         body: Option<&Value>,
     ) -> Reply {
+        let client = SeenClient { network, agent: "" };
+        self.send_seen(client, method, path, identity, body).await
+    }
+
+    /// `send` as `client` (signed, as the edge forwards it).
+    pub async fn send_seen(
+        &self,
+        client: SeenClient<'_>,
+        method: Method,
+        path: &str,
+        identity: Identity,
+        body: Option<&Value>,
+    ) -> Reply {
         let request = signed_request_from(
             &self.http,
             &self.signer,
@@ -490,7 +517,7 @@ impl TestApp {
             path,
             identity,
             body,
-            network,
+            client,
         );
         read(request.send().await.expect("request sent")).await
     }

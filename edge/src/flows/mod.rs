@@ -105,6 +105,10 @@ pub async fn handle<P: Ports>(req: &EdgeRequest, config: &Config, ports: &P) -> 
         | Route::PatchMe
         | Route::DeleteMe
         | Route::SetUsername
+        | Route::SetPassword
+        | Route::ListSessions
+        | Route::RevokeSession
+        | Route::RevokeOtherSessions
         | Route::ListUsers => flow.user().await,
         Route::ResetRequest => flow.reset_request().await,
         Route::ResetVerifyOtp => flow.reset_verify_otp().await,

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use shared::internal::InternalRoute;
 use shared::keys::SigningKey;
-use shared::signing::Identity;
+use shared::signing::{Identity, SessionId};
 use shared::throttle::Scope;
 use shared::token::{Audience, Subject, TokenIssuer, TokenKind};
 
@@ -51,10 +51,15 @@ fn token(kind: TokenKind) -> String {
         token_version: 3,
         role: "admin".into(),
     };
-    issuer
-        .sign(&issuer.claims(kind, &subject, "jti-1".into(), NOW, 300))
-        .unwrap()
+    let mut claims = issuer.claims(kind, &subject, "jti-1".into(), NOW, 300);
+    if kind == TokenKind::Access {
+        claims.sid = Some(SESSION.into());
+    }
+    issuer.sign(&claims).unwrap()
 }
+
+/// The session (refresh family) the test access tokens were issued in.
+const SESSION: &str = "0b9c6d2e-5f1a-4c3b-9d8e-7f6a5b4c3d2e";
 
 fn request(method: &str, path: &str, body: &str) -> EdgeRequest {
     EdgeRequest {
@@ -65,6 +70,7 @@ fn request(method: &str, path: &str, body: &str) -> EdgeRequest {
         origin_header: None,
         authorization: None,
         cf_connecting_ip: Some(CLIENT.into()),
+        user_agent: None,
         content_type: Some("application/json".into()),
         body: RequestBody::Read(body.as_bytes().to_vec()),
     }
@@ -365,10 +371,110 @@ fn a_valid_access_token_forwards_the_user_identity() {
         calls[0].identity,
         Identity::User {
             id: 42,
-            token_version: 3
+            token_version: 3,
+            session: SessionId::parse(SESSION),
         }
     );
     assert_eq!(calls[0].body, None);
+}
+
+/// `users/set_password/` forwards the body; the session routes forward nothing but the
+/// caller's identity (with its session) and, for one session, its id.
+#[test]
+fn set_password_and_the_session_routes_reach_their_internal_routes() {
+    let access = format!("Bearer {}", token(TokenKind::Access));
+    let edge = Edge::new();
+    edge.fakes
+        .origin
+        .answer(InternalRoute::SetPassword, 204, "");
+    let body = json!({"new_password": "58203917", "re_new_password": "58203917", "current_password": "73926481"});
+    let reply = edge.send(&bearer(
+        post("/api/auth/users/set_password/", body.clone()),
+        &access,
+    ));
+    assert_eq!(reply.status, 204);
+    let calls = edge.origin_calls();
+    assert_eq!(calls[0].route, InternalRoute::SetPassword);
+    assert_eq!(
+        calls[0]
+            .body
+            .as_deref()
+            .map(|b| serde_json::from_slice::<Value>(b).unwrap()),
+        Some(body)
+    );
+
+    let edge = Edge::new();
+    edge.fakes
+        .origin
+        .answer(InternalRoute::ListSessions, 200, "[]");
+    let reply = edge.send(&bearer(request("GET", "/api/auth/sessions/", ""), &access));
+    assert_eq!(reply.status, 200);
+    let calls = edge.origin_calls();
+    assert_eq!(calls[0].route, InternalRoute::ListSessions);
+    assert_eq!(
+        calls[0].identity,
+        Identity::User {
+            id: 42,
+            token_version: 3,
+            session: SessionId::parse(SESSION),
+        }
+    );
+
+    let edge = Edge::new();
+    edge.fakes
+        .origin
+        .answer(InternalRoute::RevokeOtherSessions, 200, r#"{"revoked":2}"#);
+    let reply = edge.send(&bearer(
+        post("/api/auth/sessions/revoke-others/", json!({})),
+        &access,
+    ));
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        edge.origin_calls()[0].route,
+        InternalRoute::RevokeOtherSessions
+    );
+
+    let edge = Edge::new();
+    edge.fakes
+        .origin
+        .answer(InternalRoute::RevokeSession, 204, "");
+    let other = "7d1e4c2a-9b3f-4e5d-8c6b-1a2f3e4d5c6b";
+    let path = format!("/api/auth/sessions/{other}/");
+    let reply = edge.send(&bearer(request("DELETE", &path, ""), &access));
+    assert_eq!(reply.status, 204);
+    let calls = edge.origin_calls();
+    assert_eq!(calls[0].route, InternalRoute::RevokeSession);
+    assert_eq!(
+        calls[0].query.as_deref(),
+        Some(format!("id={other}").as_str())
+    );
+}
+
+/// An id that is not a session id in its one spelling is no session: 404 from the edge, after
+/// the caller is authenticated, with nothing sent to the origin.
+#[test]
+fn revoking_a_malformed_session_id_is_not_found_without_the_origin() {
+    let access = format!("Bearer {}", token(TokenKind::Access));
+    for id in [
+        "x",
+        "0B9C6D2E-5F1A-4C3B-9D8E-7F6A5B4C3D2E",
+        "0b9c6d2e5f1a4c3b9d8e7f6a5b4c3d2e",
+        "%00",
+    ] {
+        let edge = Edge::new();
+        let path = format!("/api/auth/sessions/{id}/");
+        let reply = edge.send(&bearer(request("DELETE", &path, ""), &access));
+        assert_eq!(reply.status, 404, "{id}");
+        assert!(edge.origin_calls().is_empty(), "{id}");
+    }
+    let edge = Edge::new();
+    let reply = edge.send(&request(
+        "DELETE",
+        &format!("/api/auth/sessions/{SESSION}/"),
+        "",
+    ));
+    assert_eq!(reply.status, 401);
+    assert!(edge.origin_calls().is_empty());
 }
 
 /// Djoser's `users/me/` is `me/` under another name, and both delete with the body forwarded.

@@ -31,6 +31,10 @@ pub fn checks(route: Route) -> &'static [(Scope, Who)] {
         | Route::PatchMe
         | Route::DeleteMe
         | Route::SetUsername
+        | Route::SetPassword
+        | Route::ListSessions
+        | Route::RevokeSession
+        | Route::RevokeOtherSessions
         | Route::ListUsers => &[(User, Who::User)],
         Route::ResetRequest => &[
             (Anon, Who::Client),

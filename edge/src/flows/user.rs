@@ -1,13 +1,16 @@
 //! The Bearer routes: `me/` and `users/me/` (GET, PATCH, DELETE), `users/set_username/`,
-//! `logout/` and the admin list `users/`.
+//! `users/set_password/`, `sessions/` (list, end one, end the others), `logout/` and the admin
+//! list `users/`.
 
 use serde_json::Value;
 use shared::internal::InternalRoute;
+use shared::problem::Problem;
+use shared::signing::SessionId;
 
 use super::{Answered, Counted, Flow};
 use crate::http::Reply;
 use crate::ports::Ports;
-use crate::routes::Route;
+use crate::routes::{session_id, Route};
 
 impl<P: Ports> Flow<'_, P> {
     pub(super) async fn user(&self) -> Answered {
@@ -15,6 +18,23 @@ impl<P: Ports> Flow<'_, P> {
         self.throttle(Counted::User(&user_id.to_string())).await?;
         match self.route {
             Route::Me => self.origin(InternalRoute::Me, None, identity, None).await,
+            Route::ListSessions => {
+                self.origin(InternalRoute::ListSessions, None, identity, None)
+                    .await
+            }
+            Route::RevokeOtherSessions => {
+                self.origin(InternalRoute::RevokeOtherSessions, None, identity, None)
+                    .await
+            }
+            Route::RevokeSession => {
+                // Not a session id: no session of anyone's, answered without asking.
+                let id = session_id(&self.req.path)
+                    .and_then(SessionId::parse)
+                    .ok_or(Problem::NotFound)?;
+                let query = format!("id={id}");
+                self.origin(InternalRoute::RevokeSession, Some(&query), identity, None)
+                    .await
+            }
             Route::ListUsers => {
                 let page = self
                     .origin(
@@ -32,6 +52,7 @@ impl<P: Ports> Flow<'_, P> {
                     Route::Logout => InternalRoute::Logout,
                     Route::DeleteMe => InternalRoute::DeleteMe,
                     Route::SetUsername => InternalRoute::SetUsername,
+                    Route::SetPassword => InternalRoute::SetPassword,
                     _ => InternalRoute::PatchMe,
                 };
                 self.origin(internal, None, identity, Some(bytes)).await

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod health;
 pub mod monitoring;
 pub mod password_reset;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 

@@ -10,19 +10,25 @@ use shared::api::{LoginRequest, RefreshRequest, TokenPair, VerifyRequest};
 use shared::form::FromForm;
 use shared::signing::Identity;
 
-use crate::edge_auth::{require_user, ClientNetwork, JsonBody};
+use crate::edge_auth::{require_user, ClientAgent, ClientNetwork, JsonBody};
 use crate::error::ApiResult;
 use crate::services::{login as login_service, refresh as refresh_service};
 use crate::state::AppState;
+use crate::store::tokens::LoginClient;
 
 /// `POST /internal/tokens` — SimpleJWT's `jwt/create/`.
 pub async fn login(
     State(state): State<AppState>,
     Extension(ClientNetwork(network)): Extension<ClientNetwork>,
+    Extension(ClientAgent(agent)): Extension<ClientAgent>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<TokenPair>> {
     let LoginRequest { email, password } = LoginRequest::parse(&body)?;
-    let pair = login_service::login(&state, &email, SecretString::from(password), &network).await?;
+    let from = LoginClient {
+        network: &network,
+        agent: &agent,
+    };
+    let pair = login_service::login(&state, &email, SecretString::from(password), from).await?;
     Ok(Json(pair))
 }
 

@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use secrecy::SecretString;
 use shared::api::{
-    self, DeleteMeRequest, PatchMeRequest, RegisterRequest, RegisteredUser, SetUsernameRequest,
-    UserProfile,
+    self, DeleteMeRequest, PatchMeRequest, RegisterRequest, RegisteredUser, SetPasswordRequest,
+    SetUsernameRequest, UserProfile,
 };
 use shared::form::{Form, FromForm};
 use shared::problem::Problem;
@@ -15,7 +15,7 @@ use shared::signing::Identity;
 use shared::validate::{UserAttributes, MSG_PASSWORD_MISMATCH};
 
 use super::profile;
-use crate::edge_auth::{require_user, ClientNetwork, JsonBody};
+use crate::edge_auth::{require_user, session_of, ClientNetwork, JsonBody};
 use crate::error::{ApiError, ApiResult};
 use crate::services;
 use crate::services::account::{self, NewAccount, ProfileChanges};
@@ -71,7 +71,7 @@ pub async fn register(
 }
 
 /// The user the edge authenticated, still active and with the token version it verified.
-async fn current_user(state: &AppState, identity: Identity) -> ApiResult<User> {
+pub(super) async fn current_user(state: &AppState, identity: Identity) -> ApiResult<User> {
     let (id, token_version) = require_user(identity)?;
     Ok(account::current(&state.pool, id, token_version).await?)
 }
@@ -133,4 +133,26 @@ pub async fn set_username(
         }
         other => other.map(|()| StatusCode::NO_CONTENT).map_err(Into::into),
     }
+}
+
+/// `POST /internal/me/password` — Djoser's `users/set_password/`: the caller's other sessions
+/// end, theirs goes on (see `account::set_password`).
+pub async fn set_password(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Extension(ClientNetwork(network)): Extension<ClientNetwork>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<StatusCode> {
+    let user = current_user(&state, identity).await?;
+    let request = SetPasswordRequest::parse(&body)?;
+    account::set_password(
+        &state,
+        &user,
+        SecretString::from(request.current_password),
+        SecretString::from(request.new_password),
+        &network,
+        session_of(identity),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

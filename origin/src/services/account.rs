@@ -3,9 +3,9 @@
 //! when they hash) rather than the whole application, so the CLI runs them without a server.
 
 use crate::db::Pool;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use shared::validate::{Email, Username};
+use shared::validate::{Email, UserAttributes, Username};
 
 use super::{Error, Result};
 use crate::password::PasswordHasher;
@@ -294,6 +294,52 @@ pub async fn set_username(
         .ok_or(Error::StaleAccessToken)?;
     audit::record(&client, Some(user.id), Event::UsernameChanged, json!({})).await?;
     Ok(())
+}
+
+/// What a password change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordChanged {
+    /// The caller's other sessions, now revoked.
+    pub sessions_revoked: u64,
+}
+
+/// Djoser's `users/set_password/`: with the account's password, a new one (the policy as at
+/// sign-up). Every other session of the account is revoked at once; `session`, the caller's own
+/// (from its access token), keeps working, and so do access tokens already issued until they
+/// expire (the token version is not bumped: that would end the caller's session too). A token
+/// that names no session (issued before sessions were named) keeps none: every session ends.
+pub async fn set_password(
+    state: &AppState,
+    user: &User,
+    current_password: SecretString,
+    new_password: SecretString,
+    network: &str,
+    session: Option<uuid::Uuid>,
+) -> Result<PasswordChanged> {
+    confirm_password(state, user, current_password, network, "set_password").await?;
+    let attributes = UserAttributes {
+        username: &user.username,
+        email: &user.email,
+    };
+    state
+        .password_policy
+        .check(new_password.expose_secret(), &attributes)
+        .map_err(Error::NewPasswordRefused)?;
+    let hash = state.hasher.hash(new_password).await?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    users::set_password(&tx, user.id, &hash, users::Tokens::Keep).await?;
+    let sessions_revoked =
+        tokens::revoke_all_but(&tx, user.id, session, RevokeReason::PasswordChange).await?;
+    audit::record(
+        &tx,
+        Some(user.id),
+        Event::PasswordChanged,
+        json!({ "families_revoked": sessions_revoked, "kept_current": session.is_some() }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(PasswordChanged { sessions_revoked })
 }
 
 /// Accounts per page of the admin list (DRF's `PAGE_SIZE`).

@@ -15,15 +15,21 @@ fn subject(user: &User) -> Subject {
     }
 }
 
-/// A fresh access token (new `jti`) for `user`.
-pub(super) fn access_token(tokens: &TokenConfig, user: &User, now: i64) -> Result<String> {
-    let claims = tokens.issuer.claims(
+/// A fresh access token (new `jti`) for `user`, in the session `family` (its `sid`).
+pub(super) fn access_token(
+    tokens: &TokenConfig,
+    user: &User,
+    now: i64,
+    family: Uuid,
+) -> Result<String> {
+    let mut claims = tokens.issuer.claims(
         TokenKind::Access,
         &subject(user),
         Uuid::new_v4().simple().to_string(),
         now,
         tokens.access_ttl,
     );
+    claims.sid = Some(family.hyphenated().to_string());
     Ok(tokens.issuer.sign(&claims).map_err(anyhow::Error::from)?)
 }
 

@@ -13,11 +13,12 @@ use crate::metrics::Login;
 use crate::state::AppState;
 use crate::store::attempts::{self, Decision};
 use crate::store::audit::{self, Event};
-use crate::store::{tokens, users};
+use crate::store::tokens::{self, LoginClient};
+use crate::store::users;
 
 /// A new refresh family and a token pair for the account with `email`, if `password` is its
-/// password and the attempt from `network` (the client's network, `""` when unknown) is not
-/// locked out.
+/// password and the attempt from `from.network` (the client's network, `""` when unknown) is
+/// not locked out. The session remembers `from` for its owner's list.
 ///
 /// The attempt is counted as a failure, and the lockout decided, before the password is hashed
 /// (`attempts::count_attempt`), so parallel guesses cannot outrun the count. No database
@@ -27,8 +28,9 @@ pub async fn login(
     state: &AppState,
     email: &str,
     password: SecretString,
-    network: &str,
+    from: LoginClient<'_>,
 ) -> Result<TokenPair> {
+    let network = from.network;
     let (user, decision) = {
         let client = state.pool.get().await?;
         let user = users::by_email(&client, email).await?;
@@ -112,7 +114,7 @@ pub async fn login(
         family,
         jti,
         user.id,
-        network,
+        from,
         now,
         exp,
         Event::LoginOk.as_str(),
@@ -122,6 +124,6 @@ pub async fn login(
     state.metrics.login(Login::Ok);
     Ok(TokenPair {
         refresh: refresh_token(&state.tokens, &user, jti, now, exp)?,
-        access: access_token(&state.tokens, &user, now)?,
+        access: access_token(&state.tokens, &user, now, family)?,
     })
 }

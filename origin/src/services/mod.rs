@@ -14,6 +14,7 @@ mod issue;
 pub mod login;
 pub mod refresh;
 pub mod reset;
+pub mod sessions;
 
 use crate::password::HashError;
 use crate::store::users::{Taken, WriteError};
@@ -44,6 +45,10 @@ pub enum Error {
     NotAdmin,
     #[error("no such page")]
     NoSuchPage,
+    /// Not a live session of the caller (never was, someone else's, or already ended): one
+    /// answer, so ids of other accounts' sessions cannot be probed.
+    #[error("no such session")]
+    NoSuchSession,
     /// A reset token that fails any check, was used, or predates the last password change.
     #[error("reset token not valid")]
     ResetTokenNotValid,

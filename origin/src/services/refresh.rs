@@ -54,7 +54,7 @@ pub async fn rotate(state: &AppState, token: &str) -> Result<TokenPair> {
             tokens::insert(&tx, child, stored.family_id, Some(jti), user.id, now_s, exp).await?;
             TokenPair {
                 refresh: refresh_token(t, &user, child, now_s, exp)?,
-                access: access_token(t, &user, now_s)?,
+                access: access_token(t, &user, now_s, stored.family_id)?,
             }
         }
         Some(used_at) if (now - used_at).num_milliseconds() <= t.reuse_grace * 1_000 => {
@@ -63,7 +63,7 @@ pub async fn rotate(state: &AppState, token: &str) -> Result<TokenPair> {
                 .ok_or(Error::RefreshTokenNotValid)?;
             TokenPair {
                 refresh: refresh_token(t, &user, child, iat, exp)?,
-                access: access_token(t, &user, now_s)?,
+                access: access_token(t, &user, now_s, stored.family_id)?,
             }
         }
         Some(_) => {

@@ -81,7 +81,7 @@ pub async fn confirm(
     if !resets::consume(&tx, &claims.jti, user.id).await? {
         return Err(Error::ResetTokenNotValid);
     }
-    users::set_password(&tx, user.id, &hash).await?;
+    users::set_password(&tx, user.id, &hash, users::Tokens::Outdate).await?;
     let revoked = tokens::revoke_all(&tx, user.id, RevokeReason::PasswordReset).await?;
     audit::record(
         &tx,

@@ -28,6 +28,8 @@ pub enum Event {
     UserDeactivated,
     UserReactivated,
     SessionsRevoked,
+    SessionRevoked,
+    PasswordChanged,
 }
 
 impl Event {
@@ -51,6 +53,8 @@ impl Event {
             Self::UserDeactivated => "user_deactivated",
             Self::UserReactivated => "user_reactivated",
             Self::SessionsRevoked => "sessions_revoked",
+            Self::SessionRevoked => "session_revoked",
+            Self::PasswordChanged => "password_changed",
         }
     }
 }

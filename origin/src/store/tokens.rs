@@ -23,6 +23,10 @@ pub enum RevokeReason {
     PasswordReset,
     /// An operator ended the account's sessions (`origin revoke-sessions`, `deactivate-user`).
     Admin,
+    /// The account's owner ended it (`DELETE sessions/{id}/`, `sessions/revoke-others/`).
+    Owner,
+    /// The owner changed the password from another session (`users/set_password/`).
+    PasswordChange,
 }
 
 impl RevokeReason {
@@ -32,12 +36,22 @@ impl RevokeReason {
             Self::Reuse => "reuse",
             Self::PasswordReset => "password_reset",
             Self::Admin => "admin",
+            Self::Owner => "owner",
+            Self::PasswordChange => "password_change",
         }
     }
 }
 
+/// The client a login came from, as the edge saw it; kept with the session for its owner to
+/// recognise it (`GET sessions/`).
+#[derive(Debug, Clone, Copy)]
+pub struct LoginClient<'a> {
+    pub network: &'a str,
+    pub agent: &'a str,
+}
+
 /// A successful login in one statement (one round trip, atomic without an explicit
-/// transaction): a new family, its first refresh token `jti`, the user's `last_login`, the
+/// transaction): a new family (with the `client`), its first refresh token `jti`, the user's `last_login`, the
 /// audit row (`event`, `detail`), and the lockout counts: this attempt was counted as a failure
 /// before hashing (`attempts::count_attempt`), so the account-wide count takes it back, and the
 /// (account, `network`) pair is reset and remembered as a network the owner logs in from.
@@ -47,16 +61,18 @@ pub async fn open_family(
     family_id: Uuid,
     jti: Uuid,
     user_id: i64,
-    network: &str,
+    login: LoginClient<'_>,
     iat: i64,
     exp: i64,
     event: &str,
     detail: &serde_json::Value,
 ) -> Result<(), tokio_postgres::Error> {
+    let network = login.network;
     client
         .execute(
             "WITH family AS ( \
-                 INSERT INTO refresh_families (id, user_id) VALUES ($1, $3) RETURNING id \
+                 INSERT INTO refresh_families (id, user_id, client_network, user_agent) \
+                 VALUES ($1, $3, $8, $9) RETURNING id \
              ), token AS ( \
                  INSERT INTO refresh_tokens (jti, family_id, parent_jti, user_id, issued_at, expires_at) \
                  SELECT $2, family.id, NULL, $3, to_timestamp($4::bigint), to_timestamp($5::bigint) FROM family \
@@ -68,12 +84,13 @@ pub async fn open_family(
                  UPDATE login_attempts SET failures = 0, last_success_at = now() \
                  WHERE user_id = $3 AND network = $8 \
              ) \
-             INSERT INTO audit_log (user_id, event, detail) SELECT login.id, $6, $7 FROM token, login", &[(&family_id, Type::UUID), (&jti, Type::UUID), (&user_id, Type::INT8), (&iat, Type::INT8), (&exp, Type::INT8), (&event, Type::TEXT), (detail, Type::JSONB), (&network, Type::TEXT)],
+             INSERT INTO audit_log (user_id, event, detail) SELECT login.id, $6, $7 FROM token, login", &[(&family_id, Type::UUID), (&jti, Type::UUID), (&user_id, Type::INT8), (&iat, Type::INT8), (&exp, Type::INT8), (&event, Type::TEXT), (detail, Type::JSONB), (&network, Type::TEXT), (&login.agent, Type::TEXT)],
         )
         .await?;
     Ok(())
 }
 
+/// A rotated refresh token `jti` in `family_id`, child of `parent`.
 pub async fn insert(
     client: &impl Sql,
     jti: Uuid,
@@ -83,8 +100,12 @@ pub async fn insert(
     iat: i64,
     exp: i64,
 ) -> Result<(), tokio_postgres::Error> {
+    // The family was used now (a rotation): its `last_used_at`, in the same statement.
     client
-        .execute("INSERT INTO refresh_tokens (jti, family_id, parent_jti, user_id, issued_at, expires_at) \
+        .execute("WITH used AS ( \
+                 UPDATE refresh_families SET last_used_at = to_timestamp($5::bigint) WHERE id = $2 \
+             ) \
+             INSERT INTO refresh_tokens (jti, family_id, parent_jti, user_id, issued_at, expires_at) \
              VALUES ($1, $2, $3, $4, to_timestamp($5::bigint), to_timestamp($6::bigint))", &[(&jti, Type::UUID), (&family_id, Type::UUID), (&parent, Type::UUID), (&user_id, Type::INT8), (&iat, Type::INT8), (&exp, Type::INT8)])
         .await?;
     Ok(())
@@ -184,4 +205,82 @@ pub async fn revoke_all(
     reason: RevokeReason,
 ) -> Result<u64, tokio_postgres::Error> {
     client.execute("UPDATE refresh_families SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL", &[(&user_id, Type::INT8), (&reason.as_str(), Type::TEXT)]).await
+}
+
+/// A live session of a user, as `GET sessions/` lists it.
+#[derive(Debug)]
+pub struct Session {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub user_agent: String,
+    pub client_network: String,
+}
+
+/// The user's live sessions, the most recently used first: families not revoked that still hold
+/// a refresh token that can be used (not rotated out, not expired).
+pub async fn live_sessions(
+    client: &impl Sql,
+    user_id: i64,
+) -> Result<Vec<Session>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT f.id, f.created_at, f.last_used_at, f.user_agent, f.client_network \
+             FROM refresh_families f WHERE f.user_id = $1 AND f.revoked_at IS NULL \
+             AND EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id \
+                         AND t.used_at IS NULL AND t.expires_at > now()) \
+             ORDER BY f.last_used_at DESC, f.created_at DESC, f.id",
+            &[(&user_id, Type::INT8)],
+        )
+        .await?
+        .into_iter()
+        .map(|row| Session {
+            id: row.get(0),
+            created_at: row.get(1),
+            last_used_at: row.get(2),
+            user_agent: row.get(3),
+            client_network: row.get(4),
+        })
+        .collect())
+}
+
+/// Revokes the family `family_id` if it belongs to `user_id` and is live; whether it did.
+pub async fn revoke_owned(
+    client: &impl Sql,
+    family_id: Uuid,
+    user_id: i64,
+    reason: RevokeReason,
+) -> Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .execute(
+            "UPDATE refresh_families SET revoked_at = now(), revoked_reason = $3 \
+             WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            &[
+                (&family_id, Type::UUID),
+                (&user_id, Type::INT8),
+                (&reason.as_str(), Type::TEXT),
+            ],
+        )
+        .await?
+        == 1)
+}
+
+/// Revokes every live family of the user but `keep` (all of them when `None`); how many.
+pub async fn revoke_all_but(
+    client: &impl Sql,
+    user_id: i64,
+    keep: Option<Uuid>,
+    reason: RevokeReason,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE refresh_families SET revoked_at = now(), revoked_reason = $3 \
+             WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
+            &[
+                (&user_id, Type::INT8),
+                (&keep, Type::UUID),
+                (&reason.as_str(), Type::TEXT),
+            ],
+        )
+        .await
 }

@@ -226,20 +226,34 @@ pub async fn page(
         .collect())
 }
 
-/// New password: bumps `token_version` (outdating every token) and clears the lockout, the
-/// account-wide count and every network's back-off (the guesses were against the old password).
-/// Known networks stay known.
+/// New password: clears the lockout, the account-wide count and every network's back-off (the
+/// guesses were against the old password), and outdates every reset token (`password_changed_at`).
+/// Known networks stay known. With `Tokens::Outdate` (a reset) every token of the account stops
+/// working (`token_version` bumped); with `Tokens::Keep` (a change by the logged-in owner) they
+/// stay valid, and the caller revokes the sessions it ends.
 pub async fn set_password(
     client: &impl Sql,
     id: i64,
     password_hash: &str,
+    tokens: Tokens,
 ) -> Result<(), tokio_postgres::Error> {
+    let bump: i32 = match tokens {
+        Tokens::Outdate => 1,
+        Tokens::Keep => 0,
+    };
     client.execute("WITH cleared AS ( \
                  UPDATE login_attempts SET failures = 0, last_failure_at = NULL WHERE user_id = $1 \
              ) \
-             UPDATE users SET password_hash = $2, password_changed_at = now(), token_version = token_version + 1, \
-             failed_logins = 0, failed_logins_since = NULL WHERE id = $1", &[(&id, Type::INT8), (&password_hash, Type::TEXT)]).await?;
+             UPDATE users SET password_hash = $2, password_changed_at = now(), token_version = token_version + $3, \
+             failed_logins = 0, failed_logins_since = NULL WHERE id = $1", &[(&id, Type::INT8), (&password_hash, Type::TEXT), (&bump, Type::INT4)]).await?;
     Ok(())
+}
+
+/// What a new password does to the account's tokens (see [`set_password`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tokens {
+    Outdate,
+    Keep,
 }
 
 /// `create-superuser`: creates the admin, or updates the password and role of an existing

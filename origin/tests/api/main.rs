@@ -15,6 +15,7 @@ mod metrics;
 mod null_characters;
 mod races;
 mod reset;
+mod sessions;
 mod signature;
 mod tokens;
 mod users;

@@ -44,6 +44,7 @@ async fn anonymous_or_outdated_identity_is_refused() {
         .me_as(Identity::User {
             id,
             token_version: 0,
+            session: None,
         })
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
@@ -62,6 +63,7 @@ async fn anonymous_or_outdated_identity_is_refused() {
         .me_as(Identity::User {
             id,
             token_version: 1,
+            session: None,
         })
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
@@ -70,6 +72,7 @@ async fn anonymous_or_outdated_identity_is_refused() {
         .me_as(Identity::User {
             id: id + 99,
             token_version: 0,
+            session: None,
         })
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);

@@ -1,8 +1,8 @@
 use reqwest::StatusCode;
 use serde_json::json;
 use shared::signing::{
-    Identity, RequestSigner, SignedParts, HEADER_CLIENT_NETWORK, HEADER_IDENTITY, HEADER_SIGNATURE,
-    HEADER_TIMESTAMP,
+    Identity, RequestSigner, SessionId, SignedParts, HEADER_CLIENT_AGENT, HEADER_CLIENT_NETWORK,
+    HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 
 use crate::helpers::{now, read, spawn_app, Reply, TestApp, SIGNING_SECRET};
@@ -34,6 +34,7 @@ fn signed_headers(
         identity,
         body: body.as_bytes(),
         client_network: "",
+        client_agent: "",
     });
     vec![
         (HEADER_TIMESTAMP, timestamp.to_string()),
@@ -96,6 +97,21 @@ async fn unsigned_stale_forged_and_tampered_requests_are_refused() {
     headers[1].1 = Identity::User {
         id: 1,
         token_version: 0,
+        session: None,
+    }
+    .to_header();
+    assert_refused(&raw(&app, &headers, body).await);
+    // Signed as a user, claiming another session of theirs.
+    let user = Identity::User {
+        id: 1,
+        token_version: 0,
+        session: SessionId::parse("0b9c6d2e-5f1a-4c3b-9d8e-7f6a5b4c3d2e"),
+    };
+    let mut headers = signed_headers(&signer, now(), user, body);
+    headers[1].1 = Identity::User {
+        id: 1,
+        token_version: 0,
+        session: SessionId::parse("7d1e4c2a-9b3f-4e5d-8c6b-1a2f3e4d5c6b"),
     }
     .to_header();
     assert_refused(&raw(&app, &headers, body).await);
@@ -148,6 +164,7 @@ async fn the_client_network_is_signed_and_checked() {
             identity: Identity::Anonymous,
             body: body.as_bytes(),
             client_network: network,
+            client_agent: "",
         });
         vec![
             (HEADER_TIMESTAMP, timestamp.to_string()),
@@ -177,4 +194,41 @@ async fn the_client_network_is_signed_and_checked() {
         .login_from("2001:db8:1:2::/64", "a@example.com", "73926481")
         .await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+}
+
+#[tokio::test]
+async fn the_client_agent_is_signed_and_checked() {
+    let app = spawn_app().await;
+    let body = r#"{"email":"a@example.com","username":"a","password":"73926481"}"#;
+    let signer = RequestSigner::new(SIGNING_SECRET).unwrap();
+    let headers_for = |agent: &str| {
+        let timestamp = now();
+        let signature = signer.sign(&SignedParts {
+            method: "POST",
+            path_and_query: PATH,
+            timestamp,
+            identity: Identity::Anonymous,
+            body: body.as_bytes(),
+            client_network: "",
+            client_agent: agent,
+        });
+        vec![
+            (HEADER_TIMESTAMP, timestamp.to_string()),
+            (HEADER_IDENTITY, Identity::Anonymous.to_header()),
+            (HEADER_SIGNATURE, signature),
+            (HEADER_CLIENT_AGENT, agent.to_owned()),
+        ]
+    };
+    // Signed for one agent, sent with another; signed without one, sent with one.
+    let mut headers = headers_for("curl/8.5.0");
+    headers[3].1 = "Mozilla/5.0".into();
+    assert_refused(&raw(&app, &headers, body).await);
+    let mut headers = headers_for("");
+    headers[3].1 = "Mozilla/5.0".into();
+    assert_refused(&raw(&app, &headers, body).await);
+    // Correctly signed but longer than the edge ever sends.
+    assert_refused(&raw(&app, &headers_for(&"a".repeat(257)), body).await);
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
+    let ok = raw(&app, &headers_for(&"a".repeat(256)), body).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
 }

@@ -167,6 +167,7 @@ async fn truncated_json_is_a_400_parse_error() {
         identity: Identity::Anonymous,
         body,
         client_network: "",
+        client_agent: "",
     });
     let reply = crate::helpers::read(
         app.http

@@ -310,3 +310,174 @@ pub(crate) async fn set_username_needs_the_password(s: &mut Stack) {
         .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
+
+/// A user's sessions through the Worker: each login is listed with the client it came from,
+/// ending one refuses its refresh token at once, a password change (Djoser's `set_password`)
+/// ends every other session and keeps the caller's, and `revoke-others` keeps only the caller's.
+pub(crate) async fn sessions_and_password_change_end_other_logins(s: &mut Stack) {
+    let (laptop, phone, other) = ("198.51.100.36", "198.51.100.37", "198.51.100.38");
+    let email = "sessions@example.com";
+    let (access, refresh) = s.register_and_login(laptop, email, "sessions").await;
+    let phone_login = |password: &'static str| {
+        let s = &*s;
+        async move {
+            let request = s
+                .http
+                .post(format!("{}/api/auth/jwt/create/", s.edge))
+                .header("CF-Connecting-IP", phone)
+                .header("User-Agent", "AuthApp/2.1 (iPhone; iOS 18.1)")
+                .json(&json!({"email": email, "password": password}));
+            read(request.send().await.expect("edge answers")).await
+        }
+    };
+    let get = |path: &'static str, bearer: Option<String>| {
+        let s = &*s;
+        async move {
+            s.request(Method::GET, path, laptop, bearer.as_deref(), None)
+                .await
+        }
+    };
+    let t = phone_login(PASSWORD).await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+    let phone_refresh = t.body["refresh"].as_str().unwrap().to_owned();
+
+    let listed = get("/api/auth/sessions/", Some(access.clone())).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let sessions = listed.body.as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{}", listed.body);
+    let phone_session = &sessions[0];
+    assert_eq!(
+        phone_session["user_agent"],
+        "AuthApp/2.1 (iPhone; iOS 18.1)"
+    );
+    assert_eq!(phone_session["client_network"], phone);
+    assert_eq!(phone_session["current"], false);
+    assert_eq!(sessions[1]["client_network"], laptop);
+    assert_eq!(sessions[1]["current"], true);
+    let anonymous = get("/api/auth/sessions/", None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    // Ending the phone's session: its refresh token is refused at once.
+    let delete = |id: String| {
+        let access = access.clone();
+        let s = &*s;
+        async move {
+            let path = format!("/api/auth/sessions/{id}/");
+            s.request(Method::DELETE, &path, laptop, Some(&access), None)
+                .await
+        }
+    };
+    let missing = delete("7d1e4c2a-9b3f-4e5d-8c6b-1a2f3e4d5c6b".into()).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+    assert_eq!(missing.body, json!({"detail": "Not found."}));
+    assert_eq!(delete("nope".into()).await.status, StatusCode::NOT_FOUND);
+    let ended = delete(phone_session["id"].as_str().unwrap().to_owned()).await;
+    assert_eq!(ended.status, StatusCode::NO_CONTENT, "{}", ended.body);
+    let refused = s
+        .post(
+            "/api/auth/jwt/refresh/",
+            other,
+            json!({ "refresh": phone_refresh }),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+
+    // A password change from the laptop ends the phone's new session, not the laptop's.
+    let t = phone_login(PASSWORD).await;
+    let phone_refresh = t.body["refresh"].as_str().unwrap().to_owned();
+    let set = |body: Value| {
+        let access = access.clone();
+        let s = &*s;
+        async move {
+            s.request(
+                Method::POST,
+                "/api/auth/users/set_password/",
+                laptop,
+                Some(&access),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let wrong = set(
+        json!({"new_password": NEW_PASSWORD, "re_new_password": NEW_PASSWORD,
+                           "current_password": "11112222"}),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.body);
+    assert_eq!(
+        wrong.body,
+        json!({"current_password": ["Invalid password."]})
+    );
+    let mismatch = set(
+        json!({"new_password": NEW_PASSWORD, "re_new_password": "58203918",
+                              "current_password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(
+        mismatch.body,
+        json!({"re_new_password": ["The two password fields didn't match."]})
+    );
+    let done = set(
+        json!({"new_password": NEW_PASSWORD, "re_new_password": NEW_PASSWORD,
+                          "current_password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.body);
+    let refused = s
+        .post(
+            "/api/auth/jwt/refresh/",
+            other,
+            json!({ "refresh": phone_refresh }),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    let me = get("/api/auth/me/", Some(access.clone())).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    let kept = s
+        .post(
+            "/api/auth/jwt/refresh/",
+            other,
+            json!({ "refresh": refresh }),
+        )
+        .await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
+    let access = kept.body["access"].as_str().unwrap().to_owned();
+
+    // The new password logs in (a new session), the old one does not.
+    let new_login = phone_login(NEW_PASSWORD).await;
+    assert_eq!(new_login.status, StatusCode::OK, "{}", new_login.body);
+    let old = s
+        .post(
+            "/api/auth/jwt/create/",
+            "198.51.100.39",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+
+    // revoke-others from the laptop: only the laptop's session is left.
+    let others = s
+        .request(
+            Method::POST,
+            "/api/auth/sessions/revoke-others/",
+            laptop,
+            Some(&access),
+            None,
+        )
+        .await;
+    assert_eq!(others.status, StatusCode::OK, "{}", others.body);
+    assert_eq!(others.body, json!({"revoked": 1}));
+    let left = get("/api/auth/sessions/", Some(access.clone())).await;
+    let left = left.body.as_array().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["current"], true);
+    let refused = s
+        .post(
+            "/api/auth/jwt/refresh/",
+            "198.51.100.39",
+            json!({ "refresh": new_login.body["refresh"] }),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+}

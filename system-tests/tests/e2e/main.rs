@@ -85,6 +85,7 @@ fn main() {
             djoser_users_me_is_the_same_resource,
             deleting_my_account_needs_its_password_and_frees_the_email,
             set_username_needs_the_password,
+            sessions_and_password_change_end_other_logins,
             verify_accepts_access_and_refresh_only,
             kinds_are_not_interchangeable,
             refresh_rotation_and_logout,

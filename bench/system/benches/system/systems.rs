@@ -83,7 +83,7 @@ impl Origin {
             path,
             identity,
             body,
-            network,
+            testkit::SeenClient { network, agent: "" },
         )
         .send()
         .await
