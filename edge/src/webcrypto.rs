@@ -5,12 +5,14 @@
 //!
 //! HS256 stays in Rust (`VerifyingKeys::check`): an HMAC-SHA256 over a few hundred bytes costs
 //! less than the promise round trip to WebCrypto. If the platform cannot import a key or throws,
-//! the Rust check answers instead, so a runtime without Ed25519 in WebCrypto still verifies.
+//! the Rust check answers instead, so a runtime without Ed25519 in WebCrypto still verifies; the
+//! isolate remembers the failure (logged once) and checks in Rust from then on, rather than
+//! retrying and logging on every request.
 //!
 //! Both paths run the same attack matrix: `shared::token`'s tests in Rust, and the end-to-end
 //! scenario `forged_and_misused_tokens_are_refused` through the Worker under workerd.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use js_sys::{Object, Promise, Reflect, Uint8Array};
 use shared::keys::{Algorithm, VerifyingKeys};
@@ -42,6 +44,8 @@ extern "C" {
 const ED25519_SIGNATURE_BYTES: usize = 64;
 
 thread_local! {
+    /// Set when WebCrypto failed in this isolate: its Ed25519 checks are Rust's from then on.
+    static PLATFORM_FAILED: Cell<bool> = const { Cell::new(false) };
     /// The imported keys, by index in the configured key set.
     static KEYS: RefCell<Vec<Option<JsValue>>> = const { RefCell::new(Vec::new()) };
     /// `{name: "Ed25519"}`, built once.
@@ -65,10 +69,14 @@ pub async fn check<'t>(
     if token.signature().len() != ED25519_SIGNATURE_BYTES {
         return token.checked(false);
     }
+    if PLATFORM_FAILED.with(Cell::get) {
+        return keys.check(token);
+    }
     match platform_verify(keys, &token).await {
         Ok(valid) => token.checked(valid),
         Err(error) => {
-            let message = "WebCrypto Ed25519 failed, checked in Rust";
+            PLATFORM_FAILED.with(|failed| failed.set(true));
+            let message = "WebCrypto Ed25519 failed; this isolate checks in Rust from now on";
             crate::log::error(request_id, message, &describe(&error));
             keys.check(token)
         }

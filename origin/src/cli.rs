@@ -219,8 +219,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let username =
                 Username::parse(&username).map_err(|m| anyhow::anyhow!("--username: {m}"))?;
             anyhow::ensure!(!password.is_empty(), "--password must not be empty");
-            let pool = crate::db::pool(&database)?;
-            crate::db::migrate(&pool).await?;
+            let pool = migrated_pool(&database).await?;
             // One hashing thread, the same hasher and parameters as the server's.
             let hasher = PasswordHasher::new(1, 1)?;
             let superuser = account::set_superuser(
@@ -249,26 +248,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             role,
             database,
         } => {
-            let pool = crate::db::pool(&database)?;
-            crate::db::migrate(&pool).await?;
-            let change = account::set_role(&pool, &email, &role)
-                .await
-                .context("could not set the role")?;
-            let Some(change) = change else {
-                anyhow::bail!("no account with the email {email}");
-            };
+            let pool = migrated_pool(&database).await?;
+            let change = account_step(
+                account::set_role(&pool, &email, &role).await,
+                &email,
+                "could not set the role",
+            )?;
             println!("{email} (id {}): role {} -> {role}", change.id, change.from);
             Ok(())
         }
         Command::DeactivateUser { email, database } => {
-            let pool = crate::db::pool(&database)?;
-            crate::db::migrate(&pool).await?;
-            let Some(step) = account::set_active(&pool, &email, false)
-                .await
-                .context("could not deactivate the account")?
-            else {
-                anyhow::bail!("no account with the email {email}");
-            };
+            let pool = migrated_pool(&database).await?;
+            let step = account_step(
+                account::set_active(&pool, &email, false).await,
+                &email,
+                "could not deactivate the account",
+            )?;
             println!(
                 "{email} (id {}): {}, {} sessions revoked",
                 step.id,
@@ -282,14 +277,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ReactivateUser { email, database } => {
-            let pool = crate::db::pool(&database)?;
-            crate::db::migrate(&pool).await?;
-            let Some(step) = account::set_active(&pool, &email, true)
-                .await
-                .context("could not reactivate the account")?
-            else {
-                anyhow::bail!("no account with the email {email}");
-            };
+            let pool = migrated_pool(&database).await?;
+            let step = account_step(
+                account::set_active(&pool, &email, true).await,
+                &email,
+                "could not reactivate the account",
+            )?;
             let what = if step.was_active {
                 "was already active"
             } else {
@@ -299,14 +292,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::RevokeSessions { email, database } => {
-            let pool = crate::db::pool(&database)?;
-            crate::db::migrate(&pool).await?;
-            let Some(step) = account::revoke_sessions(&pool, &email)
-                .await
-                .context("could not revoke the sessions")?
-            else {
-                anyhow::bail!("no account with the email {email}");
-            };
+            let pool = migrated_pool(&database).await?;
+            let step = account_step(
+                account::revoke_sessions(&pool, &email).await,
+                &email,
+                "could not revoke the sessions",
+            )?;
             println!(
                 "{email} (id {}): {} sessions revoked, access tokens outdated",
                 step.id, step.sessions_revoked
@@ -367,8 +358,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, None) => anyhow::bail!("give --from-database or --from-json"),
             };
             eprintln!("read {} users from the {source}", users.len());
-            let pool = crate::db::pool(&database)?;
-            crate::db::migrate(&pool).await?;
+            let pool = migrated_pool(&database).await?;
             let mut client = pool.get().await.context("connecting to the database")?;
             let report = crate::import::import(&mut client, &users, "django", dry_run).await?;
             print!("{report}");
@@ -413,6 +403,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// `GET /healthz` over a plain TCP connection; returns the status code.
+/// A pool on `database`, with the migrations applied (the operator commands run on a database
+/// the server may not have migrated yet).
+async fn migrated_pool(database: &DatabaseArgs) -> anyhow::Result<crate::db::Pool> {
+    let pool = crate::db::pool(database)?;
+    crate::db::migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// An operator's step on the account with `email`: its outcome, or why it failed (`failed`, the
+/// cause), or that there is no such account.
+fn account_step<T>(
+    outcome: crate::services::Result<Option<T>>,
+    email: &str,
+    failed: &'static str,
+) -> anyhow::Result<T> {
+    outcome
+        .context(failed)?
+        .ok_or_else(|| anyhow::anyhow!("no account with the email {email}"))
+}
+
 async fn healthcheck(mut bind: std::net::SocketAddr, tls: bool) -> anyhow::Result<u16> {
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     async fn ask(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> anyhow::Result<Vec<u8>> {
