@@ -11,6 +11,8 @@ use crate::cors::CorsPolicy;
 
 pub struct Config {
     pub verifier: TokenVerifier,
+    /// The body of `/.well-known/jwks.json`, serialised once per isolate.
+    pub jwks_body: Vec<u8>,
     pub resets: ResetTokens,
     pub signer: RequestSigner,
     pub origin_url: String,
@@ -69,7 +71,10 @@ impl Config {
                 .filter(|ms| (1..=60_000).contains(ms))
                 .ok_or_else(|| err("ORIGIN_TIMEOUT_MS", "must be 1..=60000 milliseconds"))?,
         };
+        let jwks_body =
+            serde_json::to_vec(keys.jwks()).map_err(|e| err("JWT_PUBLIC_KEYS", e.to_string()))?;
         Ok(Self {
+            jwks_body,
             verifier: TokenVerifier::new(keys, tokens.audience),
             resets: tokens.resets,
             signer: tokens.signer,
@@ -136,6 +141,11 @@ mod tests {
         assert_eq!(c.rates, ThrottleRates::default());
         assert_eq!(c.ipv6_prefix, 64);
         assert_eq!(c.cors, CorsPolicy::None);
+        // The published JWKS is the configured one, serialised once.
+        let published: serde_json::Value = serde_json::from_slice(&c.jwks_body).unwrap();
+        let configured: serde_json::Value =
+            serde_json::from_str(&good()["JWT_PUBLIC_KEYS"]).unwrap();
+        assert_eq!(published, configured);
     }
 
     #[test]

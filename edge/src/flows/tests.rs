@@ -1009,6 +1009,12 @@ fn docs_routes_are_answered_from_the_assets() {
     );
     let jwks = edge.send(&request("GET", "/.well-known/jwks.json", ""));
     assert_eq!(jwks.status, 200);
+    // The configured keys, as the published JWKS (`{"keys": []}` for HS256).
+    assert_eq!(
+        jwks.json_body(),
+        Some(serde_json::to_value(edge.config.verifier.keys().jwks()).unwrap())
+    );
+    assert_eq!(jwks.json_body(), Some(json!({"keys": []})));
 }
 
 #[test]
