@@ -7,10 +7,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use shared::validate::{Email, UserAttributes, Username};
 
+use super::login::{attempt, Attempt};
 use super::{Error, Result};
 use crate::password::PasswordHasher;
 use crate::state::AppState;
-use crate::store::attempts;
 use crate::store::audit::{self, Event};
 use crate::store::tokens::{self, RevokeReason};
 use crate::store::users::{self, User};
@@ -233,12 +233,8 @@ async fn confirm_password(
     network: &str,
     step: &'static str,
 ) -> Result<()> {
-    let decision = {
-        let client = state.pool.get().await?;
-        attempts::count_attempt(&client, user.id, network, state.lockout).await?
-    };
-    let stored = (!decision.refused()).then(|| user.password_hash.clone());
-    let verified = state.hasher.verify(current_password, stored).await?;
+    let Attempt { decision, verified } =
+        attempt(state, Some(user), current_password, network).await?;
     if decision.refused() || !verified.ok {
         let client = state.pool.get().await?;
         audit::record(

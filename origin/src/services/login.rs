@@ -10,11 +10,44 @@ use uuid::Uuid;
 use super::issue::{access_token, refresh_token};
 use super::{Error, Result};
 use crate::metrics::Login;
+use crate::password::Verified;
 use crate::state::AppState;
 use crate::store::attempts::{self, Decision};
 use crate::store::audit::{self, Event};
 use crate::store::tokens::{self, LoginClient};
-use crate::store::users;
+use crate::store::users::{self, User};
+
+/// A password attempt on an account and its outcome.
+pub(super) struct Attempt {
+    pub decision: Decision,
+    pub verified: Verified,
+}
+
+/// Checks `password` against `user`'s hash from `network`. The attempt is counted as a failure,
+/// and the lockout decided, before the password is hashed (`attempts::count_attempt`), so
+/// parallel guesses cannot outrun the count; no connection is held while the hash waits in its
+/// queue. A refused attempt (and one for no account) is verified against the dummy hash: it
+/// costs the same time as a check of the real one, and its password is never compared. Used by
+/// login and by every step that asks for the current password again.
+pub(super) async fn attempt(
+    state: &AppState,
+    user: Option<&User>,
+    password: SecretString,
+    network: &str,
+) -> Result<Attempt> {
+    let decision = match user {
+        Some(user) => {
+            let client = state.pool.get().await?;
+            attempts::count_attempt(&client, user.id, network, state.lockout).await?
+        }
+        None => Decision::Verify,
+    };
+    let stored = user
+        .filter(|_| !decision.refused())
+        .map(|u| u.password_hash.clone());
+    let verified = state.hasher.verify(password, stored).await?;
+    Ok(Attempt { decision, verified })
+}
 
 /// A new refresh family and a token pair for the account with `email`, if `password` is its
 /// password and the attempt from `from.network` (the client's network, `""` when unknown) is
@@ -31,22 +64,12 @@ pub async fn login(
     from: LoginClient<'_>,
 ) -> Result<TokenPair> {
     let network = from.network;
-    let (user, decision) = {
+    let user = {
         let client = state.pool.get().await?;
-        let user = users::by_email(&client, email).await?;
-        let decision = match &user {
-            Some(user) => attempts::count_attempt(&client, user.id, network, state.lockout).await?,
-            None => Decision::Verify,
-        };
-        (user, decision)
+        users::by_email(&client, email).await?
     };
-    // A refused attempt is verified against the dummy hash: it costs the same time as a check
-    // of the real one, and its password is never compared.
-    let stored = user
-        .as_ref()
-        .filter(|_| !decision.refused())
-        .map(|u| u.password_hash.clone());
-    let verified = state.hasher.verify(password.clone(), stored).await?;
+    let Attempt { decision, verified } =
+        attempt(state, user.as_ref(), password.clone(), network).await?;
     let Some(user) = user else {
         let client = state.pool.get().await?;
         state.metrics.login(Login::Failed);
