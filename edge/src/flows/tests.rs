@@ -180,6 +180,28 @@ fn each_route_is_counted_in_its_scopes() {
             vec![(Scope::User, user())],
         ),
         (
+            bearer(post("/api/auth/users/set_password/", json!({})), &access),
+            vec![(Scope::User, user())],
+        ),
+        (
+            bearer(request("GET", "/api/auth/sessions/", ""), &access),
+            vec![(Scope::User, user())],
+        ),
+        (
+            bearer(
+                request("DELETE", &format!("/api/auth/sessions/{SESSION}/"), ""),
+                &access,
+            ),
+            vec![(Scope::User, user())],
+        ),
+        (
+            bearer(
+                post("/api/auth/sessions/revoke-others/", json!({})),
+                &access,
+            ),
+            vec![(Scope::User, user())],
+        ),
+        (
             bearer(post("/api/auth/logout/", json!({})), &access),
             vec![(Scope::User, user())],
         ),
