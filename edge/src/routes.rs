@@ -3,6 +3,8 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Register,
+    Activation,
+    ResendActivation,
     ListUsers,
     JwtCreate,
     JwtRefresh,
@@ -47,6 +49,10 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, Miss> {
             "GET, POST, OPTIONS",
             &[("POST", Route::Register), ("GET", Route::ListUsers)],
         ),
+        "/api/auth/users/activation" => ("POST, OPTIONS", &[("POST", Route::Activation)]),
+        "/api/auth/users/resend_activation" => {
+            ("POST, OPTIONS", &[("POST", Route::ResendActivation)])
+        }
         "/api/auth/users/set_username" => ("POST, OPTIONS", &[("POST", Route::SetUsername)]),
         "/api/auth/users/set_password" => ("POST, OPTIONS", &[("POST", Route::SetPassword)]),
         "/api/auth/sessions" => ("GET, OPTIONS", &[("GET", Route::ListSessions)]),
@@ -105,6 +111,12 @@ mod tests {
         let rows = [
             ("POST", "/api/auth/users/", Route::Register),
             ("GET", "/api/auth/users/", Route::ListUsers),
+            ("POST", "/api/auth/users/activation/", Route::Activation),
+            (
+                "POST",
+                "/api/auth/users/resend_activation/",
+                Route::ResendActivation,
+            ),
             ("POST", "/api/auth/jwt/create/", Route::JwtCreate),
             ("POST", "/api/auth/jwt/refresh/", Route::JwtRefresh),
             ("POST", "/api/auth/jwt/verify/", Route::JwtVerify),
@@ -165,8 +177,10 @@ mod tests {
     }
 
     /// Every route but the docs pages' assets (one row per page in the contract).
-    const CONTRACT_ROUTES: [Route; 21] = [
+    const CONTRACT_ROUTES: [Route; 23] = [
         Route::Register,
+        Route::Activation,
+        Route::ResendActivation,
         Route::ListUsers,
         Route::JwtCreate,
         Route::JwtRefresh,
@@ -194,6 +208,8 @@ mod tests {
         match route {
             Route::DocsAsset => false,
             Route::Register
+            | Route::Activation
+            | Route::ResendActivation
             | Route::ListUsers
             | Route::JwtCreate
             | Route::JwtRefresh

@@ -188,6 +188,17 @@ pub struct ServeArgs {
     #[arg(long, env = "JANITOR_INTERVAL", default_value_t = 3_600)]
     pub janitor_interval: u64,
 
+    /// Djoser's SEND_ACTIVATION_EMAIL: a new account is inactive until activated by the link or
+    /// the code of the email sent at sign-up (off: accounts are active at once, as the seed's).
+    #[arg(long, env = "SEND_ACTIVATION_EMAIL", default_value = "false",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub send_activation_email: bool,
+
+    /// The activation link, with `{uid}` and `{token}` (Djoser's ACTIVATION_URL), e.g.
+    /// `https://app.example.com/activate/{uid}/{token}`; required with SEND_ACTIVATION_EMAIL.
+    #[arg(long, env = "ACTIVATION_URL")]
+    pub activation_url: Option<String>,
+
     /// Where `GET /metrics` is served: a listener of its own, never BIND (the edge's). `off`
     /// serves no metrics.
     #[arg(long, env = "METRICS_BIND", default_value = DEFAULT_METRICS_BIND)]
@@ -250,6 +261,38 @@ pub struct Settings {
     pub tls: Option<crate::tls::TlsFiles>,
     /// `None`: JANITOR_INTERVAL=0.
     pub janitor_interval: Option<Duration>,
+    /// SEND_ACTIVATION_EMAIL on: how to make the links and codes.
+    pub activation: Option<Activation>,
+}
+
+/// Email verification at sign-up: the link's template and the keys of links and codes.
+#[derive(Debug)]
+pub struct Activation {
+    /// ACTIVATION_URL, with `{uid}` and `{token}`.
+    pub url: String,
+    pub keys: shared::activation::ActivationKeys,
+}
+
+impl Activation {
+    /// ACTIVATION_URL checked: an http(s) URL with both placeholders.
+    pub fn new(url: &str, secret: &[u8]) -> anyhow::Result<Self> {
+        let url = url.trim();
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            bail!("invalid ACTIVATION_URL: must be an http(s) URL, got {url:?}");
+        }
+        if !(url.contains("{uid}") && url.contains("{token}")) {
+            bail!("invalid ACTIVATION_URL: must contain {{uid}} and {{token}}, got {url:?}");
+        }
+        Ok(Self {
+            url: url.to_owned(),
+            keys: shared::activation::ActivationKeys::new(secret),
+        })
+    }
+
+    /// The link for `uid` and `token`.
+    pub fn link(&self, uid: &str, token: &str) -> String {
+        self.url.replace("{uid}", uid).replace("{token}", token)
+    }
 }
 
 pub struct EmailSettings {
@@ -371,7 +414,19 @@ impl ServeArgs {
                  PostgreSQL directly"
             );
         }
+        let activation = match (self.send_activation_email, &self.activation_url) {
+            (false, _) => None,
+            (true, None) => bail!(
+                "ACTIVATION_URL is required when SEND_ACTIVATION_EMAIL=true \
+                 (e.g. https://app.example.com/activate/{{uid}}/{{token}})"
+            ),
+            (true, Some(url)) => Some(Activation::new(
+                url,
+                self.reset_token_secret.expose_secret().as_bytes(),
+            )?),
+        };
         Ok(Settings {
+            activation,
             bind: self.bind,
             database: self.database,
             signer,
@@ -407,6 +462,25 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn activation_urls_need_both_placeholders() {
+        let secret = [7; 32];
+        let ok =
+            Activation::new("https://app.example.com/activate/{uid}/{token}", &secret).unwrap();
+        assert_eq!(
+            ok.link("NDI", "1-ab"),
+            "https://app.example.com/activate/NDI/1-ab"
+        );
+        for bad in [
+            "app.example.com/activate/{uid}/{token}",
+            "https://app.example.com/activate/{uid}",
+            "https://app.example.com/activate/{token}",
+            "",
+        ] {
+            assert!(Activation::new(bad, &secret).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn metrics_bind_is_an_address_of_its_own_or_off() {

@@ -55,6 +55,14 @@ impl From<services::Error> for ApiError {
             E::NotAdmin => Problem::PermissionDenied.into(),
             E::NoSuchPage => Problem::InvalidPage.into(),
             E::NoSuchSession => Problem::NotFound.into(),
+            E::ActivationUidInvalid => {
+                Problem::field("uid", api::MSG_ACTIVATION_UID_INVALID).into()
+            }
+            E::ActivationTokenInvalid => {
+                Problem::field("token", api::MSG_ACTIVATION_TOKEN_INVALID).into()
+            }
+            E::ActivationStale => Problem::StaleActivation.into(),
+            E::ActivationCodeInvalid => Problem::field("code", api::MSG_OTP_INVALID).into(),
             E::ResetTokenNotValid => {
                 Problem::field("reset_token", api::MSG_RESET_TOKEN_INVALID).into()
             }

@@ -6,10 +6,10 @@
 //! which the edge serves (the origin only implements their internal counterparts).
 
 use shared::api::{
-    DeleteMeRequest, Detail, FieldErrors, LoginRequest, Page, PatchMeRequest, RefreshRequest,
-    RegisterRequest, RegisteredUser, ResetConfirmRequest, ResetRequest, ResetTokenIssued,
-    SessionInfo, SessionsRevoked, SetPasswordRequest, SetUsernameRequest, TokenErrorBody,
-    TokenPair, UserProfile, VerifyOtpRequest, VerifyRequest,
+    ActivationRequest, DeleteMeRequest, Detail, FieldErrors, LoginRequest, Page, PatchMeRequest,
+    RefreshRequest, RegisterRequest, RegisteredUser, ResendActivationRequest, ResetConfirmRequest,
+    ResetRequest, ResetTokenIssued, SessionInfo, SessionsRevoked, SetPasswordRequest,
+    SetUsernameRequest, TokenErrorBody, TokenPair, UserProfile, VerifyOtpRequest, VerifyRequest,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -25,6 +25,26 @@ use utoipa::{Modify, OpenApi};
             example = json!({"detail": "Request was throttled. Expected available in 42 seconds."})),
     ))]
 pub fn register() {}
+
+/// Activate a new account (Djoser), with `{uid, token}` from the emailed link or `{email, code}`
+/// with its 6-digit code. Only with `SEND_ACTIVATION_EMAIL=true`.
+#[utoipa::path(post, path = "/api/auth/users/activation/", tag = "users", request_body = ActivationRequest,
+    responses(
+        (status = 204, description = "Active"),
+        (status = 400, description = "A uid naming no account, a token not for it or expired, or a code refused (unknown email, not waiting, wrong, expired, or 5 tries spent: one answer)", body = FieldErrors,
+            example = json!({"token": ["Invalid token for given user."]})),
+        (status = 403, description = "A valid link of an account that no longer waits for activation", body = Detail,
+            example = json!({"detail": "Stale token for given user."})),
+    ))]
+pub fn activation() {}
+
+/// Send the activation email again (a new link and code). The same answer for any email.
+#[utoipa::path(post, path = "/api/auth/users/resend_activation/", tag = "users", request_body = ResendActivationRequest,
+    responses(
+        (status = 204, description = "Accepted (mailed only to an account waiting for activation)"),
+        (status = 400, description = "Malformed email", body = FieldErrors, example = json!({"email": ["Enter a valid email address."]})),
+    ))]
+pub fn resend_activation() {}
 
 /// List users (admin only), 20 per page.
 #[utoipa::path(get, path = "/api/auth/users/", tag = "users", security(("bearer" = [])),
@@ -349,7 +369,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Auth API", description = "JWT authentication API, wire-compatible with Django REST Framework + Djoser + SimpleJWT. \
         Every error body is JSON; every 401 carries `WWW-Authenticate: Bearer realm=\"api\"`; every response carries `X-Request-Id`."),
-    paths(register, list_users, jwt_create, jwt_refresh, jwt_verify, logout, me, patch_me, users_me, patch_users_me, delete_me, delete_users_me, set_username,
+    paths(register, activation, resend_activation, list_users, jwt_create, jwt_refresh, jwt_verify, logout, me, patch_me, users_me, patch_users_me, delete_me, delete_users_me, set_username,
           set_password, sessions, revoke_session, revoke_other_sessions, reset_request, reset_verify_otp, reset_confirm, jwks, schema, swagger, redoc),
     components(schemas(FieldErrors, Detail, TokenErrorBody)),
     modifiers(&BearerAuth, &CommonResponses),

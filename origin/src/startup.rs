@@ -35,6 +35,8 @@ fn internal_handler(route: InternalRoute) -> MethodRouter<AppState> {
     };
     match route {
         InternalRoute::Register => on(filter, users::register),
+        InternalRoute::Activate => on(filter, users::activate),
+        InternalRoute::ResendActivation => on(filter, users::resend_activation),
         InternalRoute::ListUsers => on(filter, admin::list_users),
         InternalRoute::Login => on(filter, tokens::login),
         InternalRoute::Refresh => on(filter, tokens::refresh),
@@ -156,6 +158,7 @@ impl Application {
             email_wake,
             metrics,
             metrics_token: settings.metrics_token,
+            activation: settings.activation,
         });
         let listener = TcpListener::bind(settings.bind)
             .await

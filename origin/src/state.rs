@@ -28,6 +28,8 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     /// When set, `/metrics` wants `Authorization: Bearer <token>`.
     pub metrics_token: Option<secrecy::SecretString>,
+    /// SEND_ACTIVATION_EMAIL on: new accounts wait for activation.
+    pub activation: Option<crate::config::Activation>,
 }
 
 /// Shared by every handler; cheap to clone.

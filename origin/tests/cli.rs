@@ -188,7 +188,7 @@ async fn migrate_is_idempotent() {
     let first = origin(&["migrate"], &[("DATABASE_URL", &db.url)]);
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "migrations applied: 6"
+        "migrations applied: 7"
     );
     let second = origin(&["migrate"], &[("DATABASE_URL", &db.url)]);
     assert_eq!(

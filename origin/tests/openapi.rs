@@ -21,6 +21,8 @@ fn every_api_md_row_is_documented() {
     let rows = [
         ("post", "/api/auth/users/", "201"),
         ("get", "/api/auth/users/", "403"),
+        ("post", "/api/auth/users/activation/", "403"),
+        ("post", "/api/auth/users/resend_activation/", "204"),
         ("post", "/api/auth/jwt/create/", "401"),
         ("post", "/api/auth/jwt/refresh/", "401"),
         ("post", "/api/auth/jwt/verify/", "200"),
@@ -72,7 +74,8 @@ type Parse = fn(&serde_json::Value) -> Result<(), shared::api::FieldErrors>;
 fn parsers() -> Vec<(&'static str, Parse)> {
     use shared::api::{
         DeleteMeRequest, LoginRequest, PatchMeRequest, RefreshRequest, RegisterRequest,
-        ResetRequest, SetPasswordRequest, SetUsernameRequest, VerifyRequest,
+        ResendActivationRequest, ResetRequest, SetPasswordRequest, SetUsernameRequest,
+        VerifyRequest,
     };
     use shared::form::FromForm;
     fn parse<T: FromForm>(body: &serde_json::Value) -> Result<(), shared::api::FieldErrors> {
@@ -88,6 +91,7 @@ fn parsers() -> Vec<(&'static str, Parse)> {
         ("SetUsernameRequest", parse::<SetUsernameRequest>),
         ("SetPasswordRequest", parse::<SetPasswordRequest>),
         ("ResetRequest", parse::<ResetRequest>),
+        ("ResendActivationRequest", parse::<ResendActivationRequest>),
     ]
 }
 

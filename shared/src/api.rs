@@ -27,6 +27,10 @@ pub const DETAIL_CLIENT_UNKNOWN: &str = "Could not determine the client address.
 pub const MSG_EMAIL_TAKEN: &str = "user with this email address already exists.";
 pub const MSG_USERNAME_TAKEN: &str = "A user with that username already exists.";
 pub const MSG_OTP_INVALID: &str = "Invalid or expired code.";
+/// Djoser's activation answers.
+pub const MSG_ACTIVATION_UID_INVALID: &str = "Invalid user id or user doesn't exist.";
+pub const MSG_ACTIVATION_TOKEN_INVALID: &str = "Invalid token for given user.";
+pub const DETAIL_STALE_ACTIVATION: &str = "Stale token for given user.";
 /// Djoser's answer to a wrong `current_password`.
 pub const MSG_INVALID_PASSWORD: &str = "Invalid password.";
 /// SimpleJWT's `TokenVerifySerializer` with the blacklist app: a refresh token that was rotated
@@ -418,6 +422,77 @@ impl FromForm for ResetRequest {
             .map_err(|m| form.error("email", m))
             .ok()?;
         Some(Self { email })
+    }
+}
+
+/// `users/resend_activation/` body (Djoser).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResendActivationRequest {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 254))]
+    pub email: Email,
+}
+
+impl FromForm for ResendActivationRequest {
+    fn read(form: &mut Form<'_>) -> Option<Self> {
+        ResetRequest::read(form).map(|ResetRequest { email }| Self { email })
+    }
+}
+
+/// `users/activation/` body: Djoser's `{uid, token}` from the link, or `{email, code}` with the
+/// code of the same email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActivationRequest {
+    pub uid: Option<String>,
+    pub token: Option<String>,
+    pub email: Option<String>,
+    /// The 6-digit code.
+    pub code: Option<String>,
+}
+
+/// What an activation body asks, read with DRF's field rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activate {
+    Link {
+        uid: String,
+        token: String,
+    },
+    Code {
+        email: Email,
+        code: crate::otp::OtpCode,
+    },
+}
+
+/// Longest `uid` and `token` read (a base64 id is ≤ 28 characters, a token ≤ 53).
+pub const ACTIVATION_FIELD_MAX_CHARS: usize = 128;
+
+impl FromForm for Activate {
+    /// `uid` or `token` given: both are required (the link's form); otherwise `email` and
+    /// `code` are.
+    fn read(form: &mut Form<'_>) -> Option<Self> {
+        if form.has("uid") || form.has("token") {
+            let uid = form.required("uid", ACTIVATION_FIELD_MAX_CHARS);
+            let token = form.required("token", ACTIVATION_FIELD_MAX_CHARS);
+            return Some(Self::Link {
+                uid: uid?,
+                token: token?,
+            });
+        }
+        let email = form.required("email", EMAIL_MAX_CHARS);
+        let code = form.required("code", crate::otp::OTP_DIGITS);
+        let email =
+            email.and_then(|raw| Email::parse(&raw).map_err(|m| form.error("email", m)).ok());
+        let code = code.and_then(|raw| {
+            crate::otp::OtpCode::parse(&raw).or_else(|| {
+                form.error("code", "Enter a 6-digit code.");
+                None
+            })
+        });
+        Some(Self::Code {
+            email: email?,
+            code: code?,
+        })
     }
 }
 

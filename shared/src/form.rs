@@ -91,6 +91,11 @@ impl<'a> Form<'a> {
         self.string(name, value, max, allow_blank)
     }
 
+    /// Whether the body has `name` (any value, null included).
+    pub fn has(&self, name: &str) -> bool {
+        self.fields.contains_key(name)
+    }
+
     /// Record an error found by a later check (a validator, a uniqueness test).
     pub fn error(&mut self, name: &str, message: impl Into<String>) {
         self.errors.add(name, message);

@@ -28,6 +28,10 @@ impl InternalMethod {
 pub enum InternalRoute {
     /// Sign-up (Djoser `users/` create).
     Register,
+    /// `users/activation/`: `{uid, token}` or `{email, code}`.
+    Activate,
+    /// `users/resend_activation/`.
+    ResendActivation,
     /// The admin's paginated user list (`?page=N`).
     ListUsers,
     /// `jwt/create/`.
@@ -63,8 +67,10 @@ pub enum InternalRoute {
 use InternalMethod::{Delete, Get, Patch, Post};
 
 impl InternalRoute {
-    pub const ALL: [InternalRoute; 16] = [
+    pub const ALL: [InternalRoute; 18] = [
         Self::Register,
+        Self::Activate,
+        Self::ResendActivation,
         Self::ListUsers,
         Self::Login,
         Self::Refresh,
@@ -89,6 +95,8 @@ impl InternalRoute {
     fn entry(self) -> (InternalMethod, &'static str) {
         match self {
             Self::Register => (Post, "/users"),
+            Self::Activate => (Post, "/users/activation"),
+            Self::ResendActivation => (Post, "/users/resend-activation"),
             Self::ListUsers => (Get, "/users"),
             Self::Login => (Post, "/tokens"),
             Self::Refresh => (Post, "/tokens/refresh"),

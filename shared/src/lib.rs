@@ -5,6 +5,7 @@
 //! Nothing here performs I/O or reads a clock: callers pass `now` (Unix seconds) and a random
 //! source, so every rule is a pure function that `cargo test` exercises natively.
 
+pub mod activation;
 pub mod api;
 pub mod client;
 pub mod form;

@@ -38,6 +38,9 @@ pub enum Problem {
     /// 403, the account lacks the role.
     #[error("permission denied")]
     PermissionDenied,
+    /// 403, Djoser's answer to a valid activation link of an account already activated.
+    #[error("stale activation token")]
+    StaleActivation,
     /// 404 for a page number past the last (DRF's pagination).
     #[error("invalid page")]
     InvalidPage,
@@ -98,7 +101,7 @@ impl Problem {
             | Self::NotAuthenticated
             | Self::InvalidCredentials
             | Self::SignatureRefused => 401,
-            Self::ClientUnknown | Self::PermissionDenied => 403,
+            Self::ClientUnknown | Self::PermissionDenied | Self::StaleActivation => 403,
             Self::NotFound | Self::InvalidPage => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::TooLarge => 413,
@@ -144,6 +147,7 @@ impl Problem {
             Self::InvalidCredentials => api::detail(api::DETAIL_NO_ACTIVE_ACCOUNT),
             Self::SignatureRefused => api::detail(DETAIL_SIGNATURE_REFUSED),
             Self::PermissionDenied => api::detail(api::DETAIL_PERMISSION_DENIED),
+            Self::StaleActivation => api::detail(api::DETAIL_STALE_ACTIVATION),
             Self::InvalidPage => api::detail(DETAIL_INVALID_PAGE),
             Self::ClientUnknown => api::detail(api::DETAIL_CLIENT_UNKNOWN),
             Self::NotFound => api::detail(api::DETAIL_NOT_FOUND),
@@ -252,6 +256,12 @@ mod tests {
                 403,
                 vec![],
                 json!({"detail": "You do not have permission to perform this action."}),
+            ),
+            (
+                Problem::StaleActivation,
+                403,
+                vec![],
+                json!({"detail": "Stale token for given user."}),
             ),
             (
                 Problem::InvalidPage,

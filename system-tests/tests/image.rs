@@ -298,7 +298,7 @@ async fn the_image_builds_from_its_context_and_its_binary_migrates_serves_and_is
         .output()
         .unwrap();
     assert!(migrate.status.success(), "{migrate:?}");
-    assert!(String::from_utf8_lossy(&migrate.stdout).contains("migrations applied: 6"));
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("migrations applied: 7"));
 
     let port = free_port();
     let env: Vec<(String, String)> = dockerfile

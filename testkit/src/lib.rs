@@ -228,6 +228,8 @@ pub struct Options {
     pub argon2_threads: usize,
     /// ARGON2_QUEUE_DEPTH.
     pub argon2_queue_depth: usize,
+    /// `Some(url)`: SEND_ACTIVATION_EMAIL=true with this ACTIVATION_URL.
+    pub activation_url: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -246,6 +248,7 @@ impl Default for Options {
             pool_size: 8,
             argon2_threads: 2,
             argon2_queue_depth: 2 * origin::config::ARGON2_QUEUE_PER_THREAD,
+            activation_url: None,
         }
     }
 }
@@ -327,6 +330,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         tls: None,
         // Tests run the janitor themselves (origin::janitor::run_once).
         janitor_interval: None,
+        activation: options.activation_url.map(|url| {
+            origin::config::Activation::new(url, RESET_SECRET).expect("a valid ACTIVATION_URL")
+        }),
     };
     let app = Application::build(settings)
         .await

@@ -1,5 +1,5 @@
-//! `users/` (register), `jwt/create/` and `jwt/refresh/`: throttled here, answered by the
-//! origin with the body as the client sent it.
+//! `users/` (register), `users/activation/`, `jwt/create/` and `jwt/refresh/`: throttled here,
+//! answered by the origin with the body as the client sent it.
 
 use shared::internal::InternalRoute;
 use shared::signing::Identity;
@@ -14,6 +14,7 @@ impl<P: Ports> Flow<'_, P> {
         let (_, bytes) = self.json_body()?;
         let internal = match self.route {
             Route::Register => InternalRoute::Register,
+            Route::Activation => InternalRoute::Activate,
             Route::JwtCreate => InternalRoute::Login,
             _ => InternalRoute::Refresh,
         };

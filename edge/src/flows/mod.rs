@@ -99,7 +99,10 @@ pub async fn handle<P: Ports>(req: &EdgeRequest, config: &Config, ports: &P) -> 
     let answered = match route {
         Route::Jwks => flow.jwks(),
         Route::JwtVerify => flow.verify().await,
-        Route::Register | Route::JwtCreate | Route::JwtRefresh => flow.forward().await,
+        Route::Register | Route::JwtCreate | Route::JwtRefresh | Route::Activation => {
+            flow.forward().await
+        }
+        Route::ResendActivation => flow.resend_activation().await,
         Route::Logout
         | Route::Me
         | Route::PatchMe

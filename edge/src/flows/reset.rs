@@ -64,6 +64,35 @@ impl<P: Ports> Flow<'_, P> {
         Ok(requested)
     }
 
+    /// Djoser's `users/resend_activation/`: 204 at once, whether or not an account waits for
+    /// activation; the origin queues the email (only then) after the response, so neither the
+    /// answer nor its timing tells.
+    pub(super) async fn resend_activation(&self) -> Answered {
+        self.throttle(Counted::Client).await?;
+        let (body, _) = self.json_body()?;
+        let email = email_field(&body)?;
+        self.throttle(Counted::Email(&format!("email:{}", email.lookup_key())))
+            .await?;
+        let payload = serde_json::to_vec(&serde_json::json!({ "email": email.to_string() }))
+            .map_err(|e| self.server_error("resend not serialized", &e.to_string()))?;
+        let runtime = self.ports.runtime();
+        let (origin, log) = (self.ports.origin().clone(), runtime.clone());
+        runtime.after_response(async move {
+            let sent = origin
+                .call(
+                    InternalRoute::ResendActivation,
+                    None,
+                    Identity::Anonymous,
+                    Some(&payload),
+                )
+                .await;
+            if let Err(e) = sent {
+                log.log_error("activation email not queued", &e.0);
+            }
+        });
+        Ok(Reply::empty(204))
+    }
+
     pub(super) async fn reset_verify_otp(&self) -> Answered {
         self.throttle(Counted::Client).await?;
         let (body, _) = self.json_body()?;

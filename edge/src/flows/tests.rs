@@ -228,6 +228,21 @@ fn each_route_is_counted_in_its_scopes() {
             post("/api/auth/password/reset/confirm/", json!({})),
             vec![(Scope::Anon, client()), (Scope::PasswordReset, client())],
         ),
+        (
+            post("/api/auth/users/activation/", json!({})),
+            vec![(Scope::Anon, client()), (Scope::PasswordReset, client())],
+        ),
+        (
+            post(
+                "/api/auth/users/resend_activation/",
+                json!({"email": EMAIL}),
+            ),
+            vec![
+                (Scope::Anon, client()),
+                (Scope::PasswordReset, client()),
+                (Scope::PasswordReset, email()),
+            ],
+        ),
         (request("GET", "/.well-known/jwks.json", ""), vec![]),
     ];
     for (req, expected) in cases {
@@ -796,6 +811,48 @@ fn a_reset_request_stores_a_code_and_asks_for_the_email_after_the_answer() {
     assert_eq!(calls[0].route, InternalRoute::SendResetCode);
     assert_eq!(calls[0].identity, Identity::Anonymous);
     assert_eq!(calls[0].json(), json!({"email": EMAIL, "code": CODE}));
+}
+
+/// `resend_activation/` answers 204 before anything reaches the origin (the same for any
+/// email), then asks the origin to mail the account if it waits for activation.
+#[test]
+fn a_resend_answers_at_once_and_asks_the_origin_after_the_answer() {
+    let edge = Edge::new();
+    let reply = edge.send(&post(
+        "/api/auth/users/resend_activation/",
+        json!({"email": EMAIL}),
+    ));
+    assert_eq!(reply, Reply::empty(204));
+    assert!(edge.origin_calls().is_empty());
+    edge.fakes.runtime.run_deferred();
+    let calls = edge.origin_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].route, InternalRoute::ResendActivation);
+    assert_eq!(calls[0].identity, Identity::Anonymous);
+    assert_eq!(calls[0].json(), json!({"email": EMAIL}));
+    // A malformed email is the one field error, and nothing is asked.
+    let edge = Edge::new();
+    let reply = edge.send(&post(
+        "/api/auth/users/resend_activation/",
+        json!({"email": "nope"}),
+    ));
+    assert_eq!(reply.status, 400);
+    edge.fakes.runtime.run_deferred();
+    assert!(edge.origin_calls().is_empty());
+}
+
+/// `users/activation/` is the origin's to answer, with the body as sent.
+#[test]
+fn activation_is_forwarded_as_sent() {
+    let edge = Edge::new();
+    edge.fakes.origin.answer(InternalRoute::Activate, 204, "");
+    let body = json!({"uid": "NDI", "token": "1-ab"});
+    let reply = edge.send(&post("/api/auth/users/activation/", body.clone()));
+    assert_eq!(reply.status, 204);
+    let calls = edge.origin_calls();
+    assert_eq!(calls[0].route, InternalRoute::Activate);
+    assert_eq!(calls[0].identity, Identity::Anonymous);
+    assert_eq!(calls[0].json(), body);
 }
 
 #[test]

@@ -41,7 +41,14 @@ pub fn checks(route: Route) -> &'static [(Scope, Who)] {
             (PasswordReset, Who::Client),
             (PasswordReset, Who::Email),
         ],
-        Route::ResetVerifyOtp | Route::ResetConfirm => {
+        // Account activation is guarded as the reset codes are; a resend mails an inbox, and
+        // shares the reset request's per-email budget (one bound on mails to one inbox).
+        Route::ResendActivation => &[
+            (Anon, Who::Client),
+            (PasswordReset, Who::Client),
+            (PasswordReset, Who::Email),
+        ],
+        Route::ResetVerifyOtp | Route::ResetConfirm | Route::Activation => {
             &[(Anon, Who::Client), (PasswordReset, Who::Client)]
         }
         Route::Jwks | Route::Schema | Route::Swagger | Route::Redoc | Route::DocsAsset => &[],

@@ -14,6 +14,7 @@ use crate::config::{EmailBackend, EmailSettings};
 use crate::store::outbox::OutgoingEmail;
 
 pub const RESET_SUBJECT: &str = "Your password reset code";
+pub const ACTIVATION_SUBJECT: &str = "Activate your account";
 
 /// How long a reset-code email may wait in the outbox: the code's own lifetime (the email says
 /// so). Delivered later it is useless, and kept it is a live secret in the table.
@@ -37,6 +38,14 @@ impl Templates {
             "password_reset.html",
             include_str!("../../templates/password_reset.html"),
         )?;
+        env.add_template(
+            "activation.txt",
+            include_str!("../../templates/activation.txt"),
+        )?;
+        env.add_template(
+            "activation.html",
+            include_str!("../../templates/activation.html"),
+        )?;
         Ok(Self { env })
     }
 
@@ -54,6 +63,37 @@ impl Templates {
             text: self.env.get_template("password_reset.txt")?.render(&ctx)?,
             html: self.env.get_template("password_reset.html")?.render(&ctx)?,
             lifetime: Some(RESET_CODE_LIFETIME),
+        })
+    }
+}
+
+impl Templates {
+    /// The activation email: the link and the code. It may wait in the outbox as long as the
+    /// link works.
+    pub fn activation(
+        &self,
+        to: &str,
+        username: &str,
+        link: &str,
+        code: &OtpCode,
+    ) -> anyhow::Result<OutgoingEmail> {
+        use shared::activation::ACTIVATION_TOKEN_TTL_SECS;
+        let ctx = context! {
+            username => username,
+            link => link,
+            code => code.expose(),
+            code_minutes => OTP_TTL_SECS / 60,
+            link_days => ACTIVATION_TOKEN_TTL_SECS / 86_400,
+        };
+        Ok(OutgoingEmail {
+            kind: "activation",
+            to: to.to_owned(),
+            subject: ACTIVATION_SUBJECT.to_owned(),
+            text: self.env.get_template("activation.txt")?.render(&ctx)?,
+            html: self.env.get_template("activation.html")?.render(&ctx)?,
+            lifetime: Some(std::time::Duration::from_secs(
+                ACTIVATION_TOKEN_TTL_SECS as u64,
+            )),
         })
     }
 }

@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use secrecy::SecretString;
 use shared::api::{
-    self, DeleteMeRequest, PatchMeRequest, RegisterRequest, RegisteredUser, SetPasswordRequest,
-    SetUsernameRequest, UserProfile,
+    self, Activate, DeleteMeRequest, PatchMeRequest, RegisterRequest, RegisteredUser,
+    ResendActivationRequest, SetPasswordRequest, SetUsernameRequest, UserProfile,
 };
 use shared::form::{Form, FromForm};
 use shared::problem::Problem;
@@ -19,6 +19,7 @@ use crate::edge_auth::{require_user, session_of, ClientNetwork, JsonBody};
 use crate::error::{ApiError, ApiResult};
 use crate::services;
 use crate::services::account::{self, NewAccount, ProfileChanges};
+use crate::services::activation;
 use crate::state::AppState;
 use crate::store::users::User;
 
@@ -59,7 +60,7 @@ pub async fn register(
         username: request.username,
         password: SecretString::from(request.password),
     };
-    let user = account::register(&state.pool, &state.hasher, new).await?;
+    let user = account::register(&state, new).await?;
     Ok((
         StatusCode::CREATED,
         Json(RegisteredUser {
@@ -154,5 +155,29 @@ pub async fn set_password(
         session_of(identity),
     )
     .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /internal/users/activation` — Djoser's `users/activation/`: `{uid, token}` from the
+/// link, or `{email, code}`; 204 once active.
+pub async fn activate(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<StatusCode> {
+    match Activate::parse(&body)? {
+        Activate::Link { uid, token } => activation::with_token(&state, &uid, &token).await?,
+        Activate::Code { email, code } => activation::with_code(&state, &email, &code).await?,
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /internal/users/resend-activation` — Djoser's `users/resend_activation/`: 204 whether
+/// or not an account with the email waits for activation (only then is an email sent).
+pub async fn resend_activation(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<StatusCode> {
+    let request = ResendActivationRequest::parse(&body)?;
+    activation::resend(&state, &request.email).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -23,8 +23,10 @@ pub struct NewAccount {
     pub password: SecretString,
 }
 
-/// Djoser's `users/` create: a `user` account.
-pub async fn register(pool: &Pool, hasher: &PasswordHasher, new: NewAccount) -> Result<User> {
+/// Djoser's `users/` create: a `user` account. With SEND_ACTIVATION_EMAIL on it waits for
+/// activation (inactive), and its activation email is queued in the same transaction.
+pub async fn register(state: &AppState, new: NewAccount) -> Result<User> {
+    let (pool, hasher) = (&state.pool, &state.hasher);
     // The connection goes back to the pool before the hash waits in its queue (a registration
     // flood must not starve other requests of connections), and a fresh one is taken after.
     let taken = {
@@ -35,17 +37,32 @@ pub async fn register(pool: &Pool, hasher: &PasswordHasher, new: NewAccount) -> 
         return Err(Error::Taken(taken));
     }
     let hash = hasher.hash(new.password).await?;
-    let client = pool.get().await?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
     // The unique indexes decide races between concurrent registrations of one email.
     let user = users::insert(
-        &client,
+        &tx,
         new.email.as_str(),
         new.username.as_str(),
         &hash,
         "user",
+        state.activation.is_some(),
     )
     .await?;
-    audit::record(&client, Some(user.id), Event::Register, json!({})).await?;
+    if let Some(activation) = &state.activation {
+        super::activation::queue_email(state, activation, &tx, &user).await?;
+    }
+    audit::record(
+        &tx,
+        Some(user.id),
+        Event::Register,
+        json!({ "pending_activation": user.pending_activation }),
+    )
+    .await?;
+    tx.commit().await?;
+    if state.activation.is_some() {
+        super::activation::queued(state);
+    }
     Ok(user)
 }
 

@@ -10,6 +10,7 @@
 //! [`AppState`]: crate::state::AppState
 
 pub mod account;
+pub mod activation;
 mod issue;
 pub mod login;
 pub mod refresh;
@@ -49,6 +50,18 @@ pub enum Error {
     /// answer, so ids of other accounts' sessions cannot be probed.
     #[error("no such session")]
     NoSuchSession,
+    /// An activation link's uid that names no account.
+    #[error("activation uid names no account")]
+    ActivationUidInvalid,
+    /// An activation link's token not made for its account, or expired.
+    #[error("activation token not valid")]
+    ActivationTokenInvalid,
+    /// A valid activation link for an account that is not waiting for activation.
+    #[error("account not waiting for activation")]
+    ActivationStale,
+    /// An activation code refused, whatever the reason.
+    #[error("activation code not valid")]
+    ActivationCodeInvalid,
     /// A reset token that fails any check, was used, or predates the last password change.
     #[error("reset token not valid")]
     ResetTokenNotValid,

@@ -30,6 +30,8 @@ pub enum Event {
     SessionsRevoked,
     SessionRevoked,
     PasswordChanged,
+    Activated,
+    ActivationResent,
 }
 
 impl Event {
@@ -55,6 +57,8 @@ impl Event {
             Self::SessionsRevoked => "sessions_revoked",
             Self::SessionRevoked => "session_revoked",
             Self::PasswordChanged => "password_changed",
+            Self::Activated => "activated",
+            Self::ActivationResent => "activation_resent",
         }
     }
 }

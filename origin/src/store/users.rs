@@ -7,7 +7,8 @@ use tokio_postgres::Row;
 use crate::db::{is_unique_violation, Sql};
 
 const COLUMNS: &str = "id, email, username, password_hash, role, first_name, last_name, is_active, \
-                       date_joined, password_changed_at, token_version, failed_logins, failed_logins_since";
+                       date_joined, password_changed_at, token_version, failed_logins, failed_logins_since, \
+                       pending_activation";
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -24,6 +25,8 @@ pub struct User {
     pub token_version: i32,
     pub failed_logins: i32,
     pub failed_logins_since: Option<DateTime<Utc>>,
+    /// Signed up with SEND_ACTIVATION_EMAIL on and not activated yet (inactive until then).
+    pub pending_activation: bool,
 }
 
 impl User {
@@ -42,6 +45,7 @@ impl User {
             token_version: row.get(10),
             failed_logins: row.get(11),
             failed_logins_since: row.get(12),
+            pending_activation: row.get(13),
         }
     }
 
@@ -75,15 +79,18 @@ fn classify(e: tokio_postgres::Error) -> WriteError {
     }
 }
 
+/// A new account; `pending_activation` makes it inactive until activated.
 pub async fn insert(
     client: &impl Sql,
     email: &str,
     username: &str,
     password_hash: &str,
     role: &str,
+    pending_activation: bool,
 ) -> Result<User, WriteError> {
     let sql = format!(
-        "INSERT INTO users (email, username, password_hash, role) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
+        "INSERT INTO users (email, username, password_hash, role, is_active, pending_activation) \
+         VALUES ($1, $2, $3, $4, NOT $5, $5) RETURNING {COLUMNS}"
     );
     client
         .query_one(
@@ -93,6 +100,7 @@ pub async fn insert(
                 (&username, Type::TEXT),
                 (&password_hash, Type::TEXT),
                 (&role, Type::TEXT),
+                (&pending_activation, Type::BOOL),
             ],
         )
         .await
@@ -267,7 +275,7 @@ pub async fn upsert_superuser(
     let row = client
         .query_one("INSERT INTO users (email, username, password_hash, role) VALUES ($1, $2, $3, 'admin') \
              ON CONFLICT (lower(email)) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = 'admin', \
-               is_active = true, password_changed_at = now(), token_version = users.token_version + 1 \
+               is_active = true, pending_activation = false, password_changed_at = now(), token_version = users.token_version + 1 \
              RETURNING id, (xmax = 0)", &[(&email, Type::TEXT), (&username, Type::TEXT), (&password_hash, Type::TEXT)])
         .await
         .map_err(classify)?;
@@ -301,7 +309,8 @@ pub async fn delete(
         == 1)
 }
 
-/// Sets `is_active` of the account with this email; returns its id and the previous value.
+/// Sets `is_active` of the account with this email (an operator's decision: an account waiting
+/// for activation waits no more); returns its id and the previous value.
 pub async fn set_active(
     client: &impl Sql,
     email: &str,
@@ -309,7 +318,7 @@ pub async fn set_active(
 ) -> Result<Option<(i64, bool)>, tokio_postgres::Error> {
     Ok(client
         .query_opt(
-            "UPDATE users u SET is_active = $2 FROM (SELECT id, is_active FROM users \
+            "UPDATE users u SET is_active = $2, pending_activation = false FROM (SELECT id, is_active FROM users \
              WHERE lower(email) = lower($1) FOR UPDATE) old \
              WHERE u.id = old.id RETURNING u.id, old.is_active",
             &[(&email, Type::TEXT), (&active, Type::BOOL)],
@@ -327,4 +336,16 @@ pub async fn bump_token_version(client: &impl Sql, id: i64) -> Result<(), tokio_
         )
         .await?;
     Ok(())
+}
+
+/// Activates the account `id` if it is waiting for activation; whether it did.
+pub async fn activate(client: &impl Sql, id: i64) -> Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .execute(
+            "UPDATE users SET is_active = true, pending_activation = false \
+             WHERE id = $1 AND pending_activation",
+            &[(&id, Type::INT8)],
+        )
+        .await?
+        == 1)
 }

@@ -1,6 +1,7 @@
 //! Integration tests: the origin on a random port, a fresh PostgreSQL database per test, and
 //! requests signed the way the edge signs them.
 
+mod activation;
 mod admin;
 mod audit;
 mod backpressure;

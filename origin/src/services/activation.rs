@@ -1,0 +1,129 @@
+//! Email verification at sign-up (Djoser's activation, SEND_ACTIVATION_EMAIL): a new account is
+//! inactive until activated by the emailed link (`{uid}/{token}`, `shared::activation`) or the
+//! emailed 6-digit code (the reset codes' rules: hashed, 5 attempts, 10 minutes). Only an
+//! account still waiting can be activated; an operator's deactivation is not undone here.
+
+use chrono::Utc;
+use rand_core::OsRng;
+use serde_json::json;
+use shared::activation::{decode_uid, encode_uid};
+use shared::otp::{self, OtpCode, OTP_MAX_ATTEMPTS, OTP_TTL_SECS};
+use shared::validate::Email;
+
+use super::{Error, Result};
+use crate::config::Activation;
+use crate::db::Sql;
+use crate::state::AppState;
+use crate::store::audit::{self, Event};
+use crate::store::users::{self, User};
+use crate::store::{activations, outbox};
+
+/// Queues the activation email of `user` (a new code, replacing any earlier one, and a new
+/// link) in the caller's transaction; the caller wakes the sender after committing.
+pub async fn queue_email(
+    state: &AppState,
+    activation: &Activation,
+    client: &impl Sql,
+    user: &User,
+) -> Result<()> {
+    let code = OtpCode::generate(&mut OsRng);
+    let email_key = user.email.to_lowercase();
+    let hash = otp::hash(activation.keys.code_secret(), &email_key, &code);
+    activations::replace(client, user.id, &hash, OTP_TTL_SECS).await?;
+    let token = activation
+        .keys
+        .token(user.id, &email_key, Utc::now().timestamp());
+    let link = activation.link(&encode_uid(user.id), &token);
+    let message = state
+        .templates
+        .activation(&user.email, &user.username, &link, &code)?;
+    outbox::enqueue(client, &message).await?;
+    Ok(())
+}
+
+/// After a commit that queued an email: count it and wake the sender.
+pub fn queued(state: &AppState) {
+    state.metrics.email(crate::metrics::Email::Queued);
+    state.email_wake.notify_one();
+}
+
+/// `{uid, token}`: activates the account the link names. [`Error::ActivationUidInvalid`] for a
+/// uid that names no account, [`Error::ActivationTokenInvalid`] for a token that was not made
+/// for it or expired, [`Error::ActivationStale`] for an account not waiting for activation (as
+/// Djoser answers, in that order).
+pub async fn with_token(state: &AppState, uid: &str, token: &str) -> Result<()> {
+    let id = decode_uid(uid).ok_or(Error::ActivationUidInvalid)?;
+    let client = state.pool.get().await?;
+    let user = users::by_id(&client, id)
+        .await?
+        .ok_or(Error::ActivationUidInvalid)?;
+    let keys = state.activation.as_ref().map(|a| &a.keys);
+    let valid = keys.is_some_and(|keys| {
+        keys.check(
+            user.id,
+            &user.email.to_lowercase(),
+            token,
+            Utc::now().timestamp(),
+        )
+    });
+    if !valid {
+        return Err(Error::ActivationTokenInvalid);
+    }
+    activate(&client, &user, "link").await
+}
+
+/// `{email, code}`: activates the account with `email` if `code` is its live code. Every
+/// refusal is the same [`Error::ActivationCodeInvalid`]: unknown email, an account not waiting,
+/// a wrong, expired or spent code (each attempt counted, 5 at most).
+pub async fn with_code(state: &AppState, email: &Email, code: &OtpCode) -> Result<()> {
+    let Some(activation) = &state.activation else {
+        return Err(Error::ActivationCodeInvalid);
+    };
+    let client = state.pool.get().await?;
+    let user = users::by_email(&client, email.as_str())
+        .await?
+        .filter(|u| u.pending_activation)
+        .ok_or(Error::ActivationCodeInvalid)?;
+    let stored = activations::attempt(&client, user.id, OTP_MAX_ATTEMPTS as i32)
+        .await?
+        .ok_or(Error::ActivationCodeInvalid)?;
+    if !otp::matches(
+        activation.keys.code_secret(),
+        &email.lookup_key(),
+        code,
+        &stored,
+    ) {
+        return Err(Error::ActivationCodeInvalid);
+    }
+    activate(&client, &user, "code").await
+}
+
+async fn activate(client: &impl Sql, user: &User, by: &str) -> Result<()> {
+    if !users::activate(client, user.id).await? {
+        return Err(Error::ActivationStale);
+    }
+    activations::remove(client, user.id).await?;
+    audit::record(client, Some(user.id), Event::Activated, json!({ "by": by })).await?;
+    Ok(())
+}
+
+/// `resend_activation/`: a new email (code and link) when an account with `email` is waiting for
+/// activation; nothing otherwise. The caller answers the same either way.
+pub async fn resend(state: &AppState, email: &Email) -> Result<()> {
+    let Some(activation) = &state.activation else {
+        return Ok(());
+    };
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let Some(user) = users::by_email(&tx, email.as_str())
+        .await?
+        .filter(|u| u.pending_activation)
+    else {
+        return Ok(());
+    };
+    queue_email(state, activation, &tx, &user).await?;
+    audit::record(&tx, Some(user.id), Event::ActivationResent, json!({})).await?;
+    tx.commit().await?;
+    queued(state);
+    Ok(())
+}
