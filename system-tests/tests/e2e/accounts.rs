@@ -481,3 +481,100 @@ pub(crate) async fn sessions_and_password_change_end_other_logins(s: &mut Stack)
         .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 }
+
+/// Email verification at sign-up through the Worker, with the origin restarted with
+/// SEND_ACTIVATION_EMAIL on (and back off at the end; this scenario runs last): the account
+/// waits, the emailed link's uid/token activates it once, a resend mails a new code for another
+/// account (the same 204 for an unknown email), and the code activates it.
+pub(crate) async fn sign_up_waits_for_the_emailed_link_or_code(s: &mut Stack) {
+    s.stop_origin();
+    let plain = s.origin_env.clone();
+    s.origin_env
+        .push(("SEND_ACTIVATION_EMAIL".into(), "true".into()));
+    s.origin_env
+        .push(("ACTIVATION_URL".into(), "http://t/a/{uid}/{token}".into()));
+    s.start_origin().await;
+
+    let ip = "198.51.100.100";
+    let before = s.sink.messages().len();
+    let r = s
+        .post(
+            "/api/auth/users/",
+            ip,
+            json!({"email": "verify@example.com", "username": "verify", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let login = json!({"email": "verify@example.com", "password": PASSWORD});
+    let refused = s.post("/api/auth/jwt/create/", ip, login.clone()).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNAUTHORIZED,
+        "inactive until activated"
+    );
+    let messages = s.sink.wait_for(before + 1, Duration::from_secs(15)).await;
+    let message = messages.last().unwrap();
+    assert!(message.contains("To: verify@example.com"), "{message}");
+    let at = message.find("http://t/a/").expect("the link") + "http://t/a/".len();
+    let link: String = message[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let (uid, token) = link.split_once('/').unwrap();
+    // Throttled as the reset routes (3 an hour per network): two calls per network here.
+    let activate = |ip: &'static str, body: Value| {
+        let s = &*s;
+        async move { s.post("/api/auth/users/activation/", ip, body).await }
+    };
+    let done = activate("198.51.100.101", json!({"uid": uid, "token": token})).await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.body);
+    let stale = activate("198.51.100.101", json!({"uid": uid, "token": token})).await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+    assert_eq!(stale.body, json!({"detail": "Stale token for given user."}));
+    let ok = s.post("/api/auth/jwt/create/", ip, login).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+
+    // A second account activated by a resent code; an unknown email gets the same 204.
+    let ip = "198.51.100.102";
+    let r = s
+        .post(
+            "/api/auth/users/",
+            ip,
+            json!({"email": "coded@example.com", "username": "coded", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    s.sink.wait_for(before + 2, Duration::from_secs(15)).await;
+    for email in ["nobody@example.com", "coded@example.com"] {
+        let resent = s
+            .post(
+                "/api/auth/users/resend_activation/",
+                "198.51.100.103",
+                json!({ "email": email }),
+            )
+            .await;
+        assert_eq!(resent.status, StatusCode::NO_CONTENT, "{}", resent.body);
+        assert_eq!(resent.body, Value::Null);
+    }
+    let messages = s.sink.wait_for(before + 3, Duration::from_secs(15)).await;
+    let message = messages.last().unwrap();
+    assert!(message.contains("To: coded@example.com"), "{message}");
+    let code = code_in(message);
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let refused = activate(
+        "198.51.100.104",
+        json!({"email": "coded@example.com", "code": wrong}),
+    )
+    .await;
+    assert_eq!(refused.body, json!({"code": ["Invalid or expired code."]}));
+    let done = activate(
+        "198.51.100.104",
+        json!({"email": "coded@example.com", "code": code}),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.body);
+
+    s.stop_origin();
+    s.origin_env = plain;
+    s.start_origin().await;
+}

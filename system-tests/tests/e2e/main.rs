@@ -112,6 +112,8 @@ fn main() {
             the_reset_channel_cannot_be_taken_from_the_owner,
             durable_objects_delete_their_storage_when_nothing_in_them_matters,
             leased_scopes_take_permits_in_batches,
+            // Restarts the origin with SEND_ACTIVATION_EMAIL on and off again: keep it last.
+            sign_up_waits_for_the_emailed_link_or_code,
         ] {
             if filter.as_deref().is_some_and(|f| !name.contains(f)) {
                 continue;
