@@ -3,9 +3,9 @@
 //! when they hash) rather than the whole application, so the CLI runs them without a server.
 
 use crate::db::Pool;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::json;
-use shared::validate::{Email, UserAttributes, Username};
+use shared::validate::{Email, Username};
 
 use super::login::{attempt, Attempt};
 use super::{Error, Result};
@@ -330,15 +330,7 @@ pub async fn set_password(
     session: Option<uuid::Uuid>,
 ) -> Result<PasswordChanged> {
     confirm_password(state, user, current_password, network, "set_password").await?;
-    let attributes = UserAttributes {
-        username: &user.username,
-        email: &user.email,
-    };
-    state
-        .password_policy
-        .check(new_password.expose_secret(), &attributes)
-        .map_err(Error::NewPasswordRefused)?;
-    let hash = state.hasher.hash(new_password).await?;
+    let hash = super::new_password_hash(state, user, new_password).await?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     users::set_password(&tx, user.id, &hash, users::Tokens::Keep).await?;

@@ -81,6 +81,25 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// `new_password` checked against the password policy (as at sign-up, similarity to `user`'s
+/// username and email included) and hashed: what a reset and a change both store.
+async fn new_password_hash(
+    state: &crate::state::AppState,
+    user: &crate::store::users::User,
+    new_password: secrecy::SecretString,
+) -> Result<String> {
+    use secrecy::ExposeSecret;
+    let attributes = shared::validate::UserAttributes {
+        username: &user.username,
+        email: &user.email,
+    };
+    state
+        .password_policy
+        .check(new_password.expose_secret(), &attributes)
+        .map_err(Error::NewPasswordRefused)?;
+    Ok(state.hasher.hash(new_password).await?)
+}
+
 impl From<deadpool_postgres::PoolError> for Error {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         Self::Unavailable(e.into())

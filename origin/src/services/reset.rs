@@ -2,10 +2,10 @@
 //! password with a single-use reset token.
 
 use chrono::Utc;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::json;
 use shared::otp::OtpCode;
-use shared::validate::{Email, UserAttributes};
+use shared::validate::Email;
 
 use super::{Error, Result};
 use crate::state::AppState;
@@ -66,15 +66,7 @@ pub async fn confirm(
         }
         user
     };
-    let attributes = UserAttributes {
-        username: &user.username,
-        email: &user.email,
-    };
-    state
-        .password_policy
-        .check(new_password.expose_secret(), &attributes)
-        .map_err(Error::NewPasswordRefused)?;
-    let hash = state.hasher.hash(new_password).await?;
+    let hash = super::new_password_hash(state, &user, new_password).await?;
 
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
