@@ -402,7 +402,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// `GET /healthz` over a plain TCP connection; returns the status code.
 /// A pool on `database`, with the migrations applied (the operator commands run on a database
 /// the server may not have migrated yet).
 async fn migrated_pool(database: &DatabaseArgs) -> anyhow::Result<crate::db::Pool> {
@@ -423,6 +422,7 @@ fn account_step<T>(
         .ok_or_else(|| anyhow::anyhow!("no account with the email {email}"))
 }
 
+/// `GET /healthz` over a plain TCP connection; returns the status code.
 async fn healthcheck(mut bind: std::net::SocketAddr, tls: bool) -> anyhow::Result<u16> {
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     async fn ask(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> anyhow::Result<Vec<u8>> {

@@ -165,7 +165,12 @@ pub fn session_of(identity: Identity) -> Option<Uuid> {
         Identity::User {
             session: Some(session),
             ..
-        } => Some(Uuid::from_bytes(*session.as_bytes())),
+        } => Some(family_of(session)),
         _ => None,
     }
+}
+
+/// The refresh family a session id names.
+pub fn family_of(session: shared::signing::SessionId) -> Uuid {
+    Uuid::from_bytes(*session.as_bytes())
 }

@@ -23,9 +23,8 @@ impl<P: Ports> Flow<'_, P> {
         self.throttle(Counted::Client).await?;
         let (body, _) = self.json_body()?;
         let email = email_field(&body)?;
+        self.throttle_email(&email).await?;
         let key = email.lookup_key();
-        self.throttle(Counted::Email(&format!("email:{key}")))
-            .await?;
         let requested = Reply::json(200, api::detail(api::DETAIL_RESET_REQUESTED));
         let runtime = self.ports.runtime();
         let code = OtpCode::generate(&mut runtime.rng());
@@ -47,20 +46,11 @@ impl<P: Ports> Flow<'_, P> {
             code: code.expose().to_owned(),
         })
         .map_err(|e| self.server_error("reset email not serialized", &e.to_string()))?;
-        let (origin, log) = (self.ports.origin().clone(), runtime.clone());
-        runtime.after_response(async move {
-            let sent = origin
-                .call(
-                    InternalRoute::SendResetCode,
-                    None,
-                    Identity::Anonymous,
-                    Some(&payload),
-                )
-                .await;
-            if let Err(e) = sent {
-                log.log_error("reset email not queued", &e.0);
-            }
-        });
+        self.call_after_response(
+            InternalRoute::SendResetCode,
+            payload,
+            "reset email not queued",
+        );
         Ok(requested)
     }
 
@@ -71,26 +61,37 @@ impl<P: Ports> Flow<'_, P> {
         self.throttle(Counted::Client).await?;
         let (body, _) = self.json_body()?;
         let email = email_field(&body)?;
-        self.throttle(Counted::Email(&format!("email:{}", email.lookup_key())))
-            .await?;
+        self.throttle_email(&email).await?;
         let payload = serde_json::to_vec(&serde_json::json!({ "email": email.to_string() }))
             .map_err(|e| self.server_error("resend not serialized", &e.to_string()))?;
+        self.call_after_response(
+            InternalRoute::ResendActivation,
+            payload,
+            "activation email not queued",
+        );
+        Ok(Reply::empty(204))
+    }
+
+    /// Counts the request against the per-email budget of `email` (one key for resets and
+    /// activation resends: one bound on mails to one inbox).
+    async fn throttle_email(&self, email: &Email) -> Result<(), Problem> {
+        self.throttle(Counted::Email(&format!("email:{}", email.lookup_key())))
+            .await
+    }
+
+    /// Asks the origin, anonymously, once the response has gone: the client's answer and its
+    /// timing are the same whatever the origin does. A failure is logged as `failure`.
+    fn call_after_response(&self, route: InternalRoute, payload: Vec<u8>, failure: &'static str) {
         let runtime = self.ports.runtime();
         let (origin, log) = (self.ports.origin().clone(), runtime.clone());
         runtime.after_response(async move {
             let sent = origin
-                .call(
-                    InternalRoute::ResendActivation,
-                    None,
-                    Identity::Anonymous,
-                    Some(&payload),
-                )
+                .call(route, None, Identity::Anonymous, Some(&payload))
                 .await;
             if let Err(e) = sent {
-                log.log_error("activation email not queued", &e.0);
+                log.log_error(failure, &e.0);
             }
         });
-        Ok(Reply::empty(204))
     }
 
     pub(super) async fn reset_verify_otp(&self) -> Answered {

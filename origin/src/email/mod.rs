@@ -65,9 +65,7 @@ impl Templates {
             lifetime: Some(RESET_CODE_LIFETIME),
         })
     }
-}
 
-impl Templates {
     /// The activation email: the link and the code. It may wait in the outbox as long as the
     /// link works.
     pub fn activation(

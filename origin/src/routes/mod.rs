@@ -21,9 +21,11 @@ pub fn profile(user: &User) -> UserProfile {
         first_name: user.first_name.clone(),
         last_name: user.last_name.clone(),
         role: user.role.clone(),
-        // DRF renders DateTimeField in UTC as ISO 8601 with microseconds and a `Z`.
-        date_joined: user
-            .date_joined
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        date_joined: drf_datetime(user.date_joined),
     }
+}
+
+/// A time as DRF renders a `DateTimeField`: UTC, ISO 8601 with microseconds and a `Z`.
+pub fn drf_datetime(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }

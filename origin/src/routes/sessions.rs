@@ -6,10 +6,10 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use shared::api::{SessionInfo, SessionsRevoked};
 use shared::signing::{Identity, SessionId};
-use uuid::Uuid;
 
+use super::drf_datetime;
 use super::users::current_user;
-use crate::edge_auth::session_of;
+use crate::edge_auth::{family_of, session_of};
 use crate::error::ApiResult;
 use crate::services::{self, sessions};
 use crate::state::AppState;
@@ -22,15 +22,13 @@ pub async fn list(
     let user = current_user(&state, identity).await?;
     let current = session_of(identity);
     let listed = sessions::list(&state.pool, user.id).await?;
-    let time =
-        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     Ok(Json(
         listed
             .into_iter()
             .map(|s| SessionInfo {
                 id: s.id.hyphenated().to_string(),
-                created: time(s.created_at),
-                last_used: time(s.last_used_at),
+                created: drf_datetime(s.created_at),
+                last_used: drf_datetime(s.last_used_at),
                 user_agent: s.user_agent,
                 client_network: s.client_network,
                 current: Some(s.id) == current,
@@ -51,7 +49,7 @@ pub async fn revoke(
         .as_deref()
         .and_then(|q| q.strip_prefix("id="))
         .and_then(SessionId::parse)
-        .map(|id| Uuid::from_bytes(*id.as_bytes()))
+        .map(family_of)
         .ok_or(services::Error::NoSuchSession)?;
     sessions::revoke(&state.pool, user.id, id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -61,7 +61,7 @@ pub async fn register(state: &AppState, new: NewAccount) -> Result<User> {
     .await?;
     tx.commit().await?;
     if state.activation.is_some() {
-        super::activation::queued(state);
+        super::email_queued(state);
     }
     Ok(user)
 }

@@ -41,19 +41,13 @@ pub async fn queue_email(
     Ok(())
 }
 
-/// After a commit that queued an email: count it and wake the sender.
-pub fn queued(state: &AppState) {
-    state.metrics.email(crate::metrics::Email::Queued);
-    state.email_wake.notify_one();
-}
-
 /// `{uid, token}`: activates the account the link names. [`Error::ActivationUidInvalid`] for a
 /// uid that names no account, [`Error::ActivationTokenInvalid`] for a token that was not made
 /// for it or expired, [`Error::ActivationStale`] for an account not waiting for activation (as
 /// Djoser answers, in that order).
 pub async fn with_token(state: &AppState, uid: &str, token: &str) -> Result<()> {
     let id = decode_uid(uid).ok_or(Error::ActivationUidInvalid)?;
-    let client = state.pool.get().await?;
+    let mut client = state.pool.get().await?;
     let user = users::by_id(&client, id)
         .await?
         .ok_or(Error::ActivationUidInvalid)?;
@@ -69,7 +63,7 @@ pub async fn with_token(state: &AppState, uid: &str, token: &str) -> Result<()> 
     if !valid {
         return Err(Error::ActivationTokenInvalid);
     }
-    activate(&client, &user, "link").await
+    activate(&mut client, &user, "link").await
 }
 
 /// `{email, code}`: activates the account with `email` if `code` is its live code. Every
@@ -79,7 +73,7 @@ pub async fn with_code(state: &AppState, email: &Email, code: &OtpCode) -> Resul
     let Some(activation) = &state.activation else {
         return Err(Error::ActivationCodeInvalid);
     };
-    let client = state.pool.get().await?;
+    let mut client = state.pool.get().await?;
     let user = users::by_email(&client, email.as_str())
         .await?
         .filter(|u| u.pending_activation)
@@ -95,15 +89,18 @@ pub async fn with_code(state: &AppState, email: &Email, code: &OtpCode) -> Resul
     ) {
         return Err(Error::ActivationCodeInvalid);
     }
-    activate(&client, &user, "code").await
+    activate(&mut client, &user, "code").await
 }
 
-async fn activate(client: &impl Sql, user: &User, by: &str) -> Result<()> {
-    if !users::activate(client, user.id).await? {
+/// The account active, its code gone and the step audited, in one transaction.
+async fn activate(client: &mut crate::db::Client, user: &User, by: &str) -> Result<()> {
+    let tx = client.transaction().await?;
+    if !users::activate(&tx, user.id).await? {
         return Err(Error::ActivationStale);
     }
-    activations::remove(client, user.id).await?;
-    audit::record(client, Some(user.id), Event::Activated, json!({ "by": by })).await?;
+    activations::remove(&tx, user.id).await?;
+    audit::record(&tx, Some(user.id), Event::Activated, json!({ "by": by })).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -124,6 +121,6 @@ pub async fn resend(state: &AppState, email: &Email) -> Result<()> {
     queue_email(state, activation, &tx, &user).await?;
     audit::record(&tx, Some(user.id), Event::ActivationResent, json!({})).await?;
     tx.commit().await?;
-    queued(state);
+    super::email_queued(state);
     Ok(())
 }

@@ -81,6 +81,12 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// After the commit of a transaction that queued an email: count it and wake the sender.
+fn email_queued(state: &crate::state::AppState) {
+    state.metrics.email(crate::metrics::Email::Queued);
+    state.email_wake.notify_one();
+}
+
 /// `new_password` checked against the password policy (as at sign-up, similarity to `user`'s
 /// username and email included) and hashed: what a reset and a change both store.
 async fn new_password_hash(

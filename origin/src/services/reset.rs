@@ -29,8 +29,7 @@ pub async fn send_code(state: &AppState, email: &Email, code: &OtpCode) -> Resul
         outbox::enqueue(&tx, &message).await?;
         audit::record(&tx, Some(user.id), Event::ResetRequested, json!({})).await?;
         tx.commit().await?;
-        state.metrics.email(crate::metrics::Email::Queued);
-        state.email_wake.notify_one();
+        super::email_queued(state);
     }
     Ok(())
 }

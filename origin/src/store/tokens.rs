@@ -204,7 +204,7 @@ pub async fn revoke_all(
     user_id: i64,
     reason: RevokeReason,
 ) -> Result<u64, tokio_postgres::Error> {
-    client.execute("UPDATE refresh_families SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL", &[(&user_id, Type::INT8), (&reason.as_str(), Type::TEXT)]).await
+    revoke_all_but(client, user_id, None, reason).await
 }
 
 /// A live session of a user, as `GET sessions/` lists it.
