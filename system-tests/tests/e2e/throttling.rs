@@ -322,8 +322,12 @@ impl DoStorage {
     }
 
     fn query(file: &Path, sql: &str) -> String {
+        // workerd writes these files while the test reads them (an alarm deleting an object's
+        // data holds the write lock for a moment): wait for the lock (up to 10 s) rather than
+        // fail with "database is locked".
         let out = Command::new("sqlite3")
             .arg("-readonly")
+            .args(["-cmd", ".timeout 10000"])
             .arg(file)
             .arg(sql)
             .output()
