@@ -6,7 +6,7 @@ use std::rc::Rc;
 use futures_util::future::{select, Either};
 use shared::internal::{InternalMethod, InternalRoute};
 use shared::signing::{
-    is_valid_client_agent, is_valid_client_network, Identity, SignedParts, HEADER_CLIENT_AGENT,
+    client_agent, is_valid_client_network, Identity, SignedParts, HEADER_CLIENT_AGENT,
     HEADER_CLIENT_NETWORK, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_SIGNATURE_REFUSED,
     HEADER_TIMESTAMP,
 };
@@ -17,15 +17,16 @@ use worker::{
 use crate::config::Config;
 use crate::ports::{Origin, OriginReply, Unreachable};
 
-/// The Worker's client of the origin, for one public request: its request id, client network
-/// and client agent travel with every call.
+/// The Worker's client of the origin, for one public request: its request id and client
+/// network travel with every call, its agent with a login (`InternalRoute::keeps_client_agent`).
 #[derive(Clone)]
 pub struct OriginClient {
     pub config: Rc<Config>,
     pub request_id: Rc<str>,
     pub client_network: Option<Rc<str>>,
-    /// The `User-Agent`, made fit by `shared::signing::client_agent`.
-    pub client_agent: Option<Rc<str>>,
+    /// The `User-Agent` as received; made fit (`shared::signing::client_agent`) only for a
+    /// route that keeps it.
+    pub user_agent: Option<Rc<str>>,
 }
 
 impl Origin for OriginClient {
@@ -45,7 +46,7 @@ impl Origin for OriginClient {
             &self.request_id,
             Client {
                 network: self.client_network.as_deref(),
-                agent: self.client_agent.as_deref(),
+                agent: self.user_agent.as_deref(),
             },
         )
         .await
@@ -56,7 +57,7 @@ impl Origin for OriginClient {
 struct Client<'a> {
     /// The caller's network as the edge keys it (the origin's login back-off is per network).
     network: Option<&'a str>,
-    /// Its `User-Agent` (a new session keeps it).
+    /// Its `User-Agent` as received (a new session keeps it).
     agent: Option<&'a str>,
 }
 
@@ -85,10 +86,10 @@ async fn call(
         .network
         .filter(|n| is_valid_client_network(n))
         .unwrap_or("");
-    let client_agent = client
-        .agent
-        .filter(|a| is_valid_client_agent(a))
-        .unwrap_or("");
+    let client_agent = match client.agent {
+        Some(agent) if route.keeps_client_agent() => client_agent(agent),
+        _ => String::new(),
+    };
     let signature = config.signer.sign(&SignedParts {
         method: method.as_ref(),
         path_and_query,
@@ -96,7 +97,7 @@ async fn call(
         identity,
         body: bytes,
         client_network,
-        client_agent,
+        client_agent: &client_agent,
     });
     // The path only: a query string can carry what a client typed, and logs keep no input.
     let path = route.path_and_query(None);
@@ -108,7 +109,7 @@ async fn call(
     set(HEADER_SIGNATURE, &signature)?;
     set(HEADER_CLIENT_NETWORK, client_network)?;
     if !client_agent.is_empty() {
-        set(HEADER_CLIENT_AGENT, client_agent)?;
+        set(HEADER_CLIENT_AGENT, &client_agent)?;
     }
     set("X-Request-Id", request_id)?;
     let mut init = RequestInit::new();

@@ -102,10 +102,7 @@ async fn try_answer(
             config: Rc::clone(config),
             request_id: Rc::clone(&request_id),
             client_network: flows::client_network(edge_request, config).map(Rc::from),
-            client_agent: edge_request
-                .user_agent
-                .as_deref()
-                .map(|agent| Rc::from(shared::signing::client_agent(agent))),
+            user_agent: edge_request.user_agent.as_deref().map(Rc::from),
         },
         runtime: WorkerRuntime {
             ctx: Rc::new(ctx),

@@ -119,6 +119,13 @@ impl InternalRoute {
         self.entry().0
     }
 
+    /// Whether the origin keeps the caller's agent (`X-Client-Agent`): only a login, whose new
+    /// session lists it. The edge signs and sends the agent for this route alone, so the hot
+    /// paths neither clean it up nor carry it.
+    pub fn keeps_client_agent(self) -> bool {
+        matches!(self, Self::Login)
+    }
+
     /// The path below [`Self::PREFIX`] (what a router nested at the prefix matches).
     pub fn nested_path(self) -> &'static str {
         self.entry().1
