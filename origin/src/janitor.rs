@@ -8,6 +8,7 @@
 //! | sent or abandoned outbox rows | 7 days after sending or giving up |
 //! | audit rows | older than `AUDIT_RETENTION_DAYS` (default 365; 0 keeps them) |
 //! | login attempts per (account, network) | last failure older than `LOCKOUT_WINDOW` and last success older than 30 days (what lockout decisions read) |
+//! | activation codes | a day after they expired (they live 10 minutes; a resend replaces one) |
 //!
 //! Rows go in batches of [`BATCH`], each its own statement, so no lock is held for long.
 
@@ -43,11 +44,12 @@ pub struct Purged {
     pub outbox: u64,
     pub audit: u64,
     pub login_attempts: u64,
+    pub activation_codes: u64,
 }
 
 impl Purged {
     /// (metric label, count) of each kind.
-    pub fn counts(&self) -> [(&'static str, u64); 6] {
+    pub fn counts(&self) -> [(&'static str, u64); 7] {
         [
             ("refresh_families", self.refresh_families),
             ("refresh_tokens", self.refresh_tokens),
@@ -55,6 +57,7 @@ impl Purged {
             ("outbox", self.outbox),
             ("audit", self.audit),
             ("login_attempts", self.login_attempts),
+            ("activation_codes", self.activation_codes),
         ]
     }
 }
@@ -171,6 +174,14 @@ async fn purge(client: &impl Sql, retention: &Retention) -> anyhow::Result<Purge
     )
     .await
     .context("deleting old login attempts")?;
+    purged.activation_codes = in_batches(
+        client,
+        "DELETE FROM activation_codes WHERE user_id IN (SELECT user_id FROM activation_codes \
+         WHERE expires_at < now() - interval '1 day' LIMIT $1)",
+        &[(&BATCH, Type::INT8)],
+    )
+    .await
+    .context("deleting expired activation codes")?;
     Ok(purged)
 }
 

@@ -56,7 +56,10 @@ async fn the_janitor_purges_only_what_cannot_matter_one_run_at_a_time() {
          INSERT INTO login_attempts (user_id, network, failures, last_failure_at, last_success_at) VALUES
            ({bob}, 'old', 3, now() - interval '40 days', NULL),
            ({ada}, 'known', 0, NULL, now() - interval '10 days'),
-           ({ada}, 'failing', 2, now(), NULL);"
+           ({ada}, 'failing', 2, now(), NULL);
+         INSERT INTO activation_codes (user_id, code_hash, expires_at) VALUES
+           ({bob}, '\\x00', now() - interval '2 days'),
+           ({ada}, '\\x01', now() - interval '1 hour');"
     ))
     .await
     .unwrap();
@@ -76,6 +79,7 @@ async fn the_janitor_purges_only_what_cannot_matter_one_run_at_a_time() {
         "email_outbox",
         "audit_log",
         "login_attempts",
+        "activation_codes",
     ];
     let mut before = Vec::new();
     for table in tables {
@@ -109,6 +113,7 @@ async fn the_janitor_purges_only_what_cannot_matter_one_run_at_a_time() {
         outbox: 2,
         audit: 1,
         login_attempts: 1,
+        activation_codes: 1,
     };
     assert_eq!(
         run_once(&pool, &retention).await.unwrap(),
@@ -122,7 +127,7 @@ async fn the_janitor_purges_only_what_cannot_matter_one_run_at_a_time() {
 
     // Exactly what was counted went; everything else stays (ada's family and tokens, the
     // fresh reset id, the recent and the pending emails, the other audit rows, the attempts
-    // of known or recently failing networks).
+    // of known or recently failing networks, the code that expired within the day).
     for ((table, before), (_, purged)) in tables.iter().zip(before).zip(expected.counts()) {
         let purged = i64::try_from(purged).unwrap();
         assert_eq!(count(table).await, before - purged, "{table}");
