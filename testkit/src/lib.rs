@@ -285,6 +285,22 @@ pub fn signing_key() -> (Ed25519PrivateKey, String) {
     (key, jwks)
 }
 
+/// An app that mails over SMTP (EMAIL_BACKEND=smtp) to a fresh [`SmtpSink`]: `options` with the
+/// sink's port as `smtp_port`.
+pub async fn spawn_app_mailing(options: Options) -> (TestApp, SmtpSink) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port for the SMTP sink");
+    let port = listener.local_addr().expect("a bound listener").port();
+    let sink = SmtpSink::serve(listener);
+    let app = spawn_app_with(Options {
+        smtp_port: Some(port),
+        ..options
+    })
+    .await;
+    (app, sink)
+}
+
 pub async fn spawn_app_with(options: Options) -> TestApp {
     let db = TestDb::create().await;
     let (key, _) = signing_key();

@@ -5,23 +5,17 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::net::TcpListener;
 
-use crate::helpers::{code_in, spawn_app_with, Options, SmtpSink, TestApp, PASSWORD};
+use crate::helpers::{code_in, spawn_app_mailing, Options, SmtpSink, TestApp, PASSWORD};
 
 const URL: &str = "http://t/a/{uid}/{token}";
 
 async fn app_with_activation() -> (TestApp, SmtpSink) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let sink = SmtpSink::serve(listener);
-    let app = spawn_app_with(Options {
-        smtp_port: Some(port),
+    spawn_app_mailing(Options {
         activation_url: Some(URL),
         ..Options::default()
     })
-    .await;
-    (app, sink)
+    .await
 }
 
 /// The `(uid, token)` of the link in `message`, and its code.
@@ -197,14 +191,7 @@ async fn an_operators_deactivation_is_not_undone_by_activation() {
 /// activation is mailed.
 #[tokio::test]
 async fn off_by_default_accounts_are_active_at_once() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let sink = SmtpSink::serve(listener);
-    let app = spawn_app_with(Options {
-        smtp_port: Some(port),
-        ..Options::default()
-    })
-    .await;
+    let (app, sink) = spawn_app_mailing(Options::default()).await;
     app.signed_up("ada@example.com", "ada").await;
     let reply = app
         .post(

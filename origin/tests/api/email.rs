@@ -4,18 +4,13 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::helpers::{code_in, free_port, spawn_app_with, Options, SmtpSink, TestApp};
+use crate::helpers::{
+    code_in, free_port, spawn_app_mailing, spawn_app_with, Options, SmtpSink, TestApp,
+};
 
 #[tokio::test]
 async fn reset_email_is_delivered_over_smtp_with_the_code() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let sink = SmtpSink::serve(listener);
-    let app = spawn_app_with(Options {
-        smtp_port: Some(port),
-        ..Options::default()
-    })
-    .await;
+    let (app, sink) = spawn_app_mailing(Options::default()).await;
     app.signed_up("ada@example.com", "ada").await;
 
     let reply = app

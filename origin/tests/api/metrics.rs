@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::net::TcpListener;
 
-use crate::helpers::{spawn_app_with, Options, SmtpSink, TestApp};
+use crate::helpers::{spawn_app_mailing, spawn_app_with, Options, TestApp};
 
 async fn scrape(app: &TestApp, token: Option<&str>) -> (StatusCode, String) {
     let mut request = app.http.get(format!("{}/metrics", app.metrics_address));
@@ -26,11 +25,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn metrics_count_requests_logins_and_emails() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let sink = SmtpSink::serve(listener);
-    let app = spawn_app_with(Options {
-        smtp_port: Some(port),
+    let (app, sink) = spawn_app_mailing(Options {
         metrics_token: Some("metrics-scrape-token-0123456789"),
         ..Options::default()
     })
