@@ -2,38 +2,46 @@
 
 use futures_util::{Stream, StreamExt};
 use shared::api::MAX_BODY_BYTES;
-use worker::Request;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::web_sys;
+use worker::ByteStream;
 
 use crate::http::RequestBody;
 
 /// The body, or why there is none to parse. A declared `Content-Length` over the limit is
 /// refused unread.
-pub async fn read(req: &mut Request, content_length: Option<String>) -> RequestBody {
+pub async fn read(req: &web_sys::Request, content_length: Option<String>) -> RequestBody {
     let declared: Option<usize> = content_length.and_then(|v| v.parse().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return RequestBody::TooLarge;
     }
-    if req.inner().body().is_none() {
+    let Some(stream) = req.body() else {
         return RequestBody::Read(Vec::new());
-    }
+    };
     // A declared length within the limit is the message's framing (HTTP/1.1 and HTTP/2 end the
     // body there), so the body is taken in one piece, without the per-chunk stream machinery.
     // The length is checked again in case a runtime ever let the two differ.
     if declared.is_some() {
-        return match req.bytes().await {
-            Ok(bytes) if bytes.len() > MAX_BODY_BYTES => RequestBody::TooLarge,
-            Ok(bytes) => RequestBody::Read(bytes),
-            Err(e) => RequestBody::Failed(e.to_string()),
+        let read = match req.array_buffer() {
+            Ok(promise) => JsFuture::from(promise).await,
+            Err(e) => Err(e),
+        };
+        return match read {
+            Ok(buffer) => {
+                let bytes = js_sys::Uint8Array::new(&buffer);
+                if bytes.length() as usize > MAX_BODY_BYTES {
+                    RequestBody::TooLarge
+                } else {
+                    RequestBody::Read(bytes.to_vec())
+                }
+            }
+            Err(e) => RequestBody::Failed(format!("{e:?}")),
         };
     }
     // A `Content-Length` can be absent (chunked) or lie: the body is read chunk by chunk and
     // reading stops at the first byte past the limit, so no request makes the isolate buffer
     // more than the limit plus one chunk.
-    let stream = match req.stream() {
-        Ok(stream) => stream,
-        Err(e) => return RequestBody::Failed(e.to_string()),
-    };
-    match read_bounded(stream, MAX_BODY_BYTES).await {
+    match read_bounded(ByteStream::from(stream), MAX_BODY_BYTES).await {
         Ok(Some(bytes)) => RequestBody::Read(bytes),
         Ok(None) => RequestBody::TooLarge,
         Err(e) => RequestBody::Failed(e.to_string()),

@@ -8,6 +8,7 @@ use shared::throttle::{ThrottleRates, DEFAULT_RATES};
 use shared::token::{ResetTokens, TokenVerifier};
 
 use crate::cors::CorsPolicy;
+use crate::log::AccessLog;
 
 pub struct Config {
     pub verifier: TokenVerifier,
@@ -21,6 +22,8 @@ pub struct Config {
     /// IPv6 clients are throttled per network of this prefix length (`shared::client`).
     pub ipv6_prefix: u8,
     pub cors: CorsPolicy,
+    /// ACCESS_LOG: which answers get the Worker's own access line.
+    pub access_log: AccessLog,
 }
 
 /// A configuration problem: the variable and what is wrong with it (shared with the origin).
@@ -91,6 +94,10 @@ impl Config {
             },
             cors: CorsPolicy::parse(&lookup("CORS_ALLOWED_ORIGINS").unwrap_or_default())
                 .map_err(|e| err("CORS_ALLOWED_ORIGINS", e))?,
+            access_log: match lookup("ACCESS_LOG") {
+                None => AccessLog::default(),
+                Some(v) => AccessLog::parse(&v).map_err(|e| err("ACCESS_LOG", e))?,
+            },
         })
     }
 }
@@ -141,6 +148,7 @@ mod tests {
         assert_eq!(c.rates, ThrottleRates::default());
         assert_eq!(c.ipv6_prefix, 64);
         assert_eq!(c.cors, CorsPolicy::None);
+        assert_eq!(c.access_log, AccessLog::Errors);
         // The published JWKS is the configured one, serialised once.
         let published: serde_json::Value = serde_json::from_slice(&c.jwks_body).unwrap();
         let configured: serde_json::Value =
@@ -186,7 +194,8 @@ mod tests {
 
     #[test]
     fn each_problem_names_its_variable_without_the_value() {
-        let cases: [(&str, Option<&str>, &str); 10] = [
+        let cases: [(&str, Option<&str>, &str); 11] = [
+            ("ACCESS_LOG", Some("verbose"), "ACCESS_LOG"),
             ("JWT_PUBLIC_KEYS", None, "JWT_PUBLIC_KEYS"),
             ("JWT_PUBLIC_KEYS", Some("{}"), "JWT_PUBLIC_KEYS"),
             ("ORIGIN_URL", Some("ftp://x"), "ORIGIN_URL"),

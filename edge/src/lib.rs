@@ -23,7 +23,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use shared::problem::Problem;
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::worker_sys::web_sys;
+use worker::{event, Context, Env, Result};
 
 use crate::config::Config;
 
@@ -49,11 +50,12 @@ fn config(env: &Env) -> std::result::Result<Rc<Config>, config::ConfigError> {
 
 /// The shell: everything the request needs from the runtime is read here, the flows
 /// (`flows::handle`) decide the answer, and the answer goes back out with its request id and
-/// CORS headers.
+/// CORS headers. The runtime's request and response are taken and built as they are (see
+/// `shell`).
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let started = worker::Date::now().as_millis();
-    let (request, given_id) = shell::read_request(&mut req).await;
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
+    let started = js_sys::Date::now() as u64;
+    let (request, given_id) = shell::read_request(&req).await;
     let request_id = flows::request_id(given_id.as_deref(), || shell::random_hex(16));
     let origin_header = request.origin_header.as_deref();
     let config = match config(&env) {
@@ -69,10 +71,11 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     };
     let reply = shell::answer(&request, &env, ctx, &config, &request_id).await;
     let reply = flows::finish(reply, &request_id, Some(&config), origin_header);
+    let status = reply.status;
     let response = shell::response(reply);
-    if let Ok(response) = &response {
-        let took = worker::Date::now().as_millis().saturating_sub(started);
-        log::answered(&request_id, &request, response.status_code(), took);
+    if response.is_ok() && config.access_log.logs(status) {
+        let took = (js_sys::Date::now() as u64).saturating_sub(started);
+        log::answered(&request_id, &request, status, took);
     }
     response
 }

@@ -1,5 +1,7 @@
-//! The Workers runtime side of a request: `worker::Request` in, [`EdgeRequest`] to the flows,
-//! [`Reply`] back out as a `worker::Response`, and the ports the flows use made of the Durable
+//! The Workers runtime side of a request: the runtime's own `Request` in (no workers-rs
+//! conversion: it would read `cf` and parse the path on every request), [`EdgeRequest`] to the
+//! flows, [`Reply`] back out as the runtime's `Response` built in one constructor call, and the
+//! ports the flows use made of the Durable
 //! Object stubs, the origin's fetch client, the clock, `crypto.getRandomValues` and
 //! `ctx.wait_until`. The docs pages are read from the static assets here.
 
@@ -10,7 +12,8 @@ use rand_core::{OsRng, RngCore};
 use shared::keys::VerifyingKeys;
 use shared::problem::Problem;
 use shared::token::{TokenError, Unverified, Verified};
-use worker::{Context, Date, Env, Request, Response, Result};
+use worker::worker_sys::web_sys;
+use worker::{Context, Date, Env, Result};
 
 use crate::config::Config;
 use crate::flows::{self, Answer};
@@ -28,13 +31,13 @@ pub fn random_hex(bytes: usize) -> String {
 
 /// What the flows read of `req`, from one read of its URL and headers, and the client's
 /// `X-Request-Id` if it sent one.
-pub async fn read_request(req: &mut Request) -> (EdgeRequest, Option<String>) {
-    let url = req.inner().url();
+pub async fn read_request(req: &web_sys::Request) -> (EdgeRequest, Option<String>) {
+    let url = req.url();
     let (public_base, path, query) = split_url(&url);
     let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
     let request = EdgeRequest {
-        method: req.inner().method(),
+        method: req.method(),
         path: path.to_owned(),
         query: query.map(str::to_owned),
         public_base: public_base.to_owned(),
@@ -115,28 +118,35 @@ async fn try_answer(
     }
 }
 
-/// The reply as the runtime sends it.
-pub fn response(reply: Reply) -> Result<Response> {
-    let response = match reply.body {
-        ReplyBody::Empty => Response::empty()?,
-        ReplyBody::Json(value) => Response::from_json(&value)?,
+/// The reply as the runtime sends it: one `Headers`, one `ResponseInit`, one constructor call.
+pub fn response(reply: Reply) -> Result<web_sys::Response> {
+    let headers = web_sys::Headers::new()?;
+    let mut body = match reply.body {
+        ReplyBody::Empty => None,
+        ReplyBody::Json(value) => {
+            headers.set("Content-Type", "application/json")?;
+            Some(serde_json::to_vec(&value)?)
+        }
         ReplyBody::Bytes {
             content_type,
             bytes,
         } => {
-            let response = Response::from_bytes(bytes)?;
             if let Some(content_type) = content_type {
-                response.headers().set("Content-Type", &content_type)?;
+                headers.set("Content-Type", &content_type)?;
             }
-            response
+            Some(bytes)
         }
-    }
-    .with_status(reply.status);
-    let headers = response.headers();
+    };
     for (name, value) in &reply.headers {
         headers.append(name, value)?;
     }
-    Ok(response)
+    let init = web_sys::ResponseInit::new();
+    init.set_status(reply.status);
+    init.set_headers_headers(&headers);
+    Ok(web_sys::Response::new_with_opt_u8_array_and_init(
+        body.as_deref_mut(),
+        &init,
+    )?)
 }
 
 /// A file from the Workers static assets (the API docs). The assets binding answers with

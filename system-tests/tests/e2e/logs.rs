@@ -14,8 +14,10 @@ pub(crate) fn contains_token(text: &str, needle: &str) -> bool {
 }
 
 /// A full flow through the edge with one client request id, then both logs (origin JSON lines
-/// and the Worker's console through wrangler) are read: the id crosses edge → origin, and no
-/// password, code, token or secret of the run appears in either.
+/// and the Worker's console through wrangler) are read: the id crosses edge → origin, the
+/// Worker's access line is written for a refused request and not for a successful one (the
+/// default ACCESS_LOG=errors), and no password, code, token or secret of the run appears in
+/// either.
 pub(crate) async fn logs_carry_request_ids_and_no_secrets(s: &mut Stack) {
     let ip = "198.51.100.160";
     let (email, password) = ("lola@example.com", "61803398");
@@ -40,6 +42,20 @@ pub(crate) async fn logs_carry_request_ids_and_no_secrets(s: &mut Stack) {
     .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     assert_eq!(created.headers["x-request-id"], request_id.as_str());
+    // The same sign-up again: refused (the email is taken), with a request id of its own.
+    let refused_id = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+    let again = read(
+        s.http
+            .post(format!("{}/api/auth/users/", s.edge))
+            .header("CF-Connecting-IP", "198.51.100.166")
+            .header("X-Request-Id", &refused_id)
+            .json(&json!({"email": email, "username": "lola2", "password": password}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
     let login = s
         .post(
             "/api/auth/jwt/create/",
@@ -124,23 +140,39 @@ pub(crate) async fn logs_carry_request_ids_and_no_secrets(s: &mut Stack) {
             "the email address is in the {name} log"
         );
     }
-    // The request id crosses edge → origin: the Worker's access line and the origin's lines.
+    // The request ids cross edge → origin: the origin's access lines carry both.
     let origin_lines: Vec<Value> = origin_log
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
+    for (id, status) in [(&request_id, 201), (&refused_id, 400)] {
+        assert!(
+            origin_lines
+                .iter()
+                .any(|l| l["span"]["request_id"] == id.as_str()
+                    && l["message"] == "answered"
+                    && l["status"] == status),
+            "origin access line with the request id of the {status}"
+        );
+    }
+    // The Worker's own access line: for the refused sign-up, not for the created one.
+    let edge_access = |id: &str| {
+        edge_log
+            .lines()
+            .filter(|l| l.contains(id) && l.contains(r#""message":"answered""#))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let refused_lines = edge_access(&refused_id);
     assert!(
-        origin_lines
-            .iter()
-            .any(|l| l["span"]["request_id"] == request_id.as_str()
-                && l["message"] == "answered"
-                && l["status"] == 201),
-        "origin access line with the request id"
+        refused_lines.len() == 1
+            && refused_lines[0].contains(r#""path":"/api/auth/users/""#)
+            && refused_lines[0].contains(r#""status":400"#),
+        "one edge access line for the refused sign-up: {refused_lines:?}"
     );
-    assert!(
-        edge_log.lines().any(|l| l.contains(&request_id)
-            && l.contains(r#""message":"answered""#)
-            && l.contains(r#""path":"/api/auth/users/""#)),
-        "edge access line with the request id"
+    assert_eq!(
+        edge_access(&request_id),
+        Vec::<String>::new(),
+        "no edge access line for a 201 with ACCESS_LOG unset"
     );
 }
