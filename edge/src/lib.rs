@@ -28,6 +28,12 @@ use worker::{event, Context, Env, Result};
 
 use crate::config::Config;
 
+/// Milliseconds since the epoch, from `Date.now()` (workers-rs's `Date::now()` allocates a JS
+/// `Date` object per call, and this is read on the hot path).
+pub(crate) fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
 thread_local! {
     /// Parsed once per isolate (the JWKS, secrets and rates do not change while it lives).
     static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
@@ -54,7 +60,7 @@ fn config(env: &Env) -> std::result::Result<Rc<Config>, config::ConfigError> {
 /// `shell`).
 #[event(fetch)]
 async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
-    let started = js_sys::Date::now() as u64;
+    let started = now_ms();
     let (request, given_id) = shell::read_request(&req).await;
     let request_id = flows::request_id(given_id.as_deref(), || shell::random_hex(16));
     let origin_header = request.origin_header.as_deref();
@@ -74,7 +80,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
     let status = reply.status;
     let response = shell::response(reply);
     if response.is_ok() && config.access_log.logs(status) {
-        let took = (js_sys::Date::now() as u64).saturating_sub(started);
+        let took = now_ms().saturating_sub(started);
         log::answered(&request_id, &request, status, took);
     }
     response

@@ -22,7 +22,7 @@ use worker::js_sys::Uint8Array;
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
-    durable_object, Date, DurableObject, Env, Error, Request, Response, Result, State, Storage,
+    durable_object, DurableObject, Env, Error, Request, Response, Result, State, Storage,
 };
 
 use crate::ports::{Limiter, Verdict};
@@ -82,7 +82,7 @@ impl DurableObject for RateLimiter {
         }
         // Check and record synchronously (no await while borrowed), so counting is exact even
         // when the next request arrives while this one's write is in flight.
-        let now = Date::now().as_millis();
+        let now = crate::now_ms();
         let (answer, changed) = {
             let mut history = self.history.borrow_mut();
             let history = history.get_or_insert_with(Vec::new);
@@ -174,7 +174,7 @@ impl Limiter for LimiterClient<'_> {
         let key = format!("{}:{identity}", scope.name());
         let leased = scope.leased();
         if leased {
-            let now = Date::now().as_millis();
+            let now = crate::now_ms();
             match LEASES.with_borrow_mut(|leases| leases.spend(&key, now)) {
                 Local::Allowed => return Verdict::Allowed,
                 Local::Throttled(secs) => return Verdict::Throttled(secs),
@@ -184,7 +184,7 @@ impl Limiter for LimiterClient<'_> {
         match ask(self.env, &key, rate, leased).await {
             Ok(answer) => {
                 if leased {
-                    let now = Date::now().as_millis();
+                    let now = crate::now_ms();
                     LEASES.with_borrow_mut(|leases| match answer {
                         Ok(permits) => leases.granted(&key, permits, rate, now),
                         Err(wait_ms) => leases.refused(&key, wait_ms, now),

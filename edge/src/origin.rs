@@ -10,9 +10,7 @@ use shared::signing::{
     HEADER_CLIENT_NETWORK, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_SIGNATURE_REFUSED,
     HEADER_TIMESTAMP,
 };
-use worker::{
-    AbortController, Date, Delay, Fetch, Headers, Method, Request, RequestInit, Response,
-};
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
 
 use crate::config::Config;
 use crate::ports::{Origin, OriginReply, Unreachable};
@@ -80,7 +78,7 @@ async fn call(
     };
     let path_and_query = route.path_and_query(query);
     let path_and_query = path_and_query.as_str();
-    let timestamp = (Date::now().as_millis() / 1_000) as i64;
+    let timestamp = (crate::now_ms() / 1_000) as i64;
     let bytes = body.unwrap_or_default();
     let client_network = client
         .network

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use shared::otp::{Attempt, OtpCode, OtpRecord, OTP_TTL_SECS};
 use worker::{
-    durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
+    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
 };
 
 use crate::ports::{self, Unreachable};
@@ -35,7 +35,7 @@ pub struct OtpStore {
 }
 
 fn now() -> i64 {
-    (Date::now().as_millis() / 1_000) as i64
+    (crate::now_ms() / 1_000) as i64
 }
 
 impl DurableObject for OtpStore {

@@ -13,7 +13,7 @@ use shared::keys::VerifyingKeys;
 use shared::problem::Problem;
 use shared::token::{TokenError, Unverified, Verified};
 use worker::worker_sys::web_sys;
-use worker::{Context, Date, Env, Result};
+use worker::{Context, Env, Result};
 
 use crate::config::Config;
 use crate::flows::{self, Answer};
@@ -177,7 +177,7 @@ struct WorkerRuntime {
 
 impl Runtime for WorkerRuntime {
     fn now(&self) -> i64 {
-        (Date::now().as_millis() / 1_000) as i64
+        (crate::now_ms() / 1_000) as i64
     }
 
     fn rng(&self) -> impl RngCore {
