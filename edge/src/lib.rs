@@ -34,6 +34,16 @@ pub(crate) fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
+/// A thrown JavaScript value as text: an `Error`'s message, a thrown string, or a placeholder.
+pub(crate) fn js_error_text(error: &wasm_bindgen::JsValue) -> String {
+    use wasm_bindgen::JsCast;
+    error
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| error.as_string())
+        .unwrap_or_else(|| "unknown error".to_owned())
+}
+
 thread_local! {
     /// Parsed once per isolate (the JWKS, secrets and rates do not change while it lives).
     static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };

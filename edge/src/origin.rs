@@ -10,7 +10,10 @@ use shared::signing::{
     HEADER_CLIENT_NETWORK, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_SIGNATURE_REFUSED,
     HEADER_TIMESTAMP,
 };
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::web_sys;
+use worker::Delay;
 
 use crate::config::Config;
 use crate::ports::{Origin, OriginReply, Unreachable};
@@ -71,10 +74,10 @@ async fn call(
     client: Client<'_>,
 ) -> Result<OriginReply, Unreachable> {
     let method = match route.method() {
-        InternalMethod::Get => Method::Get,
-        InternalMethod::Post => Method::Post,
-        InternalMethod::Patch => Method::Patch,
-        InternalMethod::Delete => Method::Delete,
+        InternalMethod::Get => "GET",
+        InternalMethod::Post => "POST",
+        InternalMethod::Patch => "PATCH",
+        InternalMethod::Delete => "DELETE",
     };
     let path_and_query = route.path_and_query(query);
     let path_and_query = path_and_query.as_str();
@@ -89,7 +92,7 @@ async fn call(
         _ => String::new(),
     };
     let signature = config.signer.sign(&SignedParts {
-        method: method.as_ref(),
+        method,
         path_and_query,
         timestamp,
         identity,
@@ -97,11 +100,13 @@ async fn call(
         client_network,
         client_agent: &client_agent,
     });
-    // The path only: a query string can carry what a client typed, and logs keep no input.
     let path = route.path_and_query(None);
     let fail = |what: &str| Unreachable(format!("origin {method} {path}: {what}"));
-    let headers = Headers::new();
-    let set = |name: &str, value: &str| headers.set(name, value).map_err(|e| fail(&e.to_string()));
+    let js_fail = |e: JsValue| fail(&crate::js_error_text(&e));
+    // The runtime's own request, response and fetch (no workers-rs wrappers): the wrappers read
+    // `cf` and copy the response body chunk by chunk through a stream, per call.
+    let headers = web_sys::Headers::new().map_err(js_fail)?;
+    let set = |name: &str, value: &str| headers.set(name, value).map_err(js_fail);
     set(HEADER_TIMESTAMP, &timestamp.to_string())?;
     set(HEADER_IDENTITY, &identity.to_header())?;
     set(HEADER_SIGNATURE, &signature)?;
@@ -110,42 +115,39 @@ async fn call(
         set(HEADER_CLIENT_AGENT, &client_agent)?;
     }
     set("X-Request-Id", request_id)?;
-    let mut init = RequestInit::new();
-    init.with_method(method.clone())
-        .with_headers(headers.clone());
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
     if body.is_some() {
         set("Content-Type", "application/json")?;
-        init.with_headers(headers.clone());
-        init.with_body(Some(js_sys::Uint8Array::from(bytes).into()));
+        init.set_body(&js_sys::Uint8Array::from(bytes));
     }
+    init.set_headers(&headers);
+    let controller = web_sys::AbortController::new().map_err(js_fail)?;
+    init.set_signal(Some(&controller.signal()));
     let url = format!("{}{path_and_query}", config.origin_url);
-    let request = Request::new_with_init(&url, &init).map_err(|e| fail(&e.to_string()))?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(request);
-    let sending = Box::pin(fetch.send_with_signal(&signal));
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let sending = JsFuture::from(global.fetch_with_str_and_init(&url, &init));
     let timeout = Delay::from(std::time::Duration::from_millis(config.origin_timeout_ms));
-    let mut response: Response = match select(sending, timeout).await {
-        Either::Left((Ok(response), _)) => response,
-        Either::Left((Err(e), _)) => return Err(fail(&e.to_string())),
+    let response: web_sys::Response = match select(sending, timeout).await {
+        Either::Left((Ok(response), _)) => response.unchecked_into(),
+        Either::Left((Err(e), _)) => return Err(js_fail(e)),
         Either::Right(((), _)) => {
             controller.abort();
             return Err(fail("timed out"));
         }
     };
-    let status = response.status_code();
+    let status = response.status();
     if response
         .headers()
         .has(HEADER_SIGNATURE_REFUSED)
         .unwrap_or(false)
     {
-        // Not the client's fault: the two sides disagree on ORIGIN_SIGNING_SECRET, or a clock
-        // is off by more than the allowed skew. 503 for the client, the cause in the log.
         return Err(fail(
             "refused the edge's signature (check that ORIGIN_SIGNING_SECRET is the same on both sides and both clocks are right)",
         ));
     }
-    let body = response.bytes().await.map_err(|e| fail(&e.to_string()))?;
+    let buffer = response.array_buffer().map_err(js_fail)?;
+    let body = js_sys::Uint8Array::new(&JsFuture::from(buffer).await.map_err(js_fail)?).to_vec();
     if status >= 500 {
         return Err(fail(&format!("answered {status}")));
     }

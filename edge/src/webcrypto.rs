@@ -77,7 +77,7 @@ pub async fn check<'t>(
         Err(error) => {
             PLATFORM_FAILED.with(|failed| failed.set(true));
             let message = "WebCrypto Ed25519 failed; this isolate checks in Rust from now on";
-            crate::log::error(request_id, message, &describe(&error));
+            crate::log::error(request_id, message, &crate::js_error_text(&error));
             keys.check(token)
         }
     }
@@ -111,12 +111,4 @@ async fn imported(keys: &VerifyingKeys, index: usize) -> Result<JsValue, JsValue
         k[index] = Some(key.clone());
     });
     Ok(key)
-}
-
-fn describe(error: &JsValue) -> String {
-    error
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| error.as_string())
-        .unwrap_or_else(|| "unknown error".to_owned())
 }
