@@ -2,6 +2,7 @@
 
 use futures_util::{Stream, StreamExt};
 use shared::api::MAX_BODY_BYTES;
+use worker::wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
 use worker::ByteStream;
@@ -22,20 +23,15 @@ pub async fn read(req: &web_sys::Request, content_length: Option<String>) -> Req
     // body there), so the body is taken in one piece, without the per-chunk stream machinery.
     // The length is checked again in case a runtime ever let the two differ.
     if declared.is_some() {
-        let read = match req.array_buffer() {
-            Ok(promise) => JsFuture::from(promise).await,
-            Err(e) => Err(e),
-        };
-        return match read {
-            Ok(buffer) => {
-                let bytes = js_sys::Uint8Array::new(&buffer);
+        return match whole(req.array_buffer()).await {
+            Ok(bytes) => {
                 if bytes.length() as usize > MAX_BODY_BYTES {
                     RequestBody::TooLarge
                 } else {
                     RequestBody::Read(bytes.to_vec())
                 }
             }
-            Err(e) => RequestBody::Failed(format!("{e:?}")),
+            Err(e) => RequestBody::Failed(crate::js_error_text(&e)),
         };
     }
     // A `Content-Length` can be absent (chunked) or lie: the body is read chunk by chunk and
@@ -46,6 +42,16 @@ pub async fn read(req: &web_sys::Request, content_length: Option<String>) -> Req
         Ok(None) => RequestBody::TooLarge,
         Err(e) => RequestBody::Failed(e.to_string()),
     }
+}
+
+/// A body taken in one piece (`Request` or `Response` `arrayBuffer()`), still on the JS side, so
+/// the caller can check its length before copying it into Wasm memory.
+pub async fn whole(
+    array_buffer: Result<js_sys::Promise, JsValue>,
+) -> Result<js_sys::Uint8Array, JsValue> {
+    Ok(js_sys::Uint8Array::new(
+        &JsFuture::from(array_buffer?).await?,
+    ))
 }
 
 /// The stream's bytes, or `None` as soon as they pass `limit` (the rest is never pulled).

@@ -34,6 +34,11 @@ pub(crate) fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
+/// Whole seconds since the epoch (token times, signature timestamps, OTP expiry).
+pub(crate) fn now_secs() -> i64 {
+    (now_ms() / 1_000) as i64
+}
+
 /// A thrown JavaScript value as text: an `Error`'s message, a thrown string, or a placeholder.
 pub(crate) fn js_error_text(error: &wasm_bindgen::JsValue) -> String {
     use wasm_bindgen::JsCast;

@@ -81,7 +81,7 @@ async fn call(
     };
     let path_and_query = route.path_and_query(query);
     let path_and_query = path_and_query.as_str();
-    let timestamp = (crate::now_ms() / 1_000) as i64;
+    let timestamp = crate::now_secs();
     let bytes = body.unwrap_or_default();
     let client_network = client
         .network
@@ -100,6 +100,7 @@ async fn call(
         client_network,
         client_agent: &client_agent,
     });
+    // The path only: a query string can carry what a client typed, and logs keep no input.
     let path = route.path_and_query(None);
     let fail = |what: &str| Unreachable(format!("origin {method} {path}: {what}"));
     let js_fail = |e: JsValue| fail(&crate::js_error_text(&e));
@@ -142,12 +143,16 @@ async fn call(
         .has(HEADER_SIGNATURE_REFUSED)
         .unwrap_or(false)
     {
+        // Not the client's fault: the two sides disagree on ORIGIN_SIGNING_SECRET, or a clock
+        // is off by more than the allowed skew. 503 for the client, the cause in the log.
         return Err(fail(
             "refused the edge's signature (check that ORIGIN_SIGNING_SECRET is the same on both sides and both clocks are right)",
         ));
     }
-    let buffer = response.array_buffer().map_err(js_fail)?;
-    let body = js_sys::Uint8Array::new(&JsFuture::from(buffer).await.map_err(js_fail)?).to_vec();
+    let body = crate::body::whole(response.array_buffer())
+        .await
+        .map_err(js_fail)?
+        .to_vec();
     if status >= 500 {
         return Err(fail(&format!("answered {status}")));
     }

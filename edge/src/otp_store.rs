@@ -35,7 +35,7 @@ pub struct OtpStore {
 }
 
 fn now() -> i64 {
-    (crate::now_ms() / 1_000) as i64
+    crate::now_secs()
 }
 
 impl DurableObject for OtpStore {

@@ -177,7 +177,7 @@ struct WorkerRuntime {
 
 impl Runtime for WorkerRuntime {
     fn now(&self) -> i64 {
-        (crate::now_ms() / 1_000) as i64
+        crate::now_secs()
     }
 
     fn rng(&self) -> impl RngCore {
