@@ -1,6 +1,7 @@
 //! Calls to the origin: signed (see `shared::signing`), bounded in time, and any failure or
-//! 5xx turned into one `Unreachable` the flow answers with 503.
+//! 3xx or 5xx turned into one `Unreachable` the flow answers with 503.
 
+use std::pin::pin;
 use std::rc::Rc;
 
 use futures_util::future::{select, Either};
@@ -123,38 +124,51 @@ async fn call(
         init.set_body(&js_sys::Uint8Array::from(bytes));
     }
     init.set_headers(&headers);
+    // Never follow a redirect: it would resend the signed headers, and the passwords in the
+    // body, to wherever the answer points. The origin never redirects; a 3xx is a fault.
+    init.set_redirect(web_sys::RequestRedirect::Manual);
     let controller = web_sys::AbortController::new().map_err(js_fail)?;
     init.set_signal(Some(&controller.signal()));
     let url = format!("{}{path_and_query}", config.origin_url);
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let sending = JsFuture::from(global.fetch_with_str_and_init(&url, &init));
+    // The answer's body is read within the same timeout as its headers: an origin (or a proxy
+    // before it) that sends headers and then stalls must not hold the request.
+    let exchange = async {
+        let response: web_sys::Response =
+            JsFuture::from(global.fetch_with_str_and_init(&url, &init))
+                .await?
+                .unchecked_into();
+        let refused = response
+            .headers()
+            .has(HEADER_SIGNATURE_REFUSED)
+            .unwrap_or(false);
+        let body = crate::body::whole(response.array_buffer()).await?;
+        Ok::<_, JsValue>((response.status(), refused, body))
+    };
     let timeout = Delay::from(std::time::Duration::from_millis(config.origin_timeout_ms));
-    let response: web_sys::Response = match select(sending, timeout).await {
-        Either::Left((Ok(response), _)) => response.unchecked_into(),
+    let (status, refused, body) = match select(pin!(exchange), timeout).await {
+        Either::Left((Ok(answer), _)) => answer,
         Either::Left((Err(e), _)) => return Err(js_fail(e)),
         Either::Right(((), _)) => {
             controller.abort();
             return Err(fail("timed out"));
         }
     };
-    let status = response.status();
-    if response
-        .headers()
-        .has(HEADER_SIGNATURE_REFUSED)
-        .unwrap_or(false)
-    {
+    if refused {
         // Not the client's fault: the two sides disagree on ORIGIN_SIGNING_SECRET, or a clock
         // is off by more than the allowed skew. 503 for the client, the cause in the log.
         return Err(fail(
             "refused the edge's signature (check that ORIGIN_SIGNING_SECRET is the same on both sides and both clocks are right)",
         ));
     }
-    let body = crate::body::whole(response.array_buffer())
-        .await
-        .map_err(js_fail)?
-        .to_vec();
+    if (300..400).contains(&status) {
+        return Err(fail(&format!(
+            "answered {status}, a redirect (not followed)"
+        )));
+    }
     if status >= 500 {
         return Err(fail(&format!("answered {status}")));
     }
+    let body = body.to_vec();
     Ok(OriginReply { status, body })
 }

@@ -15,6 +15,7 @@ use shared::signing::{
 use uuid::Uuid;
 
 use crate::error::{render, ApiError};
+use crate::services::Bearer;
 use crate::state::AppState;
 use shared::problem::Problem;
 
@@ -149,12 +150,21 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-/// The caller must be a user the edge authenticated.
-pub fn require_user(identity: Identity) -> Result<(i64, i32), ApiError> {
+/// The caller must be a user the edge authenticated, with an access token that names its
+/// session. One without (minted before sessions were named, so long expired) is refused as
+/// not valid: a token bound to no session could outlive its account's id.
+pub fn require_user(identity: Identity) -> Result<Bearer, ApiError> {
     match identity {
         Identity::User {
-            id, token_version, ..
-        } => Ok((id, token_version)),
+            id,
+            token_version,
+            session: Some(session),
+        } => Ok(Bearer {
+            id,
+            token_version,
+            session: family_of(session),
+        }),
+        Identity::User { session: None, .. } => Err(Problem::BearerNotValid.into()),
         Identity::Anonymous => Err(Problem::NotAuthenticated.into()),
     }
 }

@@ -284,18 +284,22 @@ pub async fn import(
         )
         .await?;
     }
-    // New registrations continue after the highest imported id.
+    if dry_run {
+        tx.rollback().await?;
+        return Ok(report);
+    }
+    // New registrations continue after the highest imported id. Never backwards: an id that a
+    // deleted account had must not be handed out again. (A sequence is not transactional, which
+    // is why a dry run does not touch it.)
     tx.execute(
-        "SELECT setval(pg_get_serial_sequence('users', 'id'), \
-         GREATEST((SELECT max(id) FROM users), 1))",
+        "SELECT setval(pg_get_serial_sequence('users', 'id'), GREATEST( \
+           (SELECT max(id) FROM users), \
+           pg_sequence_last_value(pg_get_serial_sequence('users', 'id')::regclass), \
+           1))",
         &[],
     )
     .await?;
-    if dry_run {
-        tx.rollback().await?;
-    } else {
-        tx.commit().await?;
-    }
+    tx.commit().await?;
     Ok(report)
 }
 

@@ -8,6 +8,7 @@
 //! | sent or abandoned outbox rows | 7 days after sending or giving up |
 //! | audit rows | older than `AUDIT_RETENTION_DAYS` (default 365; 0 keeps them) |
 //! | login attempts per (account, network) | last failure older than `LOCKOUT_WINDOW` and last success older than 30 days (what lockout decisions read) |
+//! | login attempts for unknown emails, per network | last attempt older than `LOCKOUT_WINDOW` |
 //! | activation codes | a day after they expired (they live 10 minutes; a resend replaces one) |
 //!
 //! Rows go in batches of [`BATCH`], each its own statement, so no lock is held for long.
@@ -44,12 +45,13 @@ pub struct Purged {
     pub outbox: u64,
     pub audit: u64,
     pub login_attempts: u64,
+    pub unknown_login_attempts: u64,
     pub activation_codes: u64,
 }
 
 impl Purged {
     /// (metric label, count) of each kind.
-    pub fn counts(&self) -> [(&'static str, u64); 7] {
+    pub fn counts(&self) -> [(&'static str, u64); 8] {
         [
             ("refresh_families", self.refresh_families),
             ("refresh_tokens", self.refresh_tokens),
@@ -57,6 +59,7 @@ impl Purged {
             ("outbox", self.outbox),
             ("audit", self.audit),
             ("login_attempts", self.login_attempts),
+            ("unknown_login_attempts", self.unknown_login_attempts),
             ("activation_codes", self.activation_codes),
         ]
     }
@@ -174,6 +177,15 @@ async fn purge(client: &impl Sql, retention: &Retention) -> anyhow::Result<Purge
     )
     .await
     .context("deleting old login attempts")?;
+    purged.unknown_login_attempts = in_batches(
+        client,
+        "DELETE FROM unknown_login_attempts WHERE network IN (SELECT network \
+         FROM unknown_login_attempts WHERE last_attempt_at < now() - make_interval(secs => $2) \
+         LIMIT $1)",
+        &[(&BATCH, Type::INT8), (&window, Type::FLOAT8)],
+    )
+    .await
+    .context("deleting old login attempts for unknown emails")?;
     purged.activation_codes = in_batches(
         client,
         "DELETE FROM activation_codes WHERE user_id IN (SELECT user_id FROM activation_codes \
@@ -205,6 +217,8 @@ pub async fn run_every(
                     outbox = purged.outbox,
                     audit = purged.audit,
                     login_attempts = purged.login_attempts,
+                    unknown_login_attempts = purged.unknown_login_attempts,
+                    activation_codes = purged.activation_codes,
                     "janitor purged"
                 );
             }

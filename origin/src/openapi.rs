@@ -31,7 +31,7 @@ pub fn register() {}
 #[utoipa::path(post, path = "/api/auth/users/activation/", tag = "users", request_body = ActivationRequest,
     responses(
         (status = 204, description = "Active"),
-        (status = 400, description = "A uid naming no account, a token not for it or expired, or a code refused (unknown email, not waiting, wrong, expired, or 5 tries spent: one answer)", body = FieldErrors,
+        (status = 400, description = "A uid naming no account or a token not for it or expired (one answer, `token`; `uid` only for a uid that is no encoded id), or a code refused (unknown email, not waiting, wrong, expired, or 5 tries spent: one answer)", body = FieldErrors,
             example = json!({"token": ["Invalid token for given user."]})),
         (status = 403, description = "A valid link of an account that no longer waits for activation", body = Detail,
             example = json!({"detail": "Stale token for given user."})),
@@ -169,8 +169,9 @@ pub fn delete_users_me() {}
 pub fn set_username() {}
 
 /// Change the current user's password (Djoser), with the current one. The policy is the
-/// sign-up's. Every other session of the account ends (its refresh token is refused at once; its
-/// access tokens live until they expire); the caller's session goes on.
+/// sign-up's. Every other session of the account ends (its refresh and access tokens are refused
+/// at once; only `/jwt/verify/` accepts such an access token until it expires); the caller's
+/// session goes on.
 #[utoipa::path(post, path = "/api/auth/users/set_password/", tag = "users", request_body = SetPasswordRequest, security(("bearer" = [])),
     responses(
         (status = 204, description = "Changed; the other sessions ended"),
@@ -192,8 +193,9 @@ pub fn set_password() {}
     ))]
 pub fn sessions() {}
 
-/// End one of the current user's sessions (the caller's own too, as a logout). Its refresh token
-/// is refused at once; its access tokens live until they expire.
+/// End one of the current user's sessions (the caller's own too, as a logout). Its refresh and
+/// access tokens are refused at once (only `/jwt/verify/` accepts such an access token until it
+/// expires).
 #[utoipa::path(delete, path = "/api/auth/sessions/{id}/", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "A session's `id` from `GET /api/auth/sessions/`")),
     responses(

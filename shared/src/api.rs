@@ -88,6 +88,11 @@ pub fn unsupported_media_type_message(content_type: &str) -> String {
     format!("Unsupported media type \"{content_type}\" in request.")
 }
 
+/// The 400 message for a body the client did not send whole (cut short of its
+/// `Content-Length`, or the connection reset mid-body): in the shape of DRF's parse errors.
+pub const MSG_BODY_NOT_WHOLE: &str =
+    "JSON parse error - the request body ended before it was whole";
+
 /// DRF's 400 message for a body that is not JSON.
 pub fn json_parse_error_message(error: &serde_json::Error) -> String {
     format!("JSON parse error - {error}")

@@ -6,7 +6,8 @@
 //! key is the canonical text of the network (RFC 5952: lowercase, zeros compressed), so every
 //! spelling of one address is one client, and an IPv4-mapped IPv6 address is its IPv4 address.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::throttle::Scope;
 
@@ -62,11 +63,46 @@ pub struct UnknownClient;
 /// scopes that guard credentials and reset codes such a request is refused rather than counted
 /// in one `unknown` bucket (shared by all of them: anyone could exhaust it for everyone, and it
 /// would be the only limit on them). The read-only `anon` scope counts it as `unknown`.
-pub fn throttle_identity(client: Option<&str>, scope: Scope) -> Result<&str, UnknownClient> {
-    match client {
-        Some(network) => Ok(network),
-        None if scope.fails_closed() => Err(UnknownClient),
-        None => Ok("unknown"),
+///
+/// The nested reset budgets count wider networks than the client's own key (`network`, from
+/// [`network_key`]): `password_reset_site` its IPv6 /48 or IPv4 /24, `password_reset_provider`
+/// its IPv6 /32 or IPv4 /16 (never narrower than the key itself), and `password_reset_all`
+/// one bucket for everyone. One host holds a /64, a site often a /48: per-/64 budgets alone let
+/// one site make 65,536 times the requests (and code guesses) of one client.
+pub fn throttle_identity(
+    client: Option<&str>,
+    scope: Scope,
+) -> Result<Cow<'_, str>, UnknownClient> {
+    let network = match client {
+        Some(network) => network,
+        None if scope.fails_closed() => return Err(UnknownClient),
+        None => return Ok(Cow::Borrowed("unknown")),
+    };
+    Ok(match scope {
+        Scope::PasswordResetSite => Cow::Owned(wider(network, 48, 24)),
+        Scope::PasswordResetProvider => Cow::Owned(wider(network, 32, 16)),
+        Scope::PasswordResetAll => Cow::Borrowed("all"),
+        _ => Cow::Borrowed(network),
+    })
+}
+
+/// The network of `v6_prefix` (IPv6) or `v4_prefix` (IPv4) holding a [`network_key`]; a key
+/// that is already wider stays as it is.
+fn wider(key: &str, v6_prefix: u8, v4_prefix: u8) -> String {
+    if let Some((address, prefix)) = key.split_once('/') {
+        let (Ok(address), Ok(prefix)) = (address.parse::<Ipv6Addr>(), prefix.parse::<u8>()) else {
+            return key.to_owned();
+        };
+        let prefix = prefix.min(v6_prefix);
+        let mask = u128::MAX << (128 - u32::from(prefix));
+        return format!("{}/{prefix}", Ipv6Addr::from(u128::from(address) & mask));
+    }
+    match key.parse::<Ipv4Addr>() {
+        Ok(address) => {
+            let mask = u32::MAX << (32 - u32::from(v4_prefix));
+            format!("{}/{v4_prefix}", Ipv4Addr::from(u32::from(address) & mask))
+        }
+        Err(_) => key.to_owned(),
     }
 }
 
@@ -142,10 +178,17 @@ mod tests {
 
     #[test]
     fn an_unknown_client_is_refused_where_credentials_are_guarded() {
-        for scope in Scope::ALL {
+        for scope in [Scope::Anon, Scope::User, Scope::Auth, Scope::PasswordReset] {
             assert_eq!(
-                throttle_identity(Some("203.0.113.7"), scope),
+                throttle_identity(Some("203.0.113.7"), scope).as_deref(),
                 Ok("203.0.113.7")
+            );
+        }
+        for scope in Scope::ALL.into_iter().filter(|s| s.fails_closed()) {
+            assert_eq!(
+                throttle_identity(None, scope),
+                Err(UnknownClient),
+                "{scope:?}"
             );
         }
         assert_eq!(throttle_identity(None, Scope::Auth), Err(UnknownClient));
@@ -153,7 +196,46 @@ mod tests {
             throttle_identity(None, Scope::PasswordReset),
             Err(UnknownClient)
         );
-        assert_eq!(throttle_identity(None, Scope::Anon), Ok("unknown"));
+        assert_eq!(
+            throttle_identity(None, Scope::Anon).as_deref(),
+            Ok("unknown")
+        );
+    }
+
+    #[test]
+    fn the_nested_reset_budgets_count_wider_networks() {
+        let nested = |key: &str| {
+            [
+                Scope::PasswordReset,
+                Scope::PasswordResetSite,
+                Scope::PasswordResetProvider,
+                Scope::PasswordResetAll,
+            ]
+            .map(|scope| throttle_identity(Some(key), scope).unwrap().into_owned())
+        };
+        assert_eq!(
+            nested("2001:db8:aa:bb::/64"),
+            [
+                "2001:db8:aa:bb::/64",
+                "2001:db8:aa::/48",
+                "2001:db8::/32",
+                "all"
+            ]
+        );
+        assert_eq!(
+            nested("203.0.113.7"),
+            ["203.0.113.7", "203.0.113.0/24", "203.0.0.0/16", "all"]
+        );
+        // A client key already wider than a level (THROTTLE_IPV6_PREFIX=40) stays as it is.
+        assert_eq!(
+            nested("2001:db8:a000::/40"),
+            [
+                "2001:db8:a000::/40",
+                "2001:db8:a000::/40",
+                "2001:db8::/32",
+                "all"
+            ]
+        );
     }
 
     #[test]
@@ -167,6 +249,18 @@ mod tests {
     }
 
     proptest! {
+        /// Every /64 of one /48 (IPv4: every address of one /24) shares the site bucket, and
+        /// every /48 of one /32 the provider bucket.
+        #[test]
+        fn every_network_of_a_site_shares_its_budget(site in any::<u16>(), subnet_a in any::<u16>(), subnet_b in any::<u16>(), host in any::<u8>()) {
+            let key = |subnet: u16| network_key(&format!("2001:db8:{site:x}:{subnet:x}::1"), 64).unwrap();
+            let identity = |subnet: u16, scope| throttle_identity(Some(&key(subnet)), scope).unwrap().into_owned();
+            prop_assert_eq!(identity(subnet_a, Scope::PasswordResetSite), identity(subnet_b, Scope::PasswordResetSite));
+            prop_assert_eq!(identity(subnet_a, Scope::PasswordResetProvider), "2001:db8::/32");
+            let v4 = network_key(&format!("198.51.100.{host}"), 64).unwrap();
+            prop_assert_eq!(throttle_identity(Some(&v4), Scope::PasswordResetSite).unwrap(), "198.51.100.0/24");
+        }
+
         #[test]
         fn every_address_of_a_network_has_that_networks_key(
             network in any::<u64>(), host_a in any::<u64>(), host_b in any::<u64>()

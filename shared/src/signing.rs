@@ -167,18 +167,35 @@ pub const HEADER_CLIENT_AGENT: &str = "X-Client-Agent";
 pub const MAX_CLIENT_AGENT_CHARS: usize = 256;
 
 /// Whether `agent` may travel in [`HEADER_CLIENT_AGENT`]: at most [`MAX_CLIENT_AGENT_CHARS`]
-/// printable ASCII characters (so no newline reaches the canonical string).
+/// printable ASCII characters (so no newline reaches the canonical string), without a space at
+/// either end (which HTTP would strip on the way, see [`survives_http`]).
 pub fn is_valid_client_agent(agent: &str) -> bool {
-    agent.len() <= MAX_CLIENT_AGENT_CHARS && agent.bytes().all(|b| (0x20..0x7f).contains(&b))
+    agent.len() <= MAX_CLIENT_AGENT_CHARS
+        && agent.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && survives_http(agent)
 }
 
-/// A `User-Agent` made fit for [`HEADER_CLIENT_AGENT`]: any other character becomes `?`, and
-/// it is cut at [`MAX_CLIENT_AGENT_CHARS`]. It is what the client says it is, for display only.
+/// A `User-Agent` made fit for [`HEADER_CLIENT_AGENT`]: any other character becomes `?`, it is
+/// cut at [`MAX_CLIENT_AGENT_CHARS`], and spaces at either end go *after* the cut. Fetch's
+/// `Headers` and every HTTP parser (httparse among them) strip a header value's leading and
+/// trailing whitespace: a signed value ending in a space would reach the origin as another
+/// string, and the signature would be refused. It is what the client says it is, for display
+/// only.
 pub fn client_agent(raw: &str) -> String {
-    raw.chars()
+    let cut: String = raw
+        .chars()
         .take(MAX_CLIENT_AGENT_CHARS)
         .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
-        .collect()
+        .collect();
+    cut.trim_matches(' ').to_owned()
+}
+
+/// Whether a header value reaches the other side as it was signed: HTTP (RFC 9110 §5.5) and
+/// Fetch (header value normalisation) strip leading and trailing spaces and tabs, and carry no
+/// CR, LF or NUL. Every signed header value must pass this.
+pub fn survives_http(value: &str) -> bool {
+    value.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) == value
+        && !value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
 }
 
 /// The parts of a request that the signature covers.
@@ -242,7 +259,7 @@ impl RequestSigner {
         signature_hex: &str,
         now: i64,
     ) -> Result<(), SignatureError> {
-        if (now - parts.timestamp).abs() > MAX_SKEW_SECS {
+        if now.abs_diff(parts.timestamp) > MAX_SKEW_SECS.unsigned_abs() {
             return Err(SignatureError::Stale);
         }
         let signature = crate::hex::decode(signature_hex)
@@ -409,6 +426,18 @@ mod tests {
             signer.verify(&p, &sig, NOW - MAX_SKEW_SECS - 1),
             Err(SignatureError::Stale)
         );
+        // Far-off timestamps are stale, not an overflow (`now - timestamp` would wrap).
+        for timestamp in [i64::MIN, i64::MAX] {
+            let far = SignedParts {
+                timestamp,
+                ..parts(b"", Identity::Anonymous)
+            };
+            assert_eq!(
+                signer.verify(&far, &sig, NOW),
+                Err(SignatureError::Stale),
+                "{timestamp}"
+            );
+        }
         assert_eq!(signer.verify(&p, "zz", NOW), Err(SignatureError::Malformed));
         assert_eq!(
             signer.verify(&p, &sig[..62], NOW),
@@ -457,6 +486,28 @@ mod tests {
         }
         for bad in ["a\nb", "\u{e9}", &"x".repeat(MAX_CLIENT_AGENT_CHARS + 1)] {
             assert!(!is_valid_client_agent(bad), "{bad:?}");
+        }
+    }
+
+    /// What Fetch's `Headers` and httparse do to a header value: strip leading and trailing
+    /// HTTP whitespace (spaces and tabs).
+    fn normalised(value: &str) -> &str {
+        value.trim_matches(|c| c == ' ' || c == '\t')
+    }
+
+    #[test]
+    fn agents_cut_at_a_space_lose_the_space() {
+        // The 256th character a space: the cut value must not end in it.
+        let raw = format!("Mozilla/5.0 {} B", "A".repeat(243));
+        assert_eq!(raw.chars().nth(MAX_CLIENT_AGENT_CHARS - 1), Some(' '));
+        let agent = client_agent(&raw);
+        assert_eq!(agent, format!("Mozilla/5.0 {}", "A".repeat(243)));
+        assert!(is_valid_client_agent(&agent));
+        assert_eq!(client_agent("  curl/8.5.0\t"), "curl/8.5.0?");
+        assert_eq!(client_agent("   "), "");
+        for bad in [" curl", "curl ", " "] {
+            assert!(!is_valid_client_agent(bad), "{bad:?}");
+            assert!(!survives_http(bad), "{bad:?}");
         }
     }
 
@@ -563,6 +614,36 @@ mod tests {
             if let Some(identity) = Identity::parse(&s) {
                 prop_assert_eq!(identity.to_header(), s);
             }
+        }
+
+        /// Whatever a client sends as its agent (spaces and tabs at either end, control and
+        /// non-ASCII characters, 0 to 1,000 characters), what the edge signs reaches the origin
+        /// unchanged by HTTP's normalisation, and the origin accepts it.
+        #[test]
+        fn signed_agents_survive_http_normalisation(raw in "[ \t]{0,3}[\\PC\t\u{80}-\u{ff} ]{0,1000}[ \t]{0,3}") {
+            let agent = client_agent(&raw);
+            prop_assert!(survives_http(&agent), "{:?}", agent);
+            prop_assert!(is_valid_client_agent(&agent), "{:?}", agent);
+            prop_assert_eq!(normalised(&agent), agent.as_str());
+        }
+
+        /// The other signed header values: the identity, the network (only what
+        /// `is_valid_client_network` lets through), the timestamp and the signature.
+        #[test]
+        fn other_signed_values_survive_http_normalisation(
+            id in 0i64..i64::MAX, ver in 0i32..i32::MAX,
+            session in proptest::option::of(any::<[u8; 16]>()),
+            network in "[ \t]?[0-9a-f.:/ ]{0,70}[ \t]?", timestamp in any::<i64>()) {
+            let identity = Identity::User { id, token_version: ver, session: session.map(SessionId::from_bytes) };
+            for value in [identity.to_header(), timestamp.to_string()] {
+                prop_assert!(survives_http(&value), "{:?}", value);
+            }
+            if is_valid_client_network(&network) {
+                prop_assert!(survives_http(&network), "{:?}", network);
+            }
+            let signer = RequestSigner::new(&[9; 40]).unwrap();
+            let p = SignedParts { method: "GET", path_and_query: "/internal/me", timestamp: NOW, identity, body: b"", client_network: "", client_agent: "" };
+            prop_assert!(survives_http(&signer.sign(&p)));
         }
 
         #[test]

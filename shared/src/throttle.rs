@@ -13,10 +13,24 @@ pub enum Scope {
     User,
     Auth,
     PasswordReset,
+    /// The reset and activation routes per site: the client's IPv6 /48 (IPv4 /24).
+    PasswordResetSite,
+    /// The same per provider: the client's IPv6 /32 (IPv4 /16).
+    PasswordResetProvider,
+    /// The same for the whole service: one budget that bounds code guesses from everywhere.
+    PasswordResetAll,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Anon, Scope::User, Scope::Auth, Scope::PasswordReset];
+    pub const ALL: [Scope; 7] = [
+        Scope::Anon,
+        Scope::User,
+        Scope::Auth,
+        Scope::PasswordReset,
+        Scope::PasswordResetSite,
+        Scope::PasswordResetProvider,
+        Scope::PasswordResetAll,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -24,13 +38,25 @@ impl Scope {
             Self::User => "user",
             Self::Auth => "auth",
             Self::PasswordReset => "password_reset",
+            Self::PasswordResetSite => "password_reset_site",
+            Self::PasswordResetProvider => "password_reset_provider",
+            Self::PasswordResetAll => "password_reset_all",
         }
     }
 
     /// Whether a limiter failure must refuse the request (503) rather than let it through:
     /// the scopes that guard credentials and reset codes fail closed.
     pub fn fails_closed(self) -> bool {
-        matches!(self, Self::Auth | Self::PasswordReset)
+        !matches!(self, Self::Anon | Self::User)
+    }
+
+    /// Whether a spent budget of this scope is news for the operator (logged): the nested reset
+    /// budgets are shared by many clients, so spending one means an attack or a limit too low.
+    pub fn shared_budget(self) -> bool {
+        matches!(
+            self,
+            Self::PasswordResetSite | Self::PasswordResetProvider | Self::PasswordResetAll
+        )
     }
 
     /// Whether isolates take leases of permits ([`crate::lease`]) instead of asking the
@@ -99,17 +125,20 @@ impl fmt::Display for Rate {
 }
 
 /// The rate of every scope. `anon` and `user` may be `none` (DRF's `None`: not throttled, so
-/// no limiter call at all); `auth` and `password_reset` guard credentials and reset codes and
-/// always have a rate.
+/// no limiter call at all); the others guard credentials and reset codes and always have a rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleRates {
     pub anon: Option<Rate>,
     pub user: Option<Rate>,
     pub auth: Rate,
     pub password_reset: Rate,
+    pub password_reset_site: Rate,
+    pub password_reset_provider: Rate,
+    pub password_reset_all: Rate,
 }
 
-pub const DEFAULT_RATES: &str = "anon=100/day,user=1000/day,auth=3/min,password_reset=3/hour";
+pub const DEFAULT_RATES: &str = "anon=100/day,user=1000/day,auth=3/min,password_reset=3/hour,\
+password_reset_site=30/hour,password_reset_provider=100/hour,password_reset_all=300/hour";
 
 impl Default for ThrottleRates {
     fn default() -> Self {
@@ -121,6 +150,10 @@ impl ThrottleRates {
     /// `scope=N/period` entries separated by commas; scopes not named keep their default;
     /// `anon=none` / `user=none` turn those scopes off.
     pub fn parse(s: &str) -> Result<Self, String> {
+        let hourly = |requests| Rate {
+            requests,
+            period_secs: 3_600,
+        };
         let mut rates = Self {
             anon: Some(Rate {
                 requests: 100,
@@ -134,10 +167,10 @@ impl ThrottleRates {
                 requests: 3,
                 period_secs: 60,
             },
-            password_reset: Rate {
-                requests: 3,
-                period_secs: 3_600,
-            },
+            password_reset: hourly(3),
+            password_reset_site: hourly(30),
+            password_reset_provider: hourly(100),
+            password_reset_all: hourly(300),
         };
         let mut seen = Vec::new();
         for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
@@ -148,7 +181,13 @@ impl ThrottleRates {
             let scope = Scope::ALL
                 .into_iter()
                 .find(|s| s.name() == name)
-                .ok_or_else(|| format!("unknown throttle scope {name:?} (expected anon, user, auth or password_reset)"))?;
+                .ok_or_else(|| {
+                    let names: Vec<&str> = Scope::ALL.iter().map(|s| s.name()).collect();
+                    format!(
+                        "unknown throttle scope {name:?} (expected one of {})",
+                        names.join(", ")
+                    )
+                })?;
             if seen.contains(&scope) {
                 return Err(format!("throttle scope {name:?} is given twice"));
             }
@@ -163,6 +202,9 @@ impl ThrottleRates {
                 (Scope::User, rate) => rates.user = rate,
                 (Scope::Auth, Some(rate)) => rates.auth = rate,
                 (Scope::PasswordReset, Some(rate)) => rates.password_reset = rate,
+                (Scope::PasswordResetSite, Some(rate)) => rates.password_reset_site = rate,
+                (Scope::PasswordResetProvider, Some(rate)) => rates.password_reset_provider = rate,
+                (Scope::PasswordResetAll, Some(rate)) => rates.password_reset_all = rate,
                 (_, None) => {
                     return Err(format!(
                     "throttle scope {name:?} cannot be none: it guards credentials or reset codes"
@@ -180,6 +222,9 @@ impl ThrottleRates {
             Scope::User => self.user,
             Scope::Auth => Some(self.auth),
             Scope::PasswordReset => Some(self.password_reset),
+            Scope::PasswordResetSite => Some(self.password_reset_site),
+            Scope::PasswordResetProvider => Some(self.password_reset_provider),
+            Scope::PasswordResetAll => Some(self.password_reset_all),
         }
     }
 }

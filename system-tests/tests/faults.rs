@@ -206,12 +206,23 @@ async fn postgres_restart_under_load_is_survived() {
     let cluster = PrivateCluster::create();
     let origin = Origin::start(&cluster.url(), free_port(), None).await;
     let http = reqwest::Client::new();
-    let id = register(&http, &origin.base, "load@example.com").await;
-    let identity = Identity::User {
-        id,
-        token_version: 0,
-        session: None,
-    };
+    register(&http, &origin.base, "load@example.com").await;
+    // A real login's identity: an access token is bound to its session.
+    let login = signed(
+        &http,
+        &origin.base,
+        Method::POST,
+        "/internal/tokens",
+        Identity::Anonymous,
+        Some(json!({"email": "load@example.com", "password": "73926481"})),
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let jwks = serde_json::to_string(&shared::keys::Jwks {
+        keys: vec![Ed25519PrivateKey::from_seed([9; 32]).public_jwk()],
+    })
+    .unwrap();
+    let identity = testkit::identity_for(&jwks, login.body["access"].as_str().unwrap());
 
     // Four clients reading /internal/me in a loop, each answer timestamped.
     let answers: Arc<Mutex<Vec<(Instant, StatusCode)>>> = Arc::default();

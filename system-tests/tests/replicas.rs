@@ -153,7 +153,8 @@ async fn stopping_and_killing_replicas_under_load_costs_at_most_the_in_flight_re
         format!("RESET_TOKEN_SECRET:{RESET}"),
         format!("OTP_SECRET:{OTP}"),
         // The load comes from a few addresses; the throttles are not under test here.
-        "THROTTLE_RATES:anon=100000/day,user=100000/day,auth=100000/min,password_reset=100000/hour"
+        "THROTTLE_RATES:anon=100000/day,user=100000/day,auth=100000/min,password_reset=100000/hour,\
+         password_reset_site=100000/hour,password_reset_provider=100000/hour,password_reset_all=100000/hour"
             .to_owned(),
         "ORIGIN_TIMEOUT_MS:10000".to_owned(),
     ];

@@ -35,16 +35,29 @@ pub struct FakeLimiter {
     pub calls: RefCell<Vec<(Scope, String)>>,
     /// The answer per scope (`Allowed` when absent).
     pub verdicts: RefCell<HashMap<Scope, Verdict>>,
+    /// When set, a scope without a scripted verdict is decided by the real arithmetic
+    /// (`shared::throttle::check`) over one history per key, at the fixed clock.
+    pub counting: RefCell<bool>,
+    histories: RefCell<HashMap<(Scope, String), Vec<u64>>>,
 }
 
 impl Limiter for FakeLimiter {
-    async fn check(&self, scope: Scope, _rate: Rate, identity: &str) -> Verdict {
+    async fn check(&self, scope: Scope, rate: Rate, identity: &str) -> Verdict {
         self.calls.borrow_mut().push((scope, identity.to_owned()));
-        self.verdicts
-            .borrow()
-            .get(&scope)
-            .copied()
-            .unwrap_or(Verdict::Allowed)
+        if let Some(verdict) = self.verdicts.borrow().get(&scope) {
+            return *verdict;
+        }
+        if !*self.counting.borrow() {
+            return Verdict::Allowed;
+        }
+        let mut histories = self.histories.borrow_mut();
+        let history = histories.entry((scope, identity.to_owned())).or_default();
+        match shared::throttle::check(history, rate, NOW as u64 * 1_000) {
+            shared::throttle::Decision::Allowed => Verdict::Allowed,
+            shared::throttle::Decision::Throttled { retry_after_secs } => {
+                Verdict::Throttled(retry_after_secs)
+            }
+        }
     }
 }
 

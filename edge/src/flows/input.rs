@@ -25,7 +25,11 @@ impl<P: Ports> Flow<'_, P> {
         let bytes = match &self.req.body {
             RequestBody::Read(bytes) => bytes.as_slice(),
             RequestBody::TooLarge => return Err(Problem::TooLarge),
-            RequestBody::Failed(e) => return Err(self.server_error("body not read", e)),
+            // The client's fault (a body cut short of its Content-Length, a stream the client
+            // reset): a 400 like any other body that does not parse, never a 5xx.
+            RequestBody::Failed(_) => {
+                return Err(Problem::MalformedJson(api::MSG_BODY_NOT_WHOLE.to_owned()))
+            }
         };
         let value = serde_json::from_slice(bytes).map_err(|e| Problem::malformed_json(&e))?;
         Ok((value, bytes))

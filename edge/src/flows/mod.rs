@@ -14,6 +14,8 @@ mod fakes;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
+
 use shared::client;
 use shared::internal::InternalRoute;
 use shared::problem::Problem;
@@ -157,14 +159,22 @@ impl<P: Ports> Flow<'_, P> {
             let identity = match who {
                 Counted::Client => client::throttle_identity(self.client.as_deref(), scope)
                     .map_err(|client::UnknownClient| Problem::ClientUnknown)?,
-                Counted::User(key) | Counted::Email(key) => key,
+                Counted::User(key) | Counted::Email(key) => Cow::Borrowed(key),
             };
-            match self.ports.limiter().check(scope, rate, identity).await {
+            match self.ports.limiter().check(scope, rate, &identity).await {
                 Verdict::Allowed => {}
                 Verdict::Throttled(wait) => {
+                    if scope.shared_budget() {
+                        // Many clients share this budget: spending it is an attack (or a limit
+                        // set too low), which the operator must see.
+                        self.ports.runtime().log_error(
+                            "throttle budget spent",
+                            &format!("{} {identity} {rate}", scope.name()),
+                        );
+                    }
                     return Err(Problem::Throttled {
                         wait_secs: wait.max(1),
-                    })
+                    });
                 }
                 // The scopes that guard credentials and reset codes fail closed; the others
                 // let the request through rather than take the API down with the limiter.

@@ -146,6 +146,16 @@ fn each_route_is_counted_in_its_scopes() {
     let client = || CLIENT.to_owned();
     let user = || "42".to_owned();
     let email = || format!("email:{EMAIL}");
+    // The client's own network, then its /24, its /16 and everyone.
+    let nested = || {
+        vec![
+            (Scope::Anon, client()),
+            (Scope::PasswordReset, client()),
+            (Scope::PasswordResetSite, "203.0.113.0/24".to_owned()),
+            (Scope::PasswordResetProvider, "203.0.0.0/16".to_owned()),
+            (Scope::PasswordResetAll, "all".to_owned()),
+        ]
+    };
     let cases: Vec<(EdgeRequest, Vec<(Scope, String)>)> = vec![
         (
             post("/api/auth/jwt/verify/", json!({"token": "x"})),
@@ -211,37 +221,26 @@ fn each_route_is_counted_in_its_scopes() {
         ),
         (
             post("/api/auth/password/reset/", json!({"email": EMAIL})),
-            vec![
-                (Scope::Anon, client()),
-                (Scope::PasswordReset, client()),
-                (Scope::PasswordReset, email()),
-            ],
+            [nested(), vec![(Scope::PasswordReset, email())]].concat(),
         ),
         (
             post(
                 "/api/auth/password/reset/verify-otp/",
                 json!({"email": EMAIL, "otp": "1"}),
             ),
-            vec![(Scope::Anon, client()), (Scope::PasswordReset, client())],
+            nested(),
         ),
         (
             post("/api/auth/password/reset/confirm/", json!({})),
-            vec![(Scope::Anon, client()), (Scope::PasswordReset, client())],
+            nested(),
         ),
-        (
-            post("/api/auth/users/activation/", json!({})),
-            vec![(Scope::Anon, client()), (Scope::PasswordReset, client())],
-        ),
+        (post("/api/auth/users/activation/", json!({})), nested()),
         (
             post(
                 "/api/auth/users/resend_activation/",
                 json!({"email": EMAIL}),
             ),
-            vec![
-                (Scope::Anon, client()),
-                (Scope::PasswordReset, client()),
-                (Scope::PasswordReset, email()),
-            ],
+            [nested(), vec![(Scope::PasswordReset, email())]].concat(),
         ),
         (request("GET", "/.well-known/jwks.json", ""), vec![]),
     ];
@@ -277,12 +276,53 @@ fn the_throttle_table_names_every_scope_of_docs_api_md() {
         &[
             (Scope::Anon, Who::Client),
             (Scope::PasswordReset, Who::Client),
+            (Scope::PasswordResetSite, Who::Client),
+            (Scope::PasswordResetProvider, Who::Client),
+            (Scope::PasswordResetAll, Who::Client),
             (Scope::PasswordReset, Who::Email),
         ]
     );
     for route in [Route::Jwks, Route::Schema, Route::Swagger, Route::Redoc] {
         assert!(throttles::checks(route).is_empty(), "{route:?}");
     }
+}
+
+/// 50 /64s of one /48, each within its own `password_reset` budget (3 an hour), guessing codes:
+/// the /48's budget (30 an hour) ends it, whatever /64 asks next; the operator is told; another
+/// site is not affected.
+#[test]
+fn one_site_of_many_64s_is_stopped_by_its_48_budget() {
+    let edge = Edge::new();
+    *edge.fakes.limiter.counting.borrow_mut() = true;
+    let guess = |subnet: u32| {
+        let mut req = post(
+            "/api/auth/password/reset/verify-otp/",
+            json!({"email": EMAIL, "otp": "123456"}),
+        );
+        req.cf_connecting_ip = Some(format!("2001:db8:77:{subnet:x}::1"));
+        edge.send(&req).status
+    };
+    let answers: Vec<u16> = (0..50)
+        .flat_map(|subnet| [guess(subnet), guess(subnet)])
+        .collect();
+    let (let_through, refused): (Vec<u16>, Vec<u16>) = answers.iter().partition(|s| **s != 429);
+    assert_eq!(let_through.len(), 30, "the /48's budget: {answers:?}");
+    assert_eq!(refused.len(), 70);
+    // Each /64 made 2 requests, within its own budget: the refusals are the /48's.
+    assert!(answers[60..].iter().all(|s| *s == 429), "{answers:?}");
+    let logs = edge.fakes.runtime.logs.borrow().clone();
+    assert!(
+        logs.iter().any(|l| l.contains("throttle budget spent")
+            && l.contains("password_reset_site 2001:db8:77::/48 30/hour")),
+        "{logs:?}"
+    );
+    // Another /48 of the same /32 still has its budget.
+    let mut req = post(
+        "/api/auth/password/reset/verify-otp/",
+        json!({"email": EMAIL, "otp": "123456"}),
+    );
+    req.cf_connecting_ip = Some("2001:db8:78::1".into());
+    assert_ne!(edge.send(&req).status, 429);
 }
 
 #[test]
@@ -711,10 +751,16 @@ fn bad_bodies_get_drfs_messages() {
             )
         )
     );
+    // Cut short of its Content-Length, or the client went away: the client's fault, 400.
     req.body = RequestBody::Failed("client went away".into());
     assert_eq!(
         parts(&edge.send(&req)),
-        (500, Some(json!({"detail": "A server error occurred."})))
+        (
+            400,
+            Some(
+                json!({"detail": "JSON parse error - the request body ended before it was whole"})
+            )
+        )
     );
     assert!(edge.origin_calls().is_empty());
 }

@@ -20,7 +20,8 @@ pub enum Who {
 
 /// The checks of `route`, in the order they are counted.
 pub fn checks(route: Route) -> &'static [(Scope, Who)] {
-    use Scope::{Anon, Auth, PasswordReset, User};
+    use Scope::{Anon, Auth, PasswordReset, PasswordResetAll, PasswordResetProvider};
+    use Scope::{PasswordResetSite, User};
     match route {
         Route::JwtVerify => &[(Anon, Who::Client)],
         Route::Register | Route::JwtCreate | Route::JwtRefresh => {
@@ -36,21 +37,26 @@ pub fn checks(route: Route) -> &'static [(Scope, Who)] {
         | Route::RevokeSession
         | Route::RevokeOtherSessions
         | Route::ListUsers => &[(User, Who::User)],
-        Route::ResetRequest => &[
-            (Anon, Who::Client),
-            (PasswordReset, Who::Client),
-            (PasswordReset, Who::Email),
-        ],
         // Account activation is guarded as the reset codes are; a resend mails an inbox, and
         // shares the reset request's per-email budget (one bound on mails to one inbox).
-        Route::ResendActivation => &[
+        Route::ResetRequest | Route::ResendActivation => &[
             (Anon, Who::Client),
             (PasswordReset, Who::Client),
+            (PasswordResetSite, Who::Client),
+            (PasswordResetProvider, Who::Client),
+            (PasswordResetAll, Who::Client),
             (PasswordReset, Who::Email),
         ],
-        Route::ResetVerifyOtp | Route::ResetConfirm | Route::Activation => {
-            &[(Anon, Who::Client), (PasswordReset, Who::Client)]
-        }
+        // Every code guess (and every request that makes a code) is counted per client, per
+        // site, per provider and once for the whole service: the last is the bound on guesses
+        // per hour from everywhere (docs/security.md).
+        Route::ResetVerifyOtp | Route::ResetConfirm | Route::Activation => &[
+            (Anon, Who::Client),
+            (PasswordReset, Who::Client),
+            (PasswordResetSite, Who::Client),
+            (PasswordResetProvider, Who::Client),
+            (PasswordResetAll, Who::Client),
+        ],
         Route::Jwks | Route::Schema | Route::Swagger | Route::Redoc | Route::DocsAsset => &[],
     }
 }

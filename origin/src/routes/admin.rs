@@ -22,8 +22,7 @@ pub async fn list_users(
     Extension(identity): Extension<Identity>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Page<UserProfile>>> {
-    let (id, token_version) = require_user(identity)?;
-    account::current_admin(&state.pool, id, token_version).await?;
+    account::current_admin(&state.pool, require_user(identity)?).await?;
     let page: i64 = match query.get("page") {
         None => 1,
         Some(raw) => raw

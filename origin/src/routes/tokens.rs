@@ -10,7 +10,7 @@ use shared::api::{LoginRequest, RefreshRequest, TokenPair, VerifyRequest};
 use shared::form::FromForm;
 use shared::signing::Identity;
 
-use crate::edge_auth::{require_user, ClientAgent, ClientNetwork, JsonBody};
+use crate::edge_auth::{ClientAgent, ClientNetwork, JsonBody};
 use crate::error::ApiResult;
 use crate::services::{login as login_service, refresh as refresh_service};
 use crate::state::AppState;
@@ -48,9 +48,9 @@ pub async fn logout(
     Extension(identity): Extension<Identity>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
-    let (user_id, _) = require_user(identity)?;
+    let user = super::users::current_user(&state, identity).await?;
     let RefreshRequest { refresh: token } = RefreshRequest::parse(&body)?;
-    refresh_service::logout(&state, user_id, &token).await?;
+    refresh_service::logout(&state, user.id, &token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -73,8 +73,7 @@ pub async fn register(
 
 /// The user the edge authenticated, still active and with the token version it verified.
 pub(super) async fn current_user(state: &AppState, identity: Identity) -> ApiResult<User> {
-    let (id, token_version) = require_user(identity)?;
-    Ok(account::current(&state.pool, id, token_version).await?)
+    Ok(account::current(&state.pool, require_user(identity)?).await?)
 }
 
 /// `GET /internal/me`.

@@ -8,9 +8,10 @@ use serde_json::json;
 use shared::validate::{Email, Username};
 
 use super::login::{attempt, Attempt};
-use super::{Error, Result};
+use super::{Bearer, Error, Result};
 use crate::password::PasswordHasher;
 use crate::state::AppState;
+use crate::store::attempts;
 use crate::store::audit::{self, Event};
 use crate::store::tokens::{self, RevokeReason};
 use crate::store::users::{self, User};
@@ -199,19 +200,23 @@ async fn end_sessions(client: &impl crate::db::Sql, id: i64) -> Result<u64> {
     Ok(revoked)
 }
 
-/// The account the edge forwarded (its id and the token version it verified), still active and
-/// with that token version.
-pub async fn current(pool: &Pool, id: i64, token_version: i32) -> Result<User> {
+/// The account the edge forwarded: still active, with the token version it verified, and the
+/// token's session still live. An ended session's access token loses the account's powers at
+/// once, not when it expires; and since a session belongs to one account, an access token can
+/// never be revived by a new account that gets a deleted one's id.
+pub async fn current(pool: &Pool, caller: Bearer) -> Result<User> {
     let client = pool.get().await?;
-    match users::by_id(&client, id).await? {
-        Some(user) if user.is_active && user.token_version == token_version => Ok(user),
+    match users::by_id_in_session(&client, caller.id, caller.session).await? {
+        Some((user, true)) if user.is_active && user.token_version == caller.token_version => {
+            Ok(user)
+        }
         _ => Err(Error::StaleAccessToken),
     }
 }
 
 /// [`current`], which must also be an admin.
-pub async fn current_admin(pool: &Pool, id: i64, token_version: i32) -> Result<User> {
-    let user = current(pool, id, token_version).await?;
+pub async fn current_admin(pool: &Pool, caller: Bearer) -> Result<User> {
+    let user = current(pool, caller).await?;
     if !user.is_admin() {
         return Err(Error::NotAdmin);
     }
@@ -263,6 +268,9 @@ async fn confirm_password(
         .await?;
         return Err(Error::CurrentPasswordInvalid);
     }
+    // Counted as a failure before hashing; the owner's own password must not back them off.
+    let client = state.pool.get().await?;
+    attempts::undo_for_success(&client, user.id, network).await?;
     Ok(())
 }
 

@@ -27,21 +27,25 @@ pub(super) struct Attempt {
 /// and the lockout decided, before the password is hashed (`attempts::count_attempt`), so
 /// parallel guesses cannot outrun the count; no connection is held while the hash waits in its
 /// queue. A refused attempt (and one for no account) is verified against the dummy hash: it
-/// costs the same time as a check of the real one, and its password is never compared. Used by
-/// login and by every step that asks for the current password again.
+/// costs the same time as a check of the real one, and its password is never compared. One for
+/// no account is counted too, with writes of the same cost (`attempts::count_unknown`), so the
+/// work before the hash does not depend on whether the email has an account. Used by login and
+/// by every step that asks for the current password again.
 pub(super) async fn attempt(
     state: &AppState,
     user: Option<&User>,
     password: SecretString,
     network: &str,
 ) -> Result<Attempt> {
+    let client = state.pool.get().await?;
     let decision = match user {
-        Some(user) => {
-            let client = state.pool.get().await?;
-            attempts::count_attempt(&client, user.id, network, state.lockout).await?
+        Some(user) => attempts::count_attempt(&client, user.id, network, state.lockout).await?,
+        None => {
+            attempts::count_unknown(&client, network).await?;
+            Decision::Verify
         }
-        None => Decision::Verify,
     };
+    drop(client);
     let stored = user
         .filter(|_| !decision.refused())
         .map(|u| u.password_hash.clone());
@@ -104,6 +108,15 @@ pub async fn login(
         return Err(Error::InvalidCredentials);
     }
     if !user.is_active {
+        // Audited like a wrong password: the same write, so the same time.
+        let client = state.pool.get().await?;
+        audit::record(
+            &client,
+            Some(user.id),
+            Event::LoginFailed,
+            json!({ "reason": "inactive" }),
+        )
+        .await?;
         state.metrics.login(Login::Failed);
         return Err(Error::InvalidCredentials);
     }

@@ -17,8 +17,20 @@ pub mod refresh;
 pub mod reset;
 pub mod sessions;
 
+use uuid::Uuid;
+
 use crate::password::HashError;
 use crate::store::users::{Taken, WriteError};
+
+/// The holder of an access token the edge verified: the account id, the token version and the
+/// session (refresh family) it was issued in. Checked against the account and the session by
+/// `account::current`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bearer {
+    pub id: i64,
+    pub token_version: i32,
+    pub session: Uuid,
+}
 
 /// Why a step was refused or failed. The refusals say what the domain decided; how each is
 /// answered on the wire is decided in `error.rs`.

@@ -122,3 +122,45 @@ pub async fn count_attempt(
         Decision::Verify
     })
 }
+
+/// Counts a login for an email no account has, from `network`. It costs what
+/// [`count_attempt`] costs a known email (an insert of the pair if new, then one update, each
+/// committed before the dummy hash), so the time of the answer does not tell the two apart.
+pub async fn count_unknown(client: &impl Sql, network: &str) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "INSERT INTO unknown_login_attempts (network) VALUES ($1) ON CONFLICT (network) DO NOTHING",
+            &[(&network, Type::TEXT)],
+        )
+        .await?;
+    client
+        .execute(
+            "UPDATE unknown_login_attempts SET attempts = attempts + 1, last_attempt_at = now() \
+             WHERE network = $1",
+            &[(&network, Type::TEXT)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Undoes the failure [`count_attempt`] counted for an attempt whose password was right (a
+/// step that asked for the current password; a login does the same in `tokens::open_family`):
+/// the pair's back-off starts over, the network is known, and the account-wide count loses
+/// this attempt.
+pub async fn undo_for_success(
+    client: &impl Sql,
+    user_id: i64,
+    network: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "WITH pair AS ( \
+                 UPDATE login_attempts SET failures = 0, last_success_at = now() \
+                 WHERE user_id = $1 AND network = $2 \
+             ) \
+             UPDATE users SET failed_logins = greatest(failed_logins - 1, 0) WHERE id = $1",
+            &[(&user_id, Type::INT8), (&network, Type::TEXT)],
+        )
+        .await?;
+    Ok(())
+}

@@ -152,6 +152,26 @@ pub async fn by_id(client: &impl Sql, id: i64) -> Result<Option<User>, tokio_pos
         .map(User::from_row))
 }
 
+/// The account `id` and whether `session` is one of its live sessions (a refresh family of
+/// this account, not revoked), in one primary-key lookup each: what every request made with an
+/// access token needs. A family that is gone (purged, or deleted with an earlier account that
+/// had the same id) is not live.
+pub async fn by_id_in_session(
+    client: &impl Sql,
+    id: i64,
+    session: uuid::Uuid,
+) -> Result<Option<(User, bool)>, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS}, EXISTS (SELECT 1 FROM refresh_families f \
+         WHERE f.id = $2 AND f.user_id = users.id AND f.revoked_at IS NULL) \
+         FROM users WHERE id = $1"
+    );
+    Ok(client
+        .query_opt(&sql, &[(&id, Type::INT8), (&session, Type::UUID)])
+        .await?
+        .map(|row| (User::from_row(&row), row.get(14))))
+}
+
 /// Sets the role of the account with this email; returns its id and the previous role.
 pub async fn set_role(
     client: &impl Sql,

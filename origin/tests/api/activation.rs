@@ -53,18 +53,20 @@ async fn a_new_account_waits_for_its_link_and_the_link_works_once() {
     let (uid, token, _) = link_in(message);
     assert_eq!(uid, shared::activation::encode_uid(id));
 
-    // Djoser's answers, in its order: a uid of no account, a token not for this one.
+    // A uid of no account and a token not for this one: one answer (Djoser tells them apart,
+    // which tells which ids exist). A uid that is no encoded id at all keeps Djoser's uid error.
+    let invalid_token = json!({"token": ["Invalid token for given user."]});
     let reply = activate(&app, json!({"uid": "OTk5", "token": token})).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body, invalid_token);
+    let forged = format!("{}0", &token[..token.len() - 1]);
+    let reply = activate(&app, json!({"uid": uid, "token": forged})).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body, invalid_token);
+    let reply = activate(&app, json!({"uid": "!!", "token": token})).await;
     assert_eq!(
         reply.body,
         json!({"uid": ["Invalid user id or user doesn't exist."]})
-    );
-    let forged = format!("{}0", &token[..token.len() - 1]);
-    let reply = activate(&app, json!({"uid": uid, "token": forged})).await;
-    assert_eq!(
-        reply.body,
-        json!({"token": ["Invalid token for given user."]})
     );
     let reply = activate(&app, json!({"uid": uid})).await;
     assert_eq!(reply.body, json!({"token": ["This field is required."]}));
@@ -204,4 +206,30 @@ async fn off_by_default_accounts_are_active_at_once() {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(sink.messages().is_empty());
+}
+
+/// An attacker walking uids through `users/activation/` learns nothing about which ids exist,
+/// with activation off (the default) and on: a uid of an account and of none get one answer.
+#[tokio::test]
+async fn activation_links_do_not_tell_which_ids_exist() {
+    let token = format!("{}-{}", i64::MAX, "0".repeat(32));
+    let (off, _) = spawn_app_mailing(Options::default()).await;
+    let (on, _) = app_with_activation().await;
+    for app in [&off, &on] {
+        let reply = app.register("ada@example.com", "ada", PASSWORD).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let id = reply.body["id"].as_i64().unwrap();
+        let mut answers = Vec::new();
+        for probe in [id, id + 1, id + 1_000] {
+            let uid = shared::activation::encode_uid(probe);
+            let reply = activate(app, json!({"uid": uid, "token": token})).await;
+            answers.push((reply.status, reply.body));
+        }
+        assert_eq!(answers[0].0, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            answers[0].1,
+            json!({"token": ["Invalid token for given user."]})
+        );
+        assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    }
 }

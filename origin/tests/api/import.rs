@@ -263,3 +263,22 @@ async fn argon2_hashes_beyond_the_cost_caps_are_reported_and_never_computed() {
     // Django's default parameters still verify (and are re-hashed).
     logs_in_and_is_rehashed(&app, (23, "bob@example.com", "58203941")).await;
 }
+
+/// Ids are never handed out twice: a dry run leaves the id sequence alone, and a real import
+/// moves it only forward, so an id freed by a deleted account is not reused by the next sign-up.
+#[tokio::test]
+async fn an_import_never_rewinds_the_id_sequence() {
+    let app = spawn_app().await;
+    // As if 100 accounts had signed up and the newest had deleted itself.
+    app.sql("SELECT setval(pg_get_serial_sequence('users', 'id'), 100)")
+        .await;
+    let (ok, dry) = import(&app.db.url, &["--from-json", FIXTURE, "--dry-run"]);
+    assert!(ok, "{dry}");
+    let (ok, report) = import(&app.db.url, &["--from-json", FIXTURE]);
+    assert!(ok, "{report}");
+    let reply = app
+        .register("new@example.com", "newcomer", "64829173")
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["id"], 101);
+}

@@ -57,6 +57,8 @@ async fn the_janitor_purges_only_what_cannot_matter_one_run_at_a_time() {
            ({bob}, 'old', 3, now() - interval '40 days', NULL),
            ({ada}, 'known', 0, NULL, now() - interval '10 days'),
            ({ada}, 'failing', 2, now(), NULL);
+         INSERT INTO unknown_login_attempts (network, attempts, last_attempt_at) VALUES
+           ('stale', 9, now() - interval '2 hours'), ('busy', 40, now());
          INSERT INTO activation_codes (user_id, code_hash, expires_at) VALUES
            ({bob}, '\\x00', now() - interval '2 days'),
            ({ada}, '\\x01', now() - interval '1 hour');"
@@ -79,6 +81,7 @@ async fn the_janitor_purges_only_what_cannot_matter_one_run_at_a_time() {
         "email_outbox",
         "audit_log",
         "login_attempts",
+        "unknown_login_attempts",
         "activation_codes",
     ];
     let mut before = Vec::new();
@@ -113,6 +116,7 @@ async fn the_janitor_purges_only_what_cannot_matter_one_run_at_a_time() {
         outbox: 2,
         audit: 1,
         login_attempts: 1,
+        unknown_login_attempts: 1,
         activation_codes: 1,
     };
     assert_eq!(

@@ -209,3 +209,103 @@ async fn a_completed_password_reset_clears_the_lockout() {
     let reply = app.login_from(ATTACKER, EMAIL, "64829173").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 }
+
+/// The owner's right `current_password` (set_username, account deletion) is not a failure:
+/// after more successes than the threshold, their next password check from the same network is
+/// answered, not backed off, and the counts are where they were.
+#[tokio::test]
+async fn a_right_current_password_is_not_counted_as_a_failure() {
+    let app = spawn_app_with(Options {
+        lockout_threshold: 2,
+        lockout_account_threshold: 2,
+        lockout_window: Duration::from_secs(600),
+        ..Options::default()
+    })
+    .await;
+    registered(&app).await;
+    let login = app.login_from(OWNER_HOME, EMAIL, PASSWORD).await;
+    let identity = app.identity(login.body["access"].as_str().unwrap());
+    for n in 0..4 {
+        let reply = app
+            .send_from(
+                OWNER_HOME,
+                reqwest::Method::POST,
+                "/internal/me/username",
+                identity,
+                Some(&json!({"new_username": format!("ada{n}"), "current_password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{n}: {}", reply.body);
+    }
+    assert_eq!(
+        app.count(&format!(
+            "SELECT failures::bigint FROM login_attempts WHERE network = '{OWNER_HOME}'"
+        ))
+        .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT failed_logins::bigint FROM users").await,
+        0
+    );
+    // From another network too: the account-wide count did not wall it off.
+    assert_eq!(
+        app.login_from(ATTACKER, EMAIL, PASSWORD).await.status,
+        StatusCode::OK
+    );
+    let reply = app
+        .send_from(
+            OWNER_HOME,
+            reqwest::Method::DELETE,
+            "/internal/me",
+            identity,
+            Some(&json!({"current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+}
+
+/// A login for an unknown email does the writes a known email's does before its hash (the
+/// attempt counted per network, committed), and an inactive account's is audited as a wrong
+/// password is: the work, so the time, does not tell which emails have accounts. The
+/// benchmark's login-timing rows measure the times.
+#[tokio::test]
+async fn an_unknown_email_costs_the_writes_of_a_known_one() {
+    let app = spawn_app_with(Options::default()).await;
+    let id = registered(&app).await;
+    for _ in 0..3 {
+        let reply = app.login_from(ATTACKER, "nobody@example.com", WRONG).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    app.login_from(OWNER_HOME, "nobody@example.com", WRONG)
+        .await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT attempts FROM unknown_login_attempts WHERE network = '{ATTACKER}'"
+        ))
+        .await,
+        3
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM unknown_login_attempts")
+            .await,
+        2
+    );
+    // Unknown emails never touch an account's counts.
+    assert_eq!(app.count("SELECT count(*) FROM login_attempts").await, 0);
+
+    app.sql(&format!(
+        "UPDATE users SET is_active = false WHERE id = {id}"
+    ))
+    .await;
+    let reply = app.login_from(OWNER_HOME, EMAIL, PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM audit_log WHERE user_id = {id} AND event = 'login_failed' \
+             AND detail->>'reason' = 'inactive'"
+        ))
+        .await,
+        1
+    );
+}

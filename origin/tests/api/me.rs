@@ -26,7 +26,15 @@ async fn me_returns_the_profile() {
 #[tokio::test]
 async fn anonymous_or_outdated_identity_is_refused() {
     let app = spawn_app().await;
-    let (id, _, _) = app.signed_up("ada@example.com", "ada").await;
+    let (id, access, _) = app.signed_up("ada@example.com", "ada").await;
+    let Identity::User {
+        session: Some(session),
+        ..
+    } = app.identity(&access)
+    else {
+        panic!("an access token names its session")
+    };
+    let session = Some(session);
     let reply = app.me_as(Identity::Anonymous).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -44,7 +52,7 @@ async fn anonymous_or_outdated_identity_is_refused() {
         .me_as(Identity::User {
             id,
             token_version: 0,
-            session: None,
+            session,
         })
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
@@ -63,7 +71,7 @@ async fn anonymous_or_outdated_identity_is_refused() {
         .me_as(Identity::User {
             id,
             token_version: 1,
-            session: None,
+            session,
         })
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
@@ -72,10 +80,64 @@ async fn anonymous_or_outdated_identity_is_refused() {
         .me_as(Identity::User {
             id: id + 99,
             token_version: 0,
+            session,
+        })
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    // Active again, with the right version and session: served, so each refusal above had the
+    // reason it names.
+    app.sql(&format!(
+        "UPDATE users SET is_active = true WHERE id = {id}"
+    ))
+    .await;
+    let reply = app
+        .me_as(Identity::User {
+            id,
+            token_version: 1,
+            session,
+        })
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // A token that names no session (minted before sessions were named) is not valid: it
+    // would be bound to nothing but an id.
+    let reply = app
+        .me_as(Identity::User {
+            id,
+            token_version: 1,
             session: None,
         })
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.body["code"], "token_not_valid");
+}
+
+/// An account's access token dies with the account: a new account that gets the same id (as
+/// an id sequence rewound by hand would hand out) is not reachable with it.
+#[tokio::test]
+async fn a_deleted_accounts_token_never_works_for_an_account_with_its_id() {
+    let app = spawn_app().await;
+    let (id, access, _) = app.signed_up("ada@example.com", "ada").await;
+    let identity = app.identity(&access);
+    let reply = app
+        .send(
+            Method::DELETE,
+            "/internal/me",
+            identity,
+            Some(&json!({"current_password": crate::helpers::PASSWORD})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    app.sql(&format!(
+        "SELECT setval(pg_get_serial_sequence('users', 'id'), {id}, false)"
+    ))
+    .await;
+    let reply = app
+        .register("mallory@example.com", "mallory", "64829173")
+        .await;
+    assert_eq!(reply.body["id"], id, "the id was handed out again");
+    let reply = app.me_as(identity).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    assert_eq!(reply.body["code"], "token_not_valid");
 }
 
 #[tokio::test]

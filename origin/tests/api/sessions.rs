@@ -224,7 +224,8 @@ async fn revoke_others_keeps_only_the_callers_session() {
         1
     );
 
-    // An access token that names no session (issued before sessions were named) keeps none.
+    // An access token that names no session (issued before sessions were named) is not valid:
+    // refused, and it ends nothing.
     let (_, legacy_refresh) = login_as(&app, SeenClient::default(), "ada@example.com").await;
     let Identity::User {
         id: user,
@@ -247,9 +248,85 @@ async fn revoke_others_keeps_only_the_callers_session() {
             None,
         )
         .await;
-    assert_eq!(reply.body, json!({"revoked": 2}));
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    assert_eq!(reply.body["code"], "token_not_valid");
+    assert_eq!(app.refresh(&legacy_refresh).await.status, StatusCode::OK);
+}
+
+/// A thief's session ended by the owner takes its access token's powers with it at once: the
+/// token, still within its lifetime, can no longer end the owner's sessions, read or change the
+/// account, or log out; the owner's own token goes on working.
+#[tokio::test]
+async fn an_ended_sessions_access_token_loses_the_account_at_once() {
+    let app = spawn_app().await;
+    let (_, owner_access, owner_refresh) = app.signed_up("ada@example.com", "ada").await;
+    let (thief_access, thief_refresh) =
+        login_as(&app, SeenClient::default(), "ada@example.com").await;
+    let (owner, thief) = (app.identity(&owner_access), app.identity(&thief_access));
+    let Identity::User {
+        session: Some(thief_session),
+        ..
+    } = thief
+    else {
+        panic!("an access token names its session")
+    };
+    // Before: the thief's token works.
+    assert_eq!(app.me_as(thief).await.status, StatusCode::OK);
+    let ended = app
+        .send(
+            Method::DELETE,
+            &format!("/internal/sessions?id={thief_session}"),
+            owner,
+            None,
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::NO_CONTENT, "{}", ended.body);
+
+    let password = json!({"current_password": PASSWORD});
+    let attempts = [
+        (Method::POST, "/internal/sessions/revoke-others", None),
+        (Method::GET, "/internal/sessions", None),
+        (Method::GET, "/internal/me", None),
+        (
+            Method::PATCH,
+            "/internal/me",
+            Some(json!({"first_name": "Mallory"})),
+        ),
+        (
+            Method::POST,
+            "/internal/me/username",
+            Some(json!({"new_username": "mallory", "current_password": PASSWORD})),
+        ),
+        (
+            Method::POST,
+            "/internal/me/password",
+            Some(json!({"new_password": "pw-of-the-thief-1", "current_password": PASSWORD})),
+        ),
+        (Method::DELETE, "/internal/me", Some(password)),
+        (
+            Method::POST,
+            "/internal/tokens/logout",
+            Some(json!({"refresh": owner_refresh})),
+        ),
+    ];
+    for (method, path, body) in attempts {
+        let reply = app.send(method.clone(), path, thief, body.as_ref()).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}: {}",
+            reply.body
+        );
+        assert_eq!(reply.body["code"], "token_not_valid", "{method} {path}");
+    }
+    // Nothing the thief tried took effect; the owner goes on.
+    let me = app.me_as(owner).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.body["username"], "ada");
+    assert_eq!(me.body["first_name"], "");
+    assert_eq!(app.refresh(&owner_refresh).await.status, StatusCode::OK);
     assert_eq!(
-        app.refresh(&legacy_refresh).await.status,
+        app.refresh(&thief_refresh).await.status,
         StatusCode::UNAUTHORIZED
     );
 }

@@ -13,6 +13,7 @@ mod http;
 mod logs;
 mod reset;
 mod resilience;
+mod security;
 mod stack;
 mod throttling;
 mod tokens;
@@ -29,6 +30,7 @@ use http::*;
 use logs::*;
 use reset::*;
 use resilience::*;
+use security::*;
 use stack::Stack;
 use throttling::*;
 use tokens::*;
@@ -112,6 +114,9 @@ fn main() {
             the_reset_channel_cannot_be_taken_from_the_owner,
             durable_objects_delete_their_storage_when_nothing_in_them_matters,
             leased_scopes_take_permits_in_batches,
+            long_user_agents_ending_in_a_space_log_in,
+            an_ended_sessions_access_token_loses_the_account,
+            the_origin_is_never_followed_nor_waited_on,
             // Restarts the origin with SEND_ACTIVATION_EMAIL on and off again: keep it last.
             sign_up_waits_for_the_emailed_link_or_code,
         ] {

@@ -89,6 +89,12 @@ impl Stack {
             format!("OTP_SECRET:{OTP}"),
             format!("CORS_ALLOWED_ORIGINS:{ALLOWED_ORIGIN}"),
             "ORIGIN_TIMEOUT_MS:3000".to_owned(),
+            // The scenarios share a few /24s and one service: the nested reset budgets (per
+            // site, provider and for everyone; tested by the edge's flow tests) are raised so
+            // each scenario still meets the default per-client rates on its own.
+            "THROTTLE_RATES:password_reset_site=1000/hour,password_reset_provider=1000/hour,\
+             password_reset_all=1000/hour"
+                .to_owned(),
         ];
         std::fs::write(origin_log_path(), "").unwrap();
         let log_path = wrangler_log_path();

@@ -166,6 +166,7 @@ pub(crate) async fn durable_objects_delete_their_storage_when_nothing_in_them_ma
     let config = prebuilt_worker_config("cleanup", true);
     let state = tempdir::Dir::new();
     let mut vars = s.edge_vars.clone();
+    vars.retain(|v| !v.starts_with("THROTTLE_RATES:"));
     vars.push("THROTTLE_RATES:anon=20/sec".into());
     let (_edge, edge) = serve_prebuilt_with(s, &config, &state.0, &vars).await;
 
@@ -252,6 +253,7 @@ pub(crate) async fn leased_scopes_take_permits_in_batches(s: &mut Stack) {
     let config = prebuilt_worker_config("leases", true);
     let state = tempdir::Dir::new();
     let mut vars = s.edge_vars.clone();
+    vars.retain(|v| !v.starts_with("THROTTLE_RATES:"));
     vars.push("THROTTLE_RATES:anon=3200/min,auth=50/min".into());
     let (_edge, edge) = serve_prebuilt_with(s, &config, &state.0, &vars).await;
     for _ in 0..10 {

@@ -61,7 +61,10 @@ pub fn api(root: &Path, max_examples: u64, origin_bin: Option<PathBuf>) -> Resul
             log: Some(out.join("dev.log")),
             vars: vec![(
                 "THROTTLE_RATES".into(),
-                "anon=100000/sec,user=100000/sec,auth=100000/sec,password_reset=100000/sec".into(),
+                "anon=100000/sec,user=100000/sec,auth=100000/sec,password_reset=100000/sec,\
+                 password_reset_site=100000/sec,password_reset_provider=100000/sec,\
+                 password_reset_all=100000/sec"
+                    .into(),
             )],
         },
     )

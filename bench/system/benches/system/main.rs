@@ -521,7 +521,15 @@ pub(crate) async fn run() -> bool {
     let origin_rss = o.watch.peak_rss_mib();
     let micro = read_micro(&bench.opts);
     let wasm = worker_size();
-    let targets = targets(&bench, [tps, tps8], ceiling, origin_rss, wasm, &micro);
+    let targets = targets(
+        &bench,
+        [tps, tps8],
+        ceiling,
+        origin_rss,
+        wasm,
+        &micro,
+        timing,
+    );
     let report = Report {
         bench: &bench,
         cores,
