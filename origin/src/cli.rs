@@ -43,6 +43,9 @@ pub enum Command {
         /// Login failures younger than this many seconds are kept.
         #[arg(long, env = "LOCKOUT_WINDOW", default_value_t = crate::config::DEFAULT_LOCKOUT_WINDOW as u64)]
         lockout_window: u64,
+        /// Accounts waiting for activation this many days after sign-up are deleted; 0 keeps them.
+        #[arg(long, env = "PENDING_ACCOUNT_DAYS", default_value_t = crate::config::DEFAULT_PENDING_ACCOUNT_DAYS)]
+        pending_account_days: u32,
     },
     /// Create an admin account, or make an existing one admin with this password.
     CreateSuperuser {
@@ -185,11 +188,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             database,
             audit_retention_days,
             lockout_window,
+            pending_account_days,
         } => {
             let pool = crate::db::pool(&database)?;
             let retention = crate::janitor::Retention {
                 audit_days: audit_retention_days,
                 lockout_window: std::time::Duration::from_secs(lockout_window),
+                pending_days: pending_account_days,
             };
             match crate::janitor::run_once(&pool, &retention).await? {
                 crate::janitor::Run::Busy => {

@@ -199,6 +199,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ACTIVATION_URL")]
     pub activation_url: Option<String>,
 
+    /// Accounts still waiting for activation this many days after sign-up are deleted by the
+    /// janitor (the address is free again); 0 keeps them.
+    #[arg(long, env = "PENDING_ACCOUNT_DAYS", default_value_t = DEFAULT_PENDING_ACCOUNT_DAYS)]
+    pub pending_account_days: u32,
+
     /// Where `GET /metrics` is served: a listener of its own, never BIND (the edge's). `off`
     /// serves no metrics.
     #[arg(long, env = "METRICS_BIND", default_value = DEFAULT_METRICS_BIND)]
@@ -207,6 +212,9 @@ pub struct ServeArgs {
 
 /// LOCKOUT_WINDOW's default, in seconds (`serve` and `janitor` read it).
 pub const DEFAULT_LOCKOUT_WINDOW: i64 = 3_600;
+
+/// PENDING_ACCOUNT_DAYS's default (`serve` and `janitor` read it).
+pub const DEFAULT_PENDING_ACCOUNT_DAYS: u32 = 7;
 
 /// AUDIT_RETENTION_DAYS's default (`serve` and `janitor` read it).
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
@@ -255,8 +263,11 @@ pub struct Settings {
     pub metrics_token: Option<SecretString>,
     /// `None`: METRICS_BIND=off.
     pub metrics_bind: Option<SocketAddr>,
-    /// AUDIT_RETENTION_DAYS (the janitor's other setting is `lockout_window`).
+    /// AUDIT_RETENTION_DAYS (the janitor's other settings are `lockout_window` and
+    /// `pending_account_days`).
     pub audit_retention_days: u32,
+    /// PENDING_ACCOUNT_DAYS; 0 keeps accounts waiting for activation.
+    pub pending_account_days: u32,
     /// `Some`: HTTPS on BIND.
     pub tls: Option<crate::tls::TlsFiles>,
     /// `None`: JANITOR_INTERVAL=0.
@@ -271,11 +282,13 @@ pub struct Activation {
     /// ACTIVATION_URL, with `{uid}` and `{token}`.
     pub url: String,
     pub keys: shared::activation::ActivationKeys,
+    /// PENDING_ACCOUNT_DAYS, told in the email (0: the account waits as long as it takes).
+    pub pending_days: u32,
 }
 
 impl Activation {
     /// ACTIVATION_URL checked: an http(s) URL with both placeholders.
-    pub fn new(url: &str, secret: &[u8]) -> anyhow::Result<Self> {
+    pub fn new(url: &str, secret: &[u8], pending_days: u32) -> anyhow::Result<Self> {
         let url = url.trim();
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             bail!("invalid ACTIVATION_URL: must be an http(s) URL, got {url:?}");
@@ -286,6 +299,7 @@ impl Activation {
         Ok(Self {
             url: url.to_owned(),
             keys: shared::activation::ActivationKeys::new(secret),
+            pending_days,
         })
     }
 
@@ -423,6 +437,7 @@ impl ServeArgs {
             (true, Some(url)) => Some(Activation::new(
                 url,
                 self.reset_token_secret.expose_secret().as_bytes(),
+                self.pending_account_days,
             )?),
         };
         Ok(Settings {
@@ -452,6 +467,7 @@ impl ServeArgs {
             metrics_token: self.metrics_token.filter(|t| !t.expose_secret().is_empty()),
             metrics_bind,
             audit_retention_days: self.audit_retention_days,
+            pending_account_days: self.pending_account_days,
             tls,
             janitor_interval: (self.janitor_interval > 0)
                 .then(|| Duration::from_secs(self.janitor_interval)),
@@ -467,7 +483,7 @@ mod tests {
     fn activation_urls_need_both_placeholders() {
         let secret = [7; 32];
         let ok =
-            Activation::new("https://app.example.com/activate/{uid}/{token}", &secret).unwrap();
+            Activation::new("https://app.example.com/activate/{uid}/{token}", &secret, 7).unwrap();
         assert_eq!(
             ok.link("NDI", "1-ab"),
             "https://app.example.com/activate/NDI/1-ab"
@@ -478,7 +494,7 @@ mod tests {
             "https://app.example.com/activate/{token}",
             "",
         ] {
-            assert!(Activation::new(bad, &secret).is_err(), "{bad:?}");
+            assert!(Activation::new(bad, &secret, 7).is_err(), "{bad:?}");
         }
     }
 

@@ -10,6 +10,7 @@
 //! | login attempts per (account, network) | last failure older than `LOCKOUT_WINDOW` and last success older than 30 days (what lockout decisions read) |
 //! | login attempts for unknown emails, per network | last attempt older than `LOCKOUT_WINDOW` |
 //! | activation codes | a day after they expired (they live 10 minutes; a resend replaces one) |
+//! | accounts waiting for activation | `PENDING_ACCOUNT_DAYS` after sign-up (default 7; 0 keeps them): the address is free again, the account goes as a deletion takes it (`users::delete`) |
 //!
 //! Rows go in batches of [`BATCH`], each its own statement, so no lock is held for long.
 
@@ -20,6 +21,7 @@ use tokio_postgres::types::Type;
 
 use crate::db::{Param, Pool, Sql};
 use crate::metrics::Metrics;
+use crate::store::audit::Event;
 
 /// "origin" and 2, as bytes (the migration lock is 1).
 pub const JANITOR_LOCK: i64 = 0x6f72_6967_696e_0002;
@@ -34,6 +36,8 @@ pub struct Retention {
     pub audit_days: u32,
     /// LOCKOUT_WINDOW: failures younger than this still count.
     pub lockout_window: Duration,
+    /// PENDING_ACCOUNT_DAYS; 0: accounts waiting for activation are kept.
+    pub pending_days: u32,
 }
 
 /// Rows deleted by one run.
@@ -47,11 +51,12 @@ pub struct Purged {
     pub login_attempts: u64,
     pub unknown_login_attempts: u64,
     pub activation_codes: u64,
+    pub pending_accounts: u64,
 }
 
 impl Purged {
     /// (metric label, count) of each kind.
-    pub fn counts(&self) -> [(&'static str, u64); 8] {
+    pub fn counts(&self) -> [(&'static str, u64); 9] {
         [
             ("refresh_families", self.refresh_families),
             ("refresh_tokens", self.refresh_tokens),
@@ -61,6 +66,7 @@ impl Purged {
             ("login_attempts", self.login_attempts),
             ("unknown_login_attempts", self.unknown_login_attempts),
             ("activation_codes", self.activation_codes),
+            ("pending_accounts", self.pending_accounts),
         ]
     }
 }
@@ -194,6 +200,43 @@ async fn purge(client: &impl Sql, retention: &Retention) -> anyhow::Result<Purge
     )
     .await
     .context("deleting expired activation codes")?;
+    if retention.pending_days > 0 {
+        let days = i32::try_from(retention.pending_days).unwrap_or(i32::MAX);
+        // As an account deletion goes (`users::delete`): unsent mail to the address is dropped,
+        // sent mail keeps no address, the audit rows stay detached; one audit row says why.
+        loop {
+            let deleted = client
+                .query_one(
+                    "WITH gone AS ( \
+                         DELETE FROM users WHERE id IN (SELECT id FROM users \
+                         WHERE pending_activation AND date_joined < now() - make_interval(days => $2) \
+                         LIMIT $1) RETURNING id, lower(email) AS email \
+                     ), dropped AS ( \
+                         DELETE FROM email_outbox WHERE sent_at IS NULL \
+                         AND lower(to_address) IN (SELECT email FROM gone) \
+                     ), blanked AS ( \
+                         UPDATE email_outbox SET to_address = '' WHERE sent_at IS NOT NULL \
+                         AND lower(to_address) IN (SELECT email FROM gone) \
+                     ), audited AS ( \
+                         INSERT INTO audit_log (user_id, event, detail) \
+                         SELECT NULL, $3, jsonb_build_object('user_id', id) FROM gone \
+                     ) \
+                     SELECT count(*) FROM gone",
+                    &[
+                        (&BATCH, Type::INT8),
+                        (&days, Type::INT4),
+                        (&Event::PendingAccountExpired.as_str(), Type::TEXT),
+                    ],
+                )
+                .await
+                .context("deleting accounts that never activated")?
+                .get::<_, i64>(0);
+            purged.pending_accounts += deleted as u64;
+            if deleted < BATCH {
+                break;
+            }
+        }
+    }
     Ok(purged)
 }
 
@@ -219,6 +262,7 @@ pub async fn run_every(
                     login_attempts = purged.login_attempts,
                     unknown_login_attempts = purged.unknown_login_attempts,
                     activation_codes = purged.activation_codes,
+                    pending_accounts = purged.pending_accounts,
                     "janitor purged"
                 );
             }

@@ -138,6 +138,7 @@ impl Application {
                 crate::janitor::Retention {
                     audit_days: settings.audit_retention_days,
                     lockout_window: settings.lockout_window,
+                    pending_days: settings.pending_account_days,
                 },
                 every,
                 metrics.clone(),

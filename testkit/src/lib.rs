@@ -343,11 +343,17 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         metrics_token: options.metrics_token.map(SecretString::from),
         metrics_bind: Some("127.0.0.1:0".parse().unwrap()),
         audit_retention_days: origin::config::DEFAULT_AUDIT_RETENTION_DAYS,
+        pending_account_days: origin::config::DEFAULT_PENDING_ACCOUNT_DAYS,
         tls: None,
         // Tests run the janitor themselves (origin::janitor::run_once).
         janitor_interval: None,
         activation: options.activation_url.map(|url| {
-            origin::config::Activation::new(url, RESET_SECRET).expect("a valid ACTIVATION_URL")
+            origin::config::Activation::new(
+                url,
+                RESET_SECRET,
+                origin::config::DEFAULT_PENDING_ACCOUNT_DAYS,
+            )
+            .expect("a valid ACTIVATION_URL")
         }),
     };
     let app = Application::build(settings)

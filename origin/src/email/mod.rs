@@ -66,14 +66,17 @@ impl Templates {
         })
     }
 
-    /// The activation email: the link and the code. It may wait in the outbox as long as the
-    /// link works.
+    /// The activation email: the link and the code, and what they do: they activate the account
+    /// with the password chosen at sign-up, which whoever signed up knows. An owner who did not
+    /// sign up is told not to use them, and how to claim the address instead (a password reset
+    /// sets their own password). It may wait in the outbox as long as the link works.
     pub fn activation(
         &self,
         to: &str,
         username: &str,
         link: &str,
         code: &OtpCode,
+        pending_days: u32,
     ) -> anyhow::Result<OutgoingEmail> {
         use shared::activation::ACTIVATION_TOKEN_TTL_SECS;
         let ctx = context! {
@@ -82,6 +85,7 @@ impl Templates {
             code => code.expose(),
             code_minutes => OTP_TTL_SECS / 60,
             link_days => ACTIVATION_TOKEN_TTL_SECS / 86_400,
+            pending_days => pending_days,
         };
         Ok(OutgoingEmail {
             kind: "activation",

@@ -27,6 +27,7 @@ use crate::store::users::User;
 /// form, so its messages come in one body with the other fields' errors.
 pub async fn register(
     State(state): State<AppState>,
+    Extension(ClientNetwork(network)): Extension<ClientNetwork>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<RegisteredUser>)> {
     let mut form = Form::new(&body)?;
@@ -60,7 +61,7 @@ pub async fn register(
         username: request.username,
         password: SecretString::from(request.password),
     };
-    let user = account::register(&state, new).await?;
+    let user = account::register(&state, new, &network).await?;
     Ok((
         StatusCode::CREATED,
         Json(RegisteredUser {
@@ -161,11 +162,14 @@ pub async fn set_password(
 /// link, or `{email, code}`; 204 once active.
 pub async fn activate(
     State(state): State<AppState>,
+    Extension(ClientNetwork(network)): Extension<ClientNetwork>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
     match Activate::parse(&body)? {
         Activate::Link { uid, token } => activation::with_token(&state, &uid, &token).await?,
-        Activate::Code { email, code } => activation::with_code(&state, &email, &code).await?,
+        Activate::Code { email, code } => {
+            activation::with_code(&state, &email, &code, &network).await?
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -174,9 +178,10 @@ pub async fn activate(
 /// or not an account with the email waits for activation (only then is an email sent).
 pub async fn resend_activation(
     State(state): State<AppState>,
+    Extension(ClientNetwork(network)): Extension<ClientNetwork>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
     let request = ResendActivationRequest::parse(&body)?;
-    activation::resend(&state, &request.email).await?;
+    activation::resend(&state, &request.email, &network).await?;
     Ok(StatusCode::NO_CONTENT)
 }

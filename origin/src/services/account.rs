@@ -26,7 +26,8 @@ pub struct NewAccount {
 
 /// Djoser's `users/` create: a `user` account. With SEND_ACTIVATION_EMAIL on it waits for
 /// activation (inactive), and its activation email is queued in the same transaction.
-pub async fn register(state: &AppState, new: NewAccount) -> Result<User> {
+/// Signs up `new`, from the client `network` (an activation code is bound to it).
+pub async fn register(state: &AppState, new: NewAccount, network: &str) -> Result<User> {
     let (pool, hasher) = (&state.pool, &state.hasher);
     // The connection goes back to the pool before the hash waits in its queue (a registration
     // flood must not starve other requests of connections), and a fresh one is taken after.
@@ -51,7 +52,7 @@ pub async fn register(state: &AppState, new: NewAccount) -> Result<User> {
     )
     .await?;
     if let Some(activation) = &state.activation {
-        super::activation::queue_email(state, activation, &tx, &user).await?;
+        super::activation::queue_email(state, activation, &tx, &user, network).await?;
     }
     audit::record(
         &tx,

@@ -7,7 +7,7 @@ use chrono::Utc;
 use rand_core::OsRng;
 use serde_json::json;
 use shared::activation::{decode_uid, encode_uid};
-use shared::otp::{self, OtpCode, OTP_MAX_ATTEMPTS, OTP_TTL_SECS};
+use shared::otp::{self, OtpCode, OTP_MAX_ATTEMPTS, OTP_OTHER_NETWORK_ATTEMPTS, OTP_TTL_SECS};
 use shared::validate::Email;
 
 use super::{Error, Result};
@@ -18,27 +18,45 @@ use crate::store::audit::{self, Event};
 use crate::store::users::{self, User};
 use crate::store::{activations, outbox};
 
-/// Queues the activation email of `user` (a new code, replacing any earlier one, and a new
-/// link) in the caller's transaction; the caller wakes the sender after committing.
+/// Queues the activation email of `user` (a new code and a new link), asked for from `network`,
+/// in the caller's transaction; the caller wakes the sender after committing. `false` (nothing
+/// queued) when a live code asked for from another network stands: a resend from elsewhere
+/// cannot void the owner's code (`activations::replace`).
 pub async fn queue_email(
     state: &AppState,
     activation: &Activation,
     client: &impl Sql,
     user: &User,
-) -> Result<()> {
+    network: &str,
+) -> Result<bool> {
     let code = OtpCode::generate(&mut OsRng);
     let email_key = user.email.to_lowercase();
     let hash = otp::hash(activation.keys.code_secret(), &email_key, &code);
-    activations::replace(client, user.id, &hash, OTP_TTL_SECS).await?;
+    if !activations::replace(
+        client,
+        user.id,
+        &hash,
+        OTP_TTL_SECS,
+        network,
+        OTP_MAX_ATTEMPTS as i32,
+    )
+    .await?
+    {
+        return Ok(false);
+    }
     let token = activation
         .keys
         .token(user.id, &email_key, Utc::now().timestamp());
     let link = activation.link(&encode_uid(user.id), &token);
-    let message = state
-        .templates
-        .activation(&user.email, &user.username, &link, &code)?;
+    let message = state.templates.activation(
+        &user.email,
+        &user.username,
+        &link,
+        &code,
+        activation.pending_days,
+    )?;
     outbox::enqueue(client, &message).await?;
-    Ok(())
+    Ok(true)
 }
 
 /// `{uid, token}`: activates the account the link names. [`Error::ActivationUidInvalid`] only
@@ -66,10 +84,16 @@ pub async fn with_token(state: &AppState, uid: &str, token: &str) -> Result<()> 
     }
 }
 
-/// `{email, code}`: activates the account with `email` if `code` is its live code. Every
-/// refusal is the same [`Error::ActivationCodeInvalid`]: unknown email, an account not waiting,
-/// a wrong, expired or spent code (each attempt counted, 5 at most).
-pub async fn with_code(state: &AppState, email: &Email, code: &OtpCode) -> Result<()> {
+/// `{email, code}` from `network`: activates the account with `email` if `code` is its live
+/// code. Every refusal is the same [`Error::ActivationCodeInvalid`]: unknown email, an account
+/// not waiting, a wrong, expired or spent code (each attempt counted, 5 at most, of which at
+/// most 2 from networks other than the one that asked for the code).
+pub async fn with_code(
+    state: &AppState,
+    email: &Email,
+    code: &OtpCode,
+    network: &str,
+) -> Result<()> {
     let Some(activation) = &state.activation else {
         return Err(Error::ActivationCodeInvalid);
     };
@@ -78,9 +102,15 @@ pub async fn with_code(state: &AppState, email: &Email, code: &OtpCode) -> Resul
         .await?
         .filter(|u| u.pending_activation)
         .ok_or(Error::ActivationCodeInvalid)?;
-    let stored = activations::attempt(&client, user.id, OTP_MAX_ATTEMPTS as i32)
-        .await?
-        .ok_or(Error::ActivationCodeInvalid)?;
+    let stored = activations::attempt(
+        &client,
+        user.id,
+        network,
+        OTP_MAX_ATTEMPTS as i32,
+        OTP_OTHER_NETWORK_ATTEMPTS as i32,
+    )
+    .await?
+    .ok_or(Error::ActivationCodeInvalid)?;
     if !otp::matches(
         activation.keys.code_secret(),
         &email.lookup_key(),
@@ -104,9 +134,10 @@ async fn activate(client: &mut crate::db::Client, user: &User, by: &str) -> Resu
     Ok(())
 }
 
-/// `resend_activation/`: a new email (code and link) when an account with `email` is waiting for
-/// activation; nothing otherwise. The caller answers the same either way.
-pub async fn resend(state: &AppState, email: &Email) -> Result<()> {
+/// `resend_activation/` from `network`: a new email (code and link) when an account with
+/// `email` is waiting for activation and no live code asked for from another network stands;
+/// nothing otherwise. The caller answers the same either way.
+pub async fn resend(state: &AppState, email: &Email, network: &str) -> Result<()> {
     let Some(activation) = &state.activation else {
         return Ok(());
     };
@@ -118,7 +149,9 @@ pub async fn resend(state: &AppState, email: &Email) -> Result<()> {
     else {
         return Ok(());
     };
-    queue_email(state, activation, &tx, &user).await?;
+    if !queue_email(state, activation, &tx, &user, network).await? {
+        return Ok(());
+    }
     audit::record(&tx, Some(user.id), Event::ActivationResent, json!({})).await?;
     tx.commit().await?;
     super::email_queued(state);

@@ -11,17 +11,19 @@ use super::{Error, Result};
 use crate::state::AppState;
 use crate::store::audit::{self, Event};
 use crate::store::tokens::{self, RevokeReason};
-use crate::store::{outbox, resets, users};
+use crate::store::{activations, outbox, resets, users};
 
-/// Queues the email with `code` only when an active account has `email`, in the transaction
-/// that records the request. The outcome is the same either way, so a caller cannot tell
-/// (and cannot answer differently) whether the account exists.
+/// Queues the email with `code` only when an active account, or one waiting for activation, has
+/// `email`, in the transaction that records the request. The outcome is the same either way,
+/// so a caller cannot tell (and cannot answer differently) whether the account exists. A
+/// waiting account is included so the address's owner can claim it from whoever signed up
+/// with it (see [`confirm`]).
 pub async fn send_code(state: &AppState, email: &Email, code: &OtpCode) -> Result<()> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     if let Some(user) = users::by_email(&tx, email.as_str())
         .await?
-        .filter(|u| u.is_active)
+        .filter(claimable)
     {
         let message = state
             .templates
@@ -34,8 +36,17 @@ pub async fn send_code(state: &AppState, email: &Email, code: &OtpCode) -> Resul
     Ok(())
 }
 
+/// Whether a reset can set the account's password: an active account, or one waiting for
+/// activation (not one an operator deactivated).
+fn claimable(user: &users::User) -> bool {
+    user.is_active || user.pending_activation
+}
+
 /// Sets `new_password` for the account the reset token names: the token is spent, every token
-/// of the account outdated and every refresh family revoked.
+/// of the account outdated and every refresh family revoked. An account waiting for activation
+/// is activated by it: whoever holds the reset token proved they read the address's mail, so
+/// the address's owner can take an account someone else signed up with in their name, with a
+/// password of their own (the one chosen at sign-up is gone).
 pub async fn confirm(
     state: &AppState,
     reset_token: &str,
@@ -55,7 +66,7 @@ pub async fn confirm(
         let client = state.pool.get().await?;
         let user = users::by_email(&client, &claims.email)
             .await?
-            .filter(|u| u.is_active)
+            .filter(claimable)
             .ok_or(Error::ResetTokenNotValid)?;
         // A token minted before the last password change is spent, whoever changed it.
         if claims.iat < user.password_changed_at.timestamp()
@@ -73,6 +84,16 @@ pub async fn confirm(
         return Err(Error::ResetTokenNotValid);
     }
     users::set_password(&tx, user.id, &hash, users::Tokens::Outdate).await?;
+    if user.pending_activation && users::activate(&tx, user.id).await? {
+        activations::remove(&tx, user.id).await?;
+        audit::record(
+            &tx,
+            Some(user.id),
+            Event::Activated,
+            json!({ "by": "reset" }),
+        )
+        .await?;
+    }
     let revoked = tokens::revoke_all(&tx, user.id, RevokeReason::PasswordReset).await?;
     audit::record(
         &tx,

@@ -32,6 +32,8 @@ pub enum Event {
     PasswordChanged,
     Activated,
     ActivationResent,
+    /// An account that never activated, deleted by the janitor after PENDING_ACCOUNT_DAYS.
+    PendingAccountExpired,
 }
 
 impl Event {
@@ -59,6 +61,7 @@ impl Event {
             Self::PasswordChanged => "password_changed",
             Self::Activated => "activated",
             Self::ActivationResent => "activation_resent",
+            Self::PendingAccountExpired => "pending_account_expired",
         }
     }
 }

@@ -233,3 +233,226 @@ async fn activation_links_do_not_tell_which_ids_exist() {
         assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
     }
 }
+
+/// Someone signs up with another person's address and never activates: the account (the
+/// squat) is deleted `PENDING_ACCOUNT_DAYS` after sign-up, as a deletion takes it (its unsent
+/// mail dropped, an audit row), and the address is free again. A fresh one and an active one
+/// stay.
+#[tokio::test]
+async fn accounts_that_never_activate_are_deleted_after_the_pending_days() {
+    let (app, sink) = app_with_activation().await;
+    for (email, username) in [
+        ("squat@example.com", "squat"),
+        ("fresh@example.com", "fresh"),
+    ] {
+        let reply = app.register(email, username, PASSWORD).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+    sink.wait_for(2, Duration::from_secs(10)).await;
+    app.sql(
+        "UPDATE users SET date_joined = now() - interval '8 days' WHERE email = 'squat@example.com';
+         INSERT INTO email_outbox (kind, to_address, subject, body_text, body_html) VALUES
+           ('activation', 'squat@example.com', 's', 't', 'h')",
+    )
+    .await;
+    // An active account as old is not touched.
+    app.sql(
+        "INSERT INTO users (email, username, password_hash, role, is_active, date_joined) VALUES
+           ('old@example.com', 'old', 'x', 'user', true, now() - interval '30 days')",
+    )
+    .await;
+
+    let pool = origin::db::pool(&origin::config::DatabaseArgs {
+        database_url: secrecy::SecretString::from(app.db.url.clone()),
+        database_pool_size: 2,
+        database_statements: origin::config::Statements::Named,
+    })
+    .unwrap();
+    let retention = origin::janitor::Retention {
+        audit_days: 365,
+        lockout_window: Duration::from_secs(3600),
+        pending_days: 7,
+    };
+    let Ok(origin::janitor::Run::Done(purged)) = origin::janitor::run_once(&pool, &retention).await
+    else {
+        panic!("the janitor ran")
+    };
+    assert_eq!(purged.pending_accounts, 1);
+    let emails = |query: &'static str| {
+        let app = &app;
+        async move { app.count(query).await }
+    };
+    assert_eq!(
+        emails("SELECT count(*) FROM users WHERE email = 'squat@example.com'").await,
+        0
+    );
+    assert_eq!(emails("SELECT count(*) FROM users").await, 2);
+    assert_eq!(
+        emails("SELECT count(*) FROM email_outbox WHERE to_address = 'squat@example.com'").await,
+        0,
+        "no mail keeps the address"
+    );
+    assert_eq!(
+        emails("SELECT count(*) FROM audit_log WHERE event = 'pending_account_expired'").await,
+        1
+    );
+    // The address is free for its owner.
+    let reply = app.register("squat@example.com", "owner", PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+}
+
+const OWNER: &str = "198.51.100.1";
+const ATTACKER: &str = "203.0.113.66";
+const ELSEWHERE: &str = "203.0.113.67";
+
+/// The owner signed up from their network: a resend from elsewhere neither voids their code nor
+/// mails anything, and guesses from elsewhere get 2 of its 5 tries, then it is closed to them
+/// and still open to the owner's network.
+#[tokio::test]
+async fn the_owners_code_cannot_be_voided_or_burned_from_elsewhere() {
+    let (app, sink) = app_with_activation().await;
+    let reply = app
+        .send_from(
+            OWNER,
+            reqwest::Method::POST,
+            "/internal/users",
+            shared::signing::Identity::Anonymous,
+            Some(&json!({"email": "ada@example.com", "username": "ada", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let (_, _, code) = link_in(&sink.wait_for(1, Duration::from_secs(10)).await[0]);
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let from = |network: &'static str, path: &'static str, body: serde_json::Value| {
+        let app = &app;
+        async move {
+            app.send_from(
+                network,
+                reqwest::Method::POST,
+                path,
+                shared::signing::Identity::Anonymous,
+                Some(&body),
+            )
+            .await
+        }
+    };
+    // A resend from elsewhere: the same 204, nothing mailed, the code stands.
+    let resend = from(
+        ATTACKER,
+        "/internal/users/resend-activation",
+        json!({"email": "ada@example.com"}),
+    )
+    .await;
+    assert_eq!(resend.status, StatusCode::NO_CONTENT);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "nothing mailed for a resend from elsewhere"
+    );
+    // Guesses from two other networks: the right code is refused there after 2 of them.
+    for network in [ATTACKER, ELSEWHERE, ATTACKER] {
+        let reply = from(
+            network,
+            "/internal/users/activation",
+            json!({"email": "ada@example.com", "code": wrong}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    }
+    let reply = from(
+        ELSEWHERE,
+        "/internal/users/activation",
+        json!({"email": "ada@example.com", "code": code}),
+    )
+    .await;
+    assert_eq!(
+        reply.body,
+        json!({"code": ["Invalid or expired code."]}),
+        "closed to other networks"
+    );
+    // Still open to the owner's network.
+    let reply = from(
+        OWNER,
+        "/internal/users/activation",
+        json!({"email": "ada@example.com", "code": code}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+}
+
+/// Someone signs up with the owner's address and a password of their own. The email tells the
+/// owner the link would activate that password and how to claim the address; a password reset
+/// does: it sets the owner's password and activates the account, and the squatter's password
+/// and the link are no use any more.
+#[tokio::test]
+async fn the_addresss_owner_claims_an_account_someone_else_signed_up_with() {
+    let (app, sink) = app_with_activation().await;
+    let reply = app
+        .send_from(
+            ATTACKER,
+            reqwest::Method::POST,
+            "/internal/users",
+            shared::signing::Identity::Anonymous,
+            Some(
+                &json!({"email": "ada@example.com", "username": "squatter", "password": PASSWORD}),
+            ),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let messages = sink.wait_for(1, Duration::from_secs(10)).await;
+    let email = messages[0].replace("=\r\n", "").replace("\r\n", "\n");
+    for told in [
+        "If you did not sign up, do not use the link or the code",
+        "password whoever signed up chose",
+        "deleted in 7 days",
+        "ask for a",
+        "password reset",
+    ] {
+        assert!(email.contains(told), "{told:?} not in {email}");
+    }
+    let (uid, token, _) = link_in(&messages[0]);
+
+    // The owner asks for a reset: the pending account gets the code too.
+    let reply = app
+        .post(
+            "/internal/password-reset/code",
+            json!({"email": "ada@example.com", "code": "123456"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    let reset_mail = sink.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(
+        reset_mail.len(),
+        2,
+        "the reset email reaches a waiting account"
+    );
+    let reply = app
+        .post(
+            "/internal/password-reset/confirm",
+            json!({"reset_token": app.reset_token("ada@example.com"),
+                   "new_password": "58203917", "re_new_password": "58203917"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert_eq!(
+        app.login("ada@example.com", "58203917").await.status,
+        StatusCode::OK,
+        "the owner's password, active"
+    );
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the squatter's password is gone"
+    );
+    let reply = activate(&app, json!({"uid": uid, "token": token})).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "the link is stale");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM audit_log WHERE event = 'activated' AND detail->>'by' = 'reset'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(app.count("SELECT count(*) FROM activation_codes").await, 0);
+}

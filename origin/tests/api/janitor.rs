@@ -83,6 +83,7 @@ async fn the_janitor_purges_only_what_cannot_matter_one_run_at_a_time() {
         "login_attempts",
         "unknown_login_attempts",
         "activation_codes",
+        "users",
     ];
     let mut before = Vec::new();
     for table in tables {
@@ -98,6 +99,7 @@ async fn the_janitor_purges_only_what_cannot_matter_one_run_at_a_time() {
     let retention = Retention {
         audit_days: 365,
         lockout_window: std::time::Duration::from_secs(3600),
+        pending_days: 7,
     };
 
     // Another replica's run holds the lock: this one does nothing.
@@ -118,6 +120,8 @@ async fn the_janitor_purges_only_what_cannot_matter_one_run_at_a_time() {
         login_attempts: 1,
         unknown_login_attempts: 1,
         activation_codes: 1,
+        // Neither account waits for activation.
+        pending_accounts: 0,
     };
     assert_eq!(
         run_once(&pool, &retention).await.unwrap(),
