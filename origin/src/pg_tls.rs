@@ -58,8 +58,17 @@ pub struct Target {
 }
 
 /// Reads `sslmode` and `sslrootcert` out of a `postgres://` URL; the rest goes to
-/// tokio-postgres. Errors never contain the URL (it may hold a password).
+/// tokio-postgres. Errors never contain the URL (it may hold a password). libpq's other form,
+/// `key=value` pairs (`host=db sslmode=verify-full`), is refused: its `sslmode` would not be
+/// read here, and the connection would silently fall back to `prefer`.
 pub fn parse(url: &str) -> anyhow::Result<Target> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        anyhow::bail!(
+            "DATABASE_URL must be a postgres:// URL (e.g. \
+             postgres://user:password@host:5432/db?sslmode=verify-full); the key=value form is \
+             not read, so its sslmode would be lost"
+        );
+    }
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut mode = SslMode::Prefer;
     let mut root_cert = None;
@@ -310,6 +319,22 @@ mod tests {
                 .get_ssl_mode(),
             tokio_postgres::config::SslMode::Disable
         );
+    }
+
+    #[test]
+    fn the_key_value_form_is_refused_rather_than_downgraded_to_prefer() {
+        for form in [
+            "host=db.example.com user=u password=secret dbname=auth sslmode=verify-full",
+            "host=db.example.com sslmode=require",
+            "",
+        ] {
+            let error = parse(form).err().expect(form).to_string();
+            assert!(
+                error.contains("postgres:// URL") && !error.contains("secret"),
+                "{error}"
+            );
+        }
+        assert!(parse("postgresql://u@h/db?sslmode=require").is_ok());
     }
 
     #[test]
