@@ -117,6 +117,7 @@ fn main() {
             long_user_agents_ending_in_a_space_log_in,
             an_ended_sessions_access_token_loses_the_account,
             the_origin_is_never_followed_nor_waited_on,
+            a_sites_many_64s_share_its_48_budget,
             // Restarts the origin with SEND_ACTIVATION_EMAIL on and off again: keep it last.
             sign_up_waits_for_the_emailed_link_or_code,
         ] {

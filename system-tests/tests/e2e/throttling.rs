@@ -406,3 +406,50 @@ impl DoStorage {
             .collect()
     }
 }
+
+/// 50 /64s of one /48 guessing reset codes, each within its own `password_reset` budget (3 an
+/// hour): the /48's budget (`password_reset_site`, 30 an hour by default) ends it, through the
+/// real Durable Objects with the default rates; another /48 is not affected, and the Worker logs
+/// the spent budget.
+pub(crate) async fn a_sites_many_64s_share_its_48_budget(s: &mut Stack) {
+    let s: &Stack = s;
+    let config = prebuilt_worker_config("site-budget", true);
+    let state = tempdir::Dir::new();
+    let mut vars = s.edge_vars.clone();
+    // The default rates, nested budgets included.
+    vars.retain(|v| !v.starts_with("THROTTLE_RATES:"));
+    let (_edge, edge) = serve_prebuilt_with(s, &config, &state.0, &vars).await;
+    let guess = |ip: String| {
+        let edge = edge.clone();
+        async move {
+            s.request_at(
+                &edge,
+                Method::POST,
+                "/api/auth/password/reset/verify-otp/",
+                &ip,
+                None,
+                Some(json!({"email": "nobody@example.com", "otp": "123456"})),
+            )
+            .await
+        }
+    };
+    let mut statuses = Vec::new();
+    for subnet in 0..50 {
+        let reply = guess(format!("2001:db8:4848:{subnet:x}::1")).await;
+        statuses.push(reply.status.as_u16());
+    }
+    let wrong_code = statuses.iter().filter(|&&c| c == 400).count();
+    assert_eq!(wrong_code, 30, "{statuses:?}");
+    assert!(
+        statuses[30..].iter().all(|&c| c == 429),
+        "refused once the /48's budget is spent: {statuses:?}"
+    );
+    let other = guess("2001:db8:4849::1".to_owned()).await;
+    assert_eq!(other.status, StatusCode::BAD_REQUEST, "{}", other.body);
+    let log = std::fs::read_to_string(config.with_file_name("wrangler.log")).unwrap();
+    assert!(
+        log.contains("throttle budget spent")
+            && log.contains("password_reset_site 2001:db8:4848::/48 30/hour"),
+        "the spent budget is logged"
+    );
+}
