@@ -57,7 +57,8 @@ fn internal_handler(route: InternalRoute) -> MethodRouter<AppState> {
 
 pub fn router(state: AppState) -> Router {
     let internal = InternalRoute::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .fold(Router::new(), |router, route| {
             // Routes sharing a path (`/users`, `/me`) merge into one method router.
             router.route(route.nested_path(), internal_handler(route))

@@ -23,97 +23,74 @@ impl InternalMethod {
     }
 }
 
-/// Every route of the origin's signed internal API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum InternalRoute {
-    /// Sign-up (Djoser `users/` create).
-    Register,
-    /// `users/activation/`: `{uid, token}` or `{email, code}`.
-    Activate,
-    /// `users/resend_activation/`.
-    ResendActivation,
-    /// The admin's paginated user list (`?page=N`).
-    ListUsers,
-    /// `jwt/create/`.
-    Login,
-    /// `jwt/refresh/`: rotation with reuse detection.
-    Refresh,
-    /// `logout/`: revokes the token's family.
-    Logout,
-    /// The revocation half of `jwt/verify/` for refresh tokens.
-    VerifyRefresh,
-    /// `GET me/`.
-    Me,
-    /// `PATCH me/`.
-    PatchMe,
-    /// `DELETE me/`: the account, with its current password.
-    DeleteMe,
-    /// `users/set_username/`, with the current password.
-    SetUsername,
-    /// `users/set_password/`, with the current password; ends the caller's other sessions.
-    SetPassword,
-    /// `GET sessions/`: the caller's live sessions.
-    ListSessions,
-    /// `DELETE sessions/{id}/`: one of them, named by `?id=`.
-    RevokeSession,
-    /// `sessions/revoke-others/`: every one but the caller's.
-    RevokeOtherSessions,
-    /// Emails a reset code the edge generated (only if the account exists).
-    SendResetCode,
-    /// Sets the new password with a reset token.
-    ResetConfirm,
+/// Declares [`InternalRoute`] from one row per route, its method and path below
+/// [`InternalRoute::PREFIX`]: the enum, [`InternalRoute::ALL`] and the table are the same list, so
+/// a route cannot be missing from either.
+macro_rules! internal_routes {
+    ($($(#[$doc:meta])* $route:ident => ($method:ident, $path:literal),)*) => {
+        /// Every route of the origin's signed internal API.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum InternalRoute {
+            $($(#[$doc])* $route,)*
+        }
+
+        impl InternalRoute {
+            pub const ALL: &'static [InternalRoute] = &[$(Self::$route,)*];
+
+            /// The method and the path below [`Self::PREFIX`].
+            fn entry(self) -> (InternalMethod, &'static str) {
+                match self {
+                    $(Self::$route => ($method, $path),)*
+                }
+            }
+        }
+    };
 }
 
 use InternalMethod::{Delete, Get, Patch, Post};
 
-impl InternalRoute {
-    pub const ALL: [InternalRoute; 18] = [
-        Self::Register,
-        Self::Activate,
-        Self::ResendActivation,
-        Self::ListUsers,
-        Self::Login,
-        Self::Refresh,
-        Self::Logout,
-        Self::VerifyRefresh,
-        Self::Me,
-        Self::PatchMe,
-        Self::DeleteMe,
-        Self::SetUsername,
-        Self::SetPassword,
-        Self::ListSessions,
-        Self::RevokeSession,
-        Self::RevokeOtherSessions,
-        Self::SendResetCode,
-        Self::ResetConfirm,
-    ];
+internal_routes! {
+    /// Sign-up (Djoser `users/` create).
+    Register => (Post, "/users"),
+    /// `users/activation/`: `{uid, token}` or `{email, code}`.
+    Activate => (Post, "/users/activation"),
+    /// `users/resend_activation/`.
+    ResendActivation => (Post, "/users/resend-activation"),
+    /// The admin's paginated user list (`?page=N`).
+    ListUsers => (Get, "/users"),
+    /// `jwt/create/`.
+    Login => (Post, "/tokens"),
+    /// `jwt/refresh/`: rotation with reuse detection.
+    Refresh => (Post, "/tokens/refresh"),
+    /// `logout/`: revokes the token's family.
+    Logout => (Post, "/tokens/logout"),
+    /// The revocation half of `jwt/verify/` for refresh tokens.
+    VerifyRefresh => (Post, "/tokens/verify"),
+    /// `GET me/`.
+    Me => (Get, "/me"),
+    /// `PATCH me/`.
+    PatchMe => (Patch, "/me"),
+    /// `DELETE me/`: the account, with its current password.
+    DeleteMe => (Delete, "/me"),
+    /// `users/set_username/`, with the current password.
+    SetUsername => (Post, "/me/username"),
+    /// `users/set_password/`, with the current password; ends the caller's other sessions.
+    SetPassword => (Post, "/me/password"),
+    /// `GET sessions/`: the caller's live sessions.
+    ListSessions => (Get, "/sessions"),
+    /// `DELETE sessions/{id}/`: one of them, named by `?id=`.
+    RevokeSession => (Delete, "/sessions"),
+    /// `sessions/revoke-others/`: every one but the caller's.
+    RevokeOtherSessions => (Post, "/sessions/revoke-others"),
+    /// Emails a reset code the edge generated (only if the account exists).
+    SendResetCode => (Post, "/password-reset/code"),
+    /// Sets the new password with a reset token.
+    ResetConfirm => (Post, "/password-reset/confirm"),
+}
 
+impl InternalRoute {
     /// Where the internal API is mounted.
     pub const PREFIX: &'static str = "/internal";
-
-    /// The method and the path below [`Self::PREFIX`].
-    fn entry(self) -> (InternalMethod, &'static str) {
-        match self {
-            Self::Register => (Post, "/users"),
-            Self::Activate => (Post, "/users/activation"),
-            Self::ResendActivation => (Post, "/users/resend-activation"),
-            Self::ListUsers => (Get, "/users"),
-            Self::Login => (Post, "/tokens"),
-            Self::Refresh => (Post, "/tokens/refresh"),
-            Self::Logout => (Post, "/tokens/logout"),
-            Self::VerifyRefresh => (Post, "/tokens/verify"),
-            Self::Me => (Get, "/me"),
-            Self::PatchMe => (Patch, "/me"),
-            Self::DeleteMe => (Delete, "/me"),
-            Self::SetUsername => (Post, "/me/username"),
-            Self::SetPassword => (Post, "/me/password"),
-            Self::ListSessions => (Get, "/sessions"),
-            Self::RevokeSession => (Delete, "/sessions"),
-            Self::RevokeOtherSessions => (Post, "/sessions/revoke-others"),
-            Self::SendResetCode => (Post, "/password-reset/code"),
-            Self::ResetConfirm => (Post, "/password-reset/confirm"),
-        }
-    }
 
     pub fn method(self) -> InternalMethod {
         self.entry().0

@@ -5,7 +5,6 @@
 mod forward;
 mod input;
 mod reset;
-mod throttles;
 mod user;
 mod verify;
 
@@ -25,11 +24,9 @@ use crate::config::Config;
 use crate::cors;
 use crate::http::{EdgeRequest, Reply, ReplyBody};
 use crate::ports::{Limiter, Origin, OriginReply, Ports, Runtime, Verdict};
-use crate::routes::{resolve, Miss, Route};
+use crate::routes::{self, resolve, Miss, Row, Who};
 
-use throttles::Who;
-
-/// Who is counted now, with their key (`throttles::Who`).
+/// Who is counted now, with their key (`routes::Who`).
 #[derive(Clone, Copy)]
 enum Counted<'a> {
     Client,
@@ -60,7 +57,8 @@ struct Flow<'a, P: Ports> {
     req: &'a EdgeRequest,
     config: &'a Config,
     ports: &'a P,
-    route: Route,
+    /// The route's row of `routes::ROUTES`: its throttle checks and what it forwards.
+    row: &'static Row,
     /// The client's network for anonymous throttling (`shared::client::network_key`) from
     /// Cloudflare's `CF-Connecting-IP`, never `X-Forwarded-For` (which the client controls);
     /// `None` when the request did not come through Cloudflare.
@@ -73,54 +71,34 @@ pub async fn handle<P: Ports>(req: &EdgeRequest, config: &Config, ports: &P) -> 
     if req.method == "OPTIONS" {
         return Answer::Reply(preflight(req, config));
     }
-    let route = match resolve(&req.method, &req.path) {
-        Ok(route) => route,
+    let row = match resolve(&req.method, &req.path) {
+        Ok(row) => row,
         Err(Miss::NotFound) => return Answer::Reply(Problem::NotFound.into()),
         Err(Miss::MethodNotAllowed { allow }) => {
             let method = req.method.clone();
             return Answer::Reply(Problem::MethodNotAllowed { method, allow }.into());
         }
     };
-    let asset = match route {
-        Route::Schema => Some("/api/schema/index.json"),
-        Route::Swagger => Some("/swagger/"),
-        Route::Redoc => Some("/redoc/"),
-        Route::DocsAsset => Some(req.path.as_str()),
-        _ => None,
-    };
-    if let Some(path) = asset {
-        return Answer::Asset(path.to_owned());
-    }
     let flow = Flow {
         req,
         config,
         ports,
-        route,
+        row,
         client: client_network(req, config),
     };
-    let answered = match route {
-        Route::Jwks => flow.jwks(),
-        Route::JwtVerify => flow.verify().await,
-        Route::Register | Route::JwtCreate | Route::JwtRefresh | Route::Activation => {
-            flow.forward().await
+    let answered = match row.answer {
+        routes::Answer::Asset(path) => return Answer::Asset(path.to_owned()),
+        routes::Answer::Docs(path) => {
+            return Answer::Asset(path.unwrap_or(req.path.as_str()).to_owned())
         }
-        Route::ResendActivation => flow.resend_activation().await,
-        Route::Logout
-        | Route::Me
-        | Route::PatchMe
-        | Route::DeleteMe
-        | Route::SetUsername
-        | Route::SetPassword
-        | Route::ListSessions
-        | Route::RevokeSession
-        | Route::RevokeOtherSessions
-        | Route::ListUsers => flow.user().await,
-        Route::ResetRequest => flow.reset_request().await,
-        Route::ResetVerifyOtp => flow.reset_verify_otp().await,
-        Route::ResetConfirm => flow.reset_confirm().await,
-        Route::Schema | Route::Swagger | Route::Redoc | Route::DocsAsset => {
-            unreachable!("answered from the assets above")
-        }
+        routes::Answer::Jwks => flow.jwks(),
+        routes::Answer::Verify => flow.verify().await,
+        routes::Answer::Forward(to) => flow.forward(to).await,
+        routes::Answer::User { to, body } => flow.user(to, body).await,
+        routes::Answer::ResetRequest => flow.reset_request().await,
+        routes::Answer::ResetVerifyOtp => flow.reset_verify_otp().await,
+        routes::Answer::ResetConfirm => flow.reset_confirm().await,
+        routes::Answer::ResendActivation => flow.resend_activation().await,
     };
     Answer::Reply(answered.unwrap_or_else(Reply::from))
 }
@@ -148,10 +126,7 @@ impl<P: Ports> Flow<'_, P> {
     /// Counts the request in each of the route's scopes that count `who`
     /// (`throttles::checks`). The first refusal answers.
     async fn throttle(&self, who: Counted<'_>) -> Result<(), Problem> {
-        for &(scope, _) in throttles::checks(self.route)
-            .iter()
-            .filter(|(_, w)| *w == who.who())
-        {
+        for &(scope, _) in self.row.checks.iter().filter(|(_, w)| *w == who.who()) {
             // A scope configured `none` is not throttled: no limiter call.
             let Some(rate) = self.config.rates.get(scope) else {
                 continue;

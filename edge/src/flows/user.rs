@@ -10,53 +10,35 @@ use shared::signing::SessionId;
 use super::{Answered, Counted, Flow};
 use crate::http::Reply;
 use crate::ports::Ports;
-use crate::routes::{session_id, Route};
+use crate::routes::session_id;
 
 impl<P: Ports> Flow<'_, P> {
-    pub(super) async fn user(&self) -> Answered {
+    /// A Bearer route: the token verified and counted, then forwarded as `to` with the caller's
+    /// identity, and with the JSON body when `body`.
+    pub(super) async fn user(&self, to: InternalRoute, body: bool) -> Answered {
         let (user_id, identity) = self.bearer().await?;
         self.throttle(Counted::User(&user_id.to_string())).await?;
-        match self.route {
-            Route::Me => self.origin(InternalRoute::Me, None, identity, None).await,
-            Route::ListSessions => {
-                self.origin(InternalRoute::ListSessions, None, identity, None)
-                    .await
-            }
-            Route::RevokeOtherSessions => {
-                self.origin(InternalRoute::RevokeOtherSessions, None, identity, None)
-                    .await
-            }
-            Route::RevokeSession => {
+        let bytes = if body {
+            Some(self.json_body()?.1)
+        } else {
+            None
+        };
+        match to {
+            InternalRoute::RevokeSession => {
                 // Not a session id: no session of anyone's, answered without asking.
                 let id = session_id(&self.req.path)
                     .and_then(SessionId::parse)
                     .ok_or(Problem::NotFound)?;
                 let query = format!("id={id}");
-                self.origin(InternalRoute::RevokeSession, Some(&query), identity, None)
-                    .await
+                self.origin(to, Some(&query), identity, bytes).await
             }
-            Route::ListUsers => {
+            InternalRoute::ListUsers => {
                 let page = self
-                    .origin(
-                        InternalRoute::ListUsers,
-                        self.req.query.as_deref(),
-                        identity,
-                        None,
-                    )
+                    .origin(to, self.req.query.as_deref(), identity, bytes)
                     .await?;
                 self.absolute_page_links(page)
             }
-            _ => {
-                let (_, bytes) = self.json_body()?;
-                let internal = match self.route {
-                    Route::Logout => InternalRoute::Logout,
-                    Route::DeleteMe => InternalRoute::DeleteMe,
-                    Route::SetUsername => InternalRoute::SetUsername,
-                    Route::SetPassword => InternalRoute::SetPassword,
-                    _ => InternalRoute::PatchMe,
-                };
-                self.origin(internal, None, identity, Some(bytes)).await
-            }
+            _ => self.origin(to, None, identity, bytes).await,
         }
     }
 
