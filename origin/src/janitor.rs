@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_postgres::types::Type;
 
-use crate::db::{Param, Pool, Sql};
+use crate::db::{Client, Param, Pool, Sql};
 use crate::metrics::Metrics;
 use crate::store::audit::Event;
 
@@ -106,8 +106,9 @@ async fn in_batches(client: &impl Sql, sql: &str, params: &[Param<'_>]) -> anyho
     }
 }
 
-async fn purge(client: &impl Sql, retention: &Retention) -> anyhow::Result<Purged> {
+async fn purge(client: &mut Client, retention: &Retention) -> anyhow::Result<Purged> {
     let mut purged = Purged::default();
+    let sql: &Client = client;
     // Families whose every token is long expired (or that have none), a batch at a time: their
     // tokens first, then the families.
     let dead_families = "SELECT f.id FROM refresh_families f \
@@ -116,7 +117,7 @@ async fn purge(client: &impl Sql, retention: &Retention) -> anyhow::Result<Purge
                            WHERE t.family_id = f.id AND t.expires_at > now() - interval '1 day') \
          LIMIT $1";
     loop {
-        let families: Vec<uuid::Uuid> = client
+        let families: Vec<uuid::Uuid> = sql
             .query(dead_families, &[(&BATCH, Type::INT8)])
             .await
             .context("finding expired refresh families")?
@@ -126,14 +127,14 @@ async fn purge(client: &impl Sql, retention: &Retention) -> anyhow::Result<Purge
         if families.is_empty() {
             break;
         }
-        purged.refresh_tokens += client
+        purged.refresh_tokens += sql
             .execute(
                 "DELETE FROM refresh_tokens WHERE family_id = ANY($1)",
                 &[(&families, Type::UUID_ARRAY)],
             )
             .await
             .context("deleting expired refresh tokens")?;
-        purged.refresh_families += client
+        purged.refresh_families += sql
             .execute(
                 "DELETE FROM refresh_families WHERE id = ANY($1)",
                 &[(&families, Type::UUID_ARRAY)],
@@ -201,43 +202,61 @@ async fn purge(client: &impl Sql, retention: &Retention) -> anyhow::Result<Purge
     .await
     .context("deleting expired activation codes")?;
     if retention.pending_days > 0 {
-        let days = i32::try_from(retention.pending_days).unwrap_or(i32::MAX);
-        // As an account deletion goes (`users::delete`): unsent mail to the address is dropped,
-        // sent mail keeps no address, the audit rows stay detached; one audit row says why.
-        loop {
-            let deleted = client
-                .query_one(
-                    "WITH gone AS ( \
-                         DELETE FROM users WHERE id IN (SELECT id FROM users \
-                         WHERE pending_activation AND date_joined < now() - make_interval(days => $2) \
-                         LIMIT $1) RETURNING id, lower(email) AS email \
-                     ), dropped AS ( \
-                         DELETE FROM email_outbox WHERE sent_at IS NULL \
-                         AND lower(to_address) IN (SELECT email FROM gone) \
-                     ), blanked AS ( \
-                         UPDATE email_outbox SET to_address = '' WHERE sent_at IS NOT NULL \
-                         AND lower(to_address) IN (SELECT email FROM gone) \
-                     ), audited AS ( \
-                         INSERT INTO audit_log (user_id, event, detail) \
-                         SELECT NULL, $3, jsonb_build_object('user_id', id) FROM gone \
-                     ) \
-                     SELECT count(*) FROM gone",
-                    &[
-                        (&BATCH, Type::INT8),
-                        (&days, Type::INT4),
-                        (&Event::PendingAccountExpired.as_str(), Type::TEXT),
-                    ],
-                )
-                .await
-                .context("deleting accounts that never activated")?
-                .get::<_, i64>(0);
-            purged.pending_accounts += deleted as u64;
-            if deleted < BATCH {
-                break;
-            }
-        }
+        purged.pending_accounts = purge_pending(client, retention.pending_days)
+            .await
+            .context("deleting accounts that never activated")?;
     }
     Ok(purged)
+}
+
+/// Deletes the accounts still waiting for activation `days` after sign-up, a batch a
+/// transaction, as a deletion takes an account (`users::delete`): unsent mail to the address is
+/// dropped, and then every other row of the outbox loses the address, including one the sender
+/// marked sent while the first statement waited for it; an audit row says why each went.
+async fn purge_pending(client: &mut Client, days: u32) -> anyhow::Result<u64> {
+    let days = i32::try_from(days).unwrap_or(i32::MAX);
+    let mut total = 0;
+    loop {
+        let tx = client.transaction().await?;
+        let emails: Vec<String> = tx
+            .query(
+                "WITH gone AS ( \
+                     DELETE FROM users WHERE id IN (SELECT id FROM users \
+                     WHERE pending_activation AND date_joined < now() - make_interval(days => $2) \
+                     LIMIT $1) RETURNING id, lower(email) AS email \
+                 ), audited AS ( \
+                     INSERT INTO audit_log (user_id, event, detail) \
+                     SELECT NULL, $3, jsonb_build_object('user_id', id) FROM gone \
+                 ) \
+                 SELECT email FROM gone",
+                &[
+                    (&BATCH, Type::INT8),
+                    (&days, Type::INT4),
+                    (&Event::PendingAccountExpired.as_str(), Type::TEXT),
+                ],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if !emails.is_empty() {
+            tx.execute(
+                "DELETE FROM email_outbox WHERE sent_at IS NULL AND lower(to_address) = ANY($1)",
+                &[(&emails, Type::TEXT_ARRAY)],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE email_outbox SET to_address = '' WHERE lower(to_address) = ANY($1)",
+                &[(&emails, Type::TEXT_ARRAY)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        total += emails.len() as u64;
+        if (emails.len() as i64) < BATCH {
+            return Ok(total);
+        }
+    }
 }
 
 /// `origin serve`'s janitor: a run a minute after start (or after `every`, if shorter), then
@@ -252,7 +271,7 @@ pub async fn run_every(
     loop {
         match run_once(&pool, &retention).await {
             Ok(Run::Done(purged)) => {
-                metrics.janitor_run("done", &purged);
+                metrics.janitor_run("done", &purged.counts());
                 tracing::info!(
                     refresh_families = purged.refresh_families,
                     refresh_tokens = purged.refresh_tokens,
@@ -267,11 +286,11 @@ pub async fn run_every(
                 );
             }
             Ok(Run::Busy) => {
-                metrics.janitor_run("busy", &Purged::default());
+                metrics.janitor_run("busy", &Purged::default().counts());
                 tracing::debug!("janitor skipped: another replica's run holds the lock");
             }
             Err(e) => {
-                metrics.janitor_run("failed", &Purged::default());
+                metrics.janitor_run("failed", &Purged::default().counts());
                 tracing::warn!(error = format!("{e:#}"), "janitor run failed");
             }
         }

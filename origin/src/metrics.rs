@@ -190,12 +190,13 @@ impl Metrics {
         }
     }
 
-    /// A janitor run's outcome and what it deleted.
-    pub fn janitor_run(&self, outcome: &'static str, purged: &crate::janitor::Purged) {
+    /// A janitor run's outcome and what it deleted: (kind, rows) as `janitor::Purged::counts`
+    /// gives them.
+    pub fn janitor_run(&self, outcome: &'static str, purged: &[(&'static str, u64)]) {
         self.janitor_runs
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
-        for (what, count) in purged.counts() {
+        for &(what, count) in purged {
             self.janitor_purged
                 .get_or_create(&WhatLabels { what })
                 .inc_by(count);
