@@ -448,7 +448,8 @@ async fn healthcheck(mut bind: std::net::SocketAddr, tls: bool) -> anyhow::Resul
     let exchange = async {
         let stream = tokio::net::TcpStream::connect(bind).await?;
         if tls {
-            let connector = tokio_rustls::TlsConnector::from(crate::tls::probe_client_config());
+            let connector =
+                tokio_rustls::TlsConnector::from(crate::tls::client::probe_client_config());
             let name = rustls::pki_types::ServerName::try_from("localhost")?;
             ask(connector.connect(name, stream).await?).await
         } else {

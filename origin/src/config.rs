@@ -269,7 +269,7 @@ pub struct Settings {
     /// PENDING_ACCOUNT_DAYS; 0 keeps accounts waiting for activation.
     pub pending_account_days: u32,
     /// `Some`: HTTPS on BIND.
-    pub tls: Option<crate::tls::TlsFiles>,
+    pub tls: Option<crate::tls::server::TlsFiles>,
     /// `None`: JANITOR_INTERVAL=0.
     pub janitor_interval: Option<Duration>,
     /// SEND_ACTIVATION_EMAIL on: how to make the links and codes.
@@ -415,7 +415,7 @@ impl ServeArgs {
         }
         let metrics_bind = metrics_bind(&self.metrics_bind, self.bind)?;
         let tls = match (self.tls_cert, self.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+            (Some(cert), Some(key)) => Some(crate::tls::server::TlsFiles { cert, key }),
             (None, None) => None,
             _ => bail!("TLS_CERT and TLS_KEY go together: set both for HTTPS, or neither"),
         };

@@ -18,11 +18,12 @@ mod embedded {
     refinery::embed_migrations!("../migrations");
 }
 
-/// The pool, with TLS as DATABASE_URL's `sslmode` says (`crate::pg_tls`), and its connections
+/// The pool, with TLS as DATABASE_URL's `sslmode` says (`crate::tls::postgres`), and its connections
 /// sending statements as DATABASE_STATEMENTS says.
 pub fn pool(args: &DatabaseArgs) -> anyhow::Result<Pool> {
-    let target = crate::pg_tls::parse(args.database_url.expose_secret())?;
-    let connector = crate::pg_tls::connector(&target).context("DATABASE_URL's TLS settings")?;
+    let target = crate::tls::postgres::parse(args.database_url.expose_secret())?;
+    let connector =
+        crate::tls::postgres::connector(&target).context("DATABASE_URL's TLS settings")?;
     let manager = Manager::from_config(
         target.config,
         connector,

@@ -101,8 +101,8 @@ fn quoted_table(name: &str) -> anyhow::Result<String> {
 /// `accounts_user` (which has `role`) and Django's stock `auth_user` (which has not).
 pub async fn from_database(url: &str, table: &str) -> anyhow::Result<Vec<DjangoUser>> {
     let quoted = quoted_table(table)?;
-    let target = crate::pg_tls::parse(url)?;
-    let connector = crate::pg_tls::connector(&target)?;
+    let target = crate::tls::postgres::parse(url)?;
+    let connector = crate::tls::postgres::connector(&target)?;
     let (client, connection) = target
         .config
         .connect(connector)

@@ -13,7 +13,6 @@ pub mod janitor;
 pub mod metrics;
 pub mod openapi;
 pub mod password;
-pub mod pg_tls;
 pub mod routes;
 pub mod services;
 pub mod startup;

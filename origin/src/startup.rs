@@ -102,7 +102,10 @@ pub struct Application {
     /// The METRICS_BIND listener, unless it is off.
     operations: Option<(TcpListener, Router)>,
     /// HTTPS on BIND: the files and the configuration loaded from them.
-    tls: Option<(crate::tls::TlsFiles, axum_server::tls_rustls::RustlsConfig)>,
+    tls: Option<(
+        crate::tls::server::TlsFiles,
+        axum_server::tls_rustls::RustlsConfig,
+    )>,
     /// The email sender, stopped between two emails once the server has stopped.
     sender: sender::Running,
 }
@@ -178,7 +181,7 @@ impl Application {
         // Loaded now, so a bad certificate stops start-up with its reason.
         let tls = match settings.tls {
             Some(files) => {
-                let config = crate::tls::server_config(&files)?;
+                let config = crate::tls::server::server_config(&files)?;
                 Some((
                     files,
                     axum_server::tls_rustls::RustlsConfig::from_config(config),
@@ -229,7 +232,7 @@ impl Application {
             });
         }
         if let Some((files, config)) = self.tls {
-            tokio::spawn(crate::tls::reload_on_sighup(files, config.clone()));
+            tokio::spawn(crate::tls::server::reload_on_sighup(files, config.clone()));
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
             tokio::spawn(async move {

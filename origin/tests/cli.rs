@@ -1,15 +1,12 @@
 //! The `origin` binary as an operator runs it: configuration errors, keygen, create-superuser,
 //! and `serve` logging a refused unsigned request without leaking secrets.
 
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use shared::keys::{Ed25519PrivateKey, Jwks};
+use testkit::{free_port, TestDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_origin");
 const SIGNING: &str = "cli-test-origin-signing-secret-0123456789";
@@ -137,7 +134,7 @@ fn missing_or_invalid_configuration_names_the_variable() {
 
 #[tokio::test]
 async fn create_superuser_creates_then_updates_an_admin() {
-    let db = helpers::TestDb::create().await;
+    let db = TestDb::create().await;
     let args = [
         "create-superuser",
         "--email",
@@ -184,7 +181,7 @@ async fn create_superuser_creates_then_updates_an_admin() {
 
 #[tokio::test]
 async fn migrate_is_idempotent() {
-    let db = helpers::TestDb::create().await;
+    let db = TestDb::create().await;
     let first = origin(&["migrate"], &[("DATABASE_URL", &db.url)]);
     // Every file of migrations/, each applied once.
     let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
@@ -208,7 +205,7 @@ async fn migrate_is_idempotent() {
 
 #[tokio::test]
 async fn serve_logs_refused_requests_without_secrets_and_stops_on_sigterm() {
-    let db = helpers::TestDb::create().await;
+    let db = TestDb::create().await;
     let keys = keygen();
     let mut child = Command::new(BIN)
         .arg("serve")
@@ -283,9 +280,9 @@ async fn serve_logs_refused_requests_without_secrets_and_stops_on_sigterm() {
 /// TABLE`s fail and replicas exit).
 #[tokio::test]
 async fn four_replicas_starting_at_once_migrate_once_and_all_serve() {
-    let db = helpers::TestDb::create().await;
+    let db = TestDb::create().await;
     let keys = keygen();
-    let ports: Vec<u16> = (0..4).map(|_| helpers::free_port()).collect();
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     // Process groups: stopped when dropped, also when an assertion below fails.
     let mut replicas: Vec<testkit::process::Group> = ports
         .iter()
@@ -357,7 +354,7 @@ async fn four_replicas_starting_at_once_migrate_once_and_all_serve() {
 
 #[tokio::test]
 async fn janitor_runs_once_and_prints_what_it_deleted() {
-    let db = helpers::TestDb::create().await;
+    let db = TestDb::create().await;
     assert!(origin(&["migrate"], &[("DATABASE_URL", &db.url)])
         .status
         .success());

@@ -1,4 +1,4 @@
-//! TLS to PostgreSQL with libpq's `sslmode` semantics (`origin::pg_tls`): a private cluster with
+//! TLS to PostgreSQL with libpq's `sslmode` semantics (`origin::tls::postgres`): a private cluster with
 //! `ssl=on` and a certificate for `localhost` signed by a CA this test generates (openssl), and
 //! the origin's own pool connecting with each mode.
 
