@@ -1,8 +1,6 @@
 //! Wire types: response bodies of the public API (DRF/Djoser/SimpleJWT shapes) and of the
 //! internal edge→origin API, plus the one builder per DRF error shape.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -41,41 +39,7 @@ pub const CODE_TOKEN_NOT_VALID: &str = "token_not_valid";
 /// Every 401 carries this, as DRF's `authenticate_header` does.
 pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"api\"";
 
-/// `{"field": ["message", ...]}`, with cross-field errors under `non_field_errors`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(example = json!({"password": ["This password is too common."]})))]
-#[serde(transparent)]
-pub struct FieldErrors(BTreeMap<String, Vec<String>>);
-
-impl FieldErrors {
-    pub fn single(field: &str, message: impl Into<String>) -> Self {
-        let mut errors = Self::default();
-        errors.add(field, message);
-        errors
-    }
-
-    pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0
-            .entry(field.to_owned())
-            .or_default()
-            .push(message.into());
-    }
-
-    pub fn extend(&mut self, field: &str, messages: impl IntoIterator<Item = String>) {
-        for m in messages {
-            self.add(field, m);
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn get(&self, field: &str) -> Option<&[String]> {
-        self.0.get(field).map(Vec::as_slice)
-    }
-}
+pub use crate::form::FieldErrors;
 
 /// Request bodies above this are refused with 413 (docs/api.md: 64 KiB), by the edge and again
 /// by the origin.

@@ -5,23 +5,57 @@
 //! DRF clients expect `{"email": ["This field is required."]}` instead, so bodies are read
 //! through this small form reader.
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::api::FieldErrors;
+pub use crate::validate::{max_length_message, MSG_BLANK};
+
+/// `{"field": ["message", ...]}`, with cross-field errors under `non_field_errors`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"password": ["This password is too common."]})))]
+#[serde(transparent)]
+pub struct FieldErrors(BTreeMap<String, Vec<String>>);
+
+impl FieldErrors {
+    pub fn single(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = Self::default();
+        errors.add(field, message);
+        errors
+    }
+
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0
+            .entry(field.to_owned())
+            .or_default()
+            .push(message.into());
+    }
+
+    pub fn extend(&mut self, field: &str, messages: impl IntoIterator<Item = String>) {
+        for m in messages {
+            self.add(field, m);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, field: &str) -> Option<&[String]> {
+        self.0.get(field).map(Vec::as_slice)
+    }
+}
 
 pub const MSG_REQUIRED: &str = "This field is required.";
 pub const MSG_NULL: &str = "This field may not be null.";
-pub const MSG_BLANK: &str = "This field may not be blank.";
 pub const MSG_NOT_STRING: &str = "Not a valid string.";
 /// Django's `ProhibitNullCharactersValidator`, which DRF's `CharField` runs: PostgreSQL cannot
 /// store U+0000 in `text` (SQLSTATE 22021), so such a value must be a field error, never a 500.
 /// It is the only code point a JSON string can carry that PostgreSQL refuses: `serde_json`
 /// already refuses lone surrogates as a parse error.
 pub const MSG_NULL_CHARACTER: &str = "Null characters are not allowed.";
-
-pub fn max_length_message(max: usize) -> String {
-    format!("Ensure this field has no more than {max} characters.")
-}
 
 pub fn min_length_message(min: usize) -> String {
     format!("Ensure this field has at least {min} characters.")

@@ -19,6 +19,13 @@ pub const MSG_INVALID_USERNAME: &str =
     "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.";
 pub const MSG_NOT_8_DIGITS: &str = "Password must be exactly 8 digits.";
 pub const MSG_TOO_COMMON: &str = "This password is too common.";
+/// DRF's `CharField` messages that the parsers here and the form reader (`crate::form`) share.
+pub const MSG_BLANK: &str = "This field may not be blank.";
+
+pub fn max_length_message(max: usize) -> String {
+    format!("Ensure this field has no more than {max} characters.")
+}
+
 pub const MSG_PASSWORD_MISMATCH: &str = "The two password fields didn't match.";
 
 /// An email address as stored: trimmed, domain lowercased (Django's `normalize_email`), and
@@ -116,10 +123,10 @@ impl Username {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let value = raw.trim();
         if value.is_empty() {
-            return Err(crate::form::MSG_BLANK.to_owned());
+            return Err(MSG_BLANK.to_owned());
         }
         if value.chars().count() > USERNAME_MAX_CHARS {
-            return Err(crate::form::max_length_message(USERNAME_MAX_CHARS));
+            return Err(max_length_message(USERNAME_MAX_CHARS));
         }
         if !value
             .chars()
@@ -333,7 +340,7 @@ mod tests {
         assert!(Username::parse("Zoë").is_ok());
         assert_eq!(Username::parse("a b").unwrap_err(), MSG_INVALID_USERNAME);
         assert_eq!(Username::parse("a/b").unwrap_err(), MSG_INVALID_USERNAME);
-        assert_eq!(Username::parse("   ").unwrap_err(), crate::form::MSG_BLANK);
+        assert_eq!(Username::parse("   ").unwrap_err(), MSG_BLANK);
         assert_eq!(
             Username::parse(&"a".repeat(151)).unwrap_err(),
             "Ensure this field has no more than 150 characters."
