@@ -210,9 +210,8 @@ async fn purge(client: &mut Client, retention: &Retention) -> anyhow::Result<Pur
 }
 
 /// Deletes the accounts still waiting for activation `days` after sign-up, a batch a
-/// transaction, as a deletion takes an account (`users::delete`): unsent mail to the address is
-/// dropped, and then every other row of the outbox loses the address, including one the sender
-/// marked sent while the first statement waited for it; an audit row says why each went.
+/// transaction, as a deletion takes an account (`users::delete`): the outbox forgets the
+/// addresses (`outbox::forget_addresses`), and an audit row says why each account went.
 async fn purge_pending(client: &mut Client, days: u32) -> anyhow::Result<u64> {
     let days = i32::try_from(days).unwrap_or(i32::MAX);
     let mut total = 0;
@@ -223,7 +222,7 @@ async fn purge_pending(client: &mut Client, days: u32) -> anyhow::Result<u64> {
                 "WITH gone AS ( \
                      DELETE FROM users WHERE id IN (SELECT id FROM users \
                      WHERE pending_activation AND date_joined < now() - make_interval(days => $2) \
-                     LIMIT $1) RETURNING id, lower(email) AS email \
+                     LIMIT $1) RETURNING id, email \
                  ), audited AS ( \
                      INSERT INTO audit_log (user_id, event, detail) \
                      SELECT NULL, $3, jsonb_build_object('user_id', id) FROM gone \
@@ -240,16 +239,7 @@ async fn purge_pending(client: &mut Client, days: u32) -> anyhow::Result<u64> {
             .map(|row| row.get(0))
             .collect();
         if !emails.is_empty() {
-            tx.execute(
-                "DELETE FROM email_outbox WHERE sent_at IS NULL AND lower(to_address) = ANY($1)",
-                &[(&emails, Type::TEXT_ARRAY)],
-            )
-            .await?;
-            tx.execute(
-                "UPDATE email_outbox SET to_address = '' WHERE lower(to_address) = ANY($1)",
-                &[(&emails, Type::TEXT_ARRAY)],
-            )
-            .await?;
+            crate::store::outbox::forget_addresses(&tx, &emails).await?;
         }
         tx.commit().await?;
         total += emails.len() as u64;

@@ -25,8 +25,8 @@ pub struct NewAccount {
 }
 
 /// Djoser's `users/` create: a `user` account. With SEND_ACTIVATION_EMAIL on it waits for
-/// activation (inactive), and its activation email is queued in the same transaction.
-/// Signs up `new`, from the client `network` (an activation code is bound to it).
+/// activation (inactive), and its activation email is queued in the same transaction, its code
+/// bound to the client's `network`.
 pub async fn register(state: &AppState, new: NewAccount, network: &str) -> Result<User> {
     let (pool, hasher) = (&state.pool, &state.hasher);
     // The connection goes back to the pool before the hash waits in its queue (a registration

@@ -136,3 +136,28 @@ pub async fn next_due_in(client: &impl Sql) -> Result<Option<f64>, tokio_postgre
         .await?
         .get(0))
 }
+
+/// Forgets the addresses `emails` (compared case-insensitively) of accounts that are gone:
+/// their unsent mail is dropped, then every other row loses the address. Two statements, so in
+/// a transaction the second also reaches a row the sender marked sent while the first waited
+/// for it.
+pub async fn forget_addresses(
+    client: &impl Sql,
+    emails: &[String],
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "DELETE FROM email_outbox WHERE sent_at IS NULL \
+             AND lower(to_address) IN (SELECT lower(e) FROM unnest($1::text[]) e)",
+            &[(&emails, Type::TEXT_ARRAY)],
+        )
+        .await?;
+    client
+        .execute(
+            "UPDATE email_outbox SET to_address = '' \
+             WHERE lower(to_address) IN (SELECT lower(e) FROM unnest($1::text[]) e)",
+            &[(&emails, Type::TEXT_ARRAY)],
+        )
+        .await?;
+    Ok(())
+}

@@ -311,18 +311,7 @@ pub async fn delete(
     id: i64,
     email: &str,
 ) -> Result<bool, tokio_postgres::Error> {
-    client
-        .execute(
-            "DELETE FROM email_outbox WHERE lower(to_address) = lower($1) AND sent_at IS NULL",
-            &[(&email, Type::TEXT)],
-        )
-        .await?;
-    client
-        .execute(
-            "UPDATE email_outbox SET to_address = '' WHERE lower(to_address) = lower($1)",
-            &[(&email, Type::TEXT)],
-        )
-        .await?;
+    super::outbox::forget_addresses(client, &[email.to_owned()]).await?;
     Ok(client
         .execute("DELETE FROM users WHERE id = $1", &[(&id, Type::INT8)])
         .await?
