@@ -52,7 +52,7 @@ impl Config {
             .map_err(|e| err("JWT_SECRET", e.to_string()))?,
         };
         // Read by the OtpStore object itself; checked here so a missing one is reported at once.
-        settings::secret(&lookup, "OTP_SECRET")?;
+        settings::secret(lookup("OTP_SECRET").as_deref(), "OTP_SECRET")?;
         let origin_url = required("ORIGIN_URL")?.trim_end_matches('/').to_owned();
         match origin_url.split_once("://") {
             Some(("https", _)) => {}

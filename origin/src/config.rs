@@ -11,10 +11,21 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use shared::keys::{Algorithm, Ed25519PrivateKey, Jwks, SigningKey, VerifyingKeys};
-use shared::settings::{self, TokenSettings};
+use shared::settings::{self, TokenParts, TokenSettings};
 use shared::signing::RequestSigner;
 use shared::token::{ResetTokens, TokenIssuer, TokenVerifier};
 use shared::validate::PasswordPolicy;
+
+/// A count that must be at least 1 (pool size, hashing threads, queue depth): refused by clap
+/// with the variable's name, before anything starts.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
+}
+
+/// A positive number of seconds (token lifetimes, the lockout window).
+fn seconds() -> clap::builder::RangedI64ValueParser<i64> {
+    clap::value_parser!(i64).range(1..)
+}
 
 /// Default ARGON2_QUEUE_DEPTH per hashing thread.
 pub const ARGON2_QUEUE_PER_THREAD: usize = 64;
@@ -26,7 +37,7 @@ pub struct DatabaseArgs {
     pub database_url: SecretString,
 
     /// Maximum connections in the pool.
-    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16)]
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16, value_parser = at_least_one())]
     pub database_pool_size: usize,
 
     /// How statements are sent: `named` (prepared once per connection and cached) or `unnamed`
@@ -103,46 +114,50 @@ pub struct ServeArgs {
     pub jwt_audience: String,
 
     /// Access-token lifetime in seconds.
-    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 300)]
+    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 300, value_parser = seconds())]
     pub access_token_ttl: i64,
 
     /// Refresh-token lifetime in seconds.
-    #[arg(long, env = "REFRESH_TOKEN_TTL", default_value_t = 86_400)]
+    #[arg(long, env = "REFRESH_TOKEN_TTL", default_value_t = 86_400, value_parser = seconds())]
     pub refresh_token_ttl: i64,
 
     /// Seconds after a rotation during which the old refresh token still gets the same answer
     /// (a client retrying after a lost response); reuse after it revokes the family. Off (0) by
     /// default: within the window a stolen token replayed by an attacker also gets a valid child.
-    #[arg(long, env = "REFRESH_REUSE_GRACE", default_value_t = 0)]
+    #[arg(long, env = "REFRESH_REUSE_GRACE", default_value_t = 0,
+          value_parser = clap::value_parser!(i64).range(0..))]
     pub refresh_reuse_grace: i64,
 
     /// Password rules: `seed` (exactly 8 digits, as the original) or `strong` (12–128 chars).
     #[arg(long, env = "PASSWORD_POLICY", default_value = "seed")]
-    pub password_policy: String,
+    pub password_policy: PasswordPolicy,
 
     /// Argon2 hashes computed at once (default: the number of cores).
-    #[arg(long, env = "ARGON2_MAX_CONCURRENCY")]
+    #[arg(long, env = "ARGON2_MAX_CONCURRENCY", value_parser = at_least_one())]
     pub argon2_max_concurrency: Option<usize>,
 
     /// Hashes allowed to wait for a thread; when full, requests that need one are answered 503
     /// with Retry-After at once (default: 64 per thread).
-    #[arg(long, env = "ARGON2_QUEUE_DEPTH")]
+    #[arg(long, env = "ARGON2_QUEUE_DEPTH", value_parser = at_least_one())]
     pub argon2_queue_depth: Option<usize>,
 
     /// Failed logins of one account from one client network after which that network backs
     /// off: each further attempt waits min(2^(failures - threshold) s, LOCKOUT_WINDOW) after
     /// the last checked failure. A successful login from the network resets it.
-    #[arg(long, env = "LOCKOUT_THRESHOLD", default_value_t = 5)]
+    #[arg(long, env = "LOCKOUT_THRESHOLD", default_value_t = 5,
+          value_parser = clap::value_parser!(i32).range(1..))]
     pub lockout_threshold: i32,
 
     /// Failed logins of one account from all networks within LOCKOUT_WINDOW after which
     /// networks that have not logged into it in the last 30 days are refused (the owner's
     /// known networks are not).
-    #[arg(long, env = "LOCKOUT_ACCOUNT_THRESHOLD", default_value_t = 100)]
+    #[arg(long, env = "LOCKOUT_ACCOUNT_THRESHOLD", default_value_t = 100,
+          value_parser = clap::value_parser!(i32).range(1..))]
     pub lockout_account_threshold: i32,
 
     /// Lockout window in seconds: the longest back-off, and the span of the account-wide count.
-    #[arg(long, env = "LOCKOUT_WINDOW", default_value_t = DEFAULT_LOCKOUT_WINDOW)]
+    #[arg(long, env = "LOCKOUT_WINDOW", default_value_t = DEFAULT_LOCKOUT_WINDOW,
+          value_parser = seconds())]
     pub lockout_window: i64,
 
     /// Where emails go.
@@ -316,109 +331,32 @@ pub struct EmailSettings {
 }
 
 impl ServeArgs {
+    /// The settings `serve` runs with. Numbers and enums were checked by clap as they were
+    /// read; what is left are the rules across variables. Every error names the variable.
     pub fn validate(self) -> anyhow::Result<Settings> {
         // Issuer, audience, algorithm and the shared secrets: read as the edge reads them.
-        let tokens = TokenSettings::load(|name| match name {
-            "ORIGIN_SIGNING_SECRET" => Some(self.origin_signing_secret.expose_secret().to_owned()),
-            "RESET_TOKEN_SECRET" => Some(self.reset_token_secret.expose_secret().to_owned()),
-            "JWT_ALGORITHM" => Some(self.jwt_algorithm.clone()),
-            "JWT_SECRET" => self
-                .jwt_secret
-                .as_ref()
-                .map(|s| s.expose_secret().to_owned()),
-            "JWT_ISSUER" => Some(self.jwt_issuer.clone()),
-            "JWT_AUDIENCE" => Some(self.jwt_audience.clone()),
-            _ => None,
-        })
-        .map_err(|e| anyhow::anyhow!("invalid {e}"))?;
         let TokenSettings {
             audience,
             algorithm,
             hs256_secret,
             resets,
             signer,
-        } = tokens;
-        let (signing, verifying) = match algorithm {
-            Algorithm::EdDSA => {
-                let pem = self.jwt_private_key.as_ref().context(
-                    "JWT_PRIVATE_KEY is required when JWT_ALGORITHM=EdDSA (run `origin keygen`)",
-                )?;
-                let private = Ed25519PrivateKey::from_pem(pem.expose_secret())
-                    .context("invalid JWT_PRIVATE_KEY")?;
-                let current = private.public_jwk();
-                let mut jwks = Jwks {
-                    keys: vec![current.clone()],
-                };
-                // An empty value (compose's `${JWT_PREVIOUS_PUBLIC_KEYS:-}`) means none.
-                if let Some(previous) = self
-                    .jwt_previous_public_keys
-                    .as_ref()
-                    .filter(|v| !v.trim().is_empty())
-                {
-                    let previous: Jwks = serde_json::from_str(previous)
-                        .context("invalid JWT_PREVIOUS_PUBLIC_KEYS (expected a JWKS document)")?;
-                    jwks.keys
-                        .extend(previous.keys.into_iter().filter(|k| k.kid != current.kid));
-                }
-                let verifying =
-                    VerifyingKeys::from_jwks(&jwks).context("invalid JWT_PREVIOUS_PUBLIC_KEYS")?;
-                (SigningKey::ed25519(&private), verifying)
-            }
-            Algorithm::HS256 => {
-                let secret = hs256_secret.as_deref().unwrap_or_default().as_bytes();
-                (
-                    SigningKey::hs256(secret).context("invalid JWT_SECRET")?,
-                    VerifyingKeys::hs256(secret).context("invalid JWT_SECRET")?,
-                )
-            }
-        };
-        for (name, value) in [
-            ("ACCESS_TOKEN_TTL", self.access_token_ttl),
-            ("REFRESH_TOKEN_TTL", self.refresh_token_ttl),
-            ("LOCKOUT_WINDOW", self.lockout_window),
-        ] {
-            if value <= 0 {
-                bail!("invalid {name}: must be a positive number of seconds, got {value}");
-            }
-        }
-        if self.refresh_reuse_grace < 0 {
-            bail!("invalid REFRESH_REUSE_GRACE: must not be negative");
-        }
-        if self.lockout_threshold <= 0 {
-            bail!("invalid LOCKOUT_THRESHOLD: must be positive");
-        }
-        if self.lockout_account_threshold <= 0 {
-            bail!("invalid LOCKOUT_ACCOUNT_THRESHOLD: must be positive");
-        }
-        let password_policy: PasswordPolicy = self
-            .password_policy
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("invalid PASSWORD_POLICY: {e}"))?;
+        } = TokenSettings::from_parts(TokenParts {
+            issuer: Some(&self.jwt_issuer),
+            audience: Some(&self.jwt_audience),
+            algorithm: Some(&self.jwt_algorithm),
+            jwt_secret: self.jwt_secret.as_ref().map(|s| s.expose_secret()),
+            reset_token_secret: Some(self.reset_token_secret.expose_secret()),
+            origin_signing_secret: Some(self.origin_signing_secret.expose_secret()),
+        })
+        .map_err(|e| anyhow::anyhow!("invalid {e}"))?;
+        let (signing, verifying) = self.jwt_keys(algorithm, hs256_secret.as_deref())?;
         if self.email_backend == EmailBackend::Smtp && self.smtp_url.is_none() {
             bail!("SMTP_URL is required when EMAIL_BACKEND=smtp");
         }
-        if self.database.database_pool_size == 0 {
-            bail!("invalid DATABASE_POOL_SIZE: must be at least 1");
-        }
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let argon2_permits = self.argon2_max_concurrency.unwrap_or(cores);
-        if argon2_permits == 0 {
-            bail!("invalid ARGON2_MAX_CONCURRENCY: must be at least 1");
-        }
-        // 64 waiting per thread: about one second of work at ~15 ms a hash, well inside the
-        // edge's 10 s origin timeout; a deeper queue only makes every caller wait longer.
-        let argon2_queue_depth = self
-            .argon2_queue_depth
-            .unwrap_or(argon2_permits.saturating_mul(ARGON2_QUEUE_PER_THREAD));
-        if argon2_queue_depth == 0 {
-            bail!("invalid ARGON2_QUEUE_DEPTH: must be at least 1");
-        }
+        let (argon2_permits, argon2_queue_depth) = self.argon2_limits();
         let metrics_bind = metrics_bind(&self.metrics_bind, self.bind)?;
-        let tls = match (self.tls_cert, self.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::tls::server::TlsFiles { cert, key }),
-            (None, None) => None,
-            _ => bail!("TLS_CERT and TLS_KEY go together: set both for HTTPS, or neither"),
-        };
+        let tls = self.tls_files()?;
         if self.database.database_statements == Statements::Unnamed && self.janitor_interval > 0 {
             // Unnamed statements are for a transaction-pooling PgBouncer, where consecutive
             // statements may reach different server sessions: a session lock cannot be held.
@@ -428,18 +366,7 @@ impl ServeArgs {
                  PostgreSQL directly"
             );
         }
-        let activation = match (self.send_activation_email, &self.activation_url) {
-            (false, _) => None,
-            (true, None) => bail!(
-                "ACTIVATION_URL is required when SEND_ACTIVATION_EMAIL=true \
-                 (e.g. https://app.example.com/activate/{{uid}}/{{token}})"
-            ),
-            (true, Some(url)) => Some(Activation::new(
-                url,
-                self.reset_token_secret.expose_secret().as_bytes(),
-                self.pending_account_days,
-            )?),
-        };
+        let activation = self.activation()?;
         Ok(Settings {
             activation,
             bind: self.bind,
@@ -453,7 +380,7 @@ impl ServeArgs {
                 refresh_ttl: self.refresh_token_ttl,
                 reuse_grace: self.refresh_reuse_grace,
             },
-            password_policy,
+            password_policy: self.password_policy,
             argon2_permits,
             argon2_queue_depth,
             lockout_threshold: self.lockout_threshold,
@@ -472,6 +399,83 @@ impl ServeArgs {
             janitor_interval: (self.janitor_interval > 0)
                 .then(|| Duration::from_secs(self.janitor_interval)),
         })
+    }
+
+    /// The key tokens are signed with, and the keys they are verified with: EdDSA's private key
+    /// and the previous public keys still accepted, or HS256's one secret.
+    fn jwt_keys(
+        &self,
+        algorithm: Algorithm,
+        hs256_secret: Option<&str>,
+    ) -> anyhow::Result<(SigningKey, VerifyingKeys)> {
+        if algorithm == Algorithm::HS256 {
+            let secret = hs256_secret.unwrap_or_default().as_bytes();
+            return Ok((
+                SigningKey::hs256(secret).context("invalid JWT_SECRET")?,
+                VerifyingKeys::hs256(secret).context("invalid JWT_SECRET")?,
+            ));
+        }
+        let pem = self.jwt_private_key.as_ref().context(
+            "JWT_PRIVATE_KEY is required when JWT_ALGORITHM=EdDSA (run `origin keygen`)",
+        )?;
+        let private =
+            Ed25519PrivateKey::from_pem(pem.expose_secret()).context("invalid JWT_PRIVATE_KEY")?;
+        let current = private.public_jwk();
+        let mut jwks = Jwks {
+            keys: vec![current.clone()],
+        };
+        // An empty value (compose's `${JWT_PREVIOUS_PUBLIC_KEYS:-}`) means none.
+        if let Some(previous) = self
+            .jwt_previous_public_keys
+            .as_ref()
+            .filter(|v| !v.trim().is_empty())
+        {
+            let previous: Jwks = serde_json::from_str(previous)
+                .context("invalid JWT_PREVIOUS_PUBLIC_KEYS (expected a JWKS document)")?;
+            jwks.keys
+                .extend(previous.keys.into_iter().filter(|k| k.kid != current.kid));
+        }
+        let verifying =
+            VerifyingKeys::from_jwks(&jwks).context("invalid JWT_PREVIOUS_PUBLIC_KEYS")?;
+        Ok((SigningKey::ed25519(&private), verifying))
+    }
+
+    /// (hashing threads, hashes allowed to wait). 64 waiting per thread by default: about one
+    /// second of work at ~15 ms a hash, well inside the edge's 10 s origin timeout; a deeper
+    /// queue only makes every caller wait longer.
+    fn argon2_limits(&self) -> (usize, usize) {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let permits = self.argon2_max_concurrency.unwrap_or(cores);
+        let depth = self
+            .argon2_queue_depth
+            .unwrap_or(permits.saturating_mul(ARGON2_QUEUE_PER_THREAD));
+        (permits, depth)
+    }
+
+    fn tls_files(&self) -> anyhow::Result<Option<crate::tls::server::TlsFiles>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(crate::tls::server::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (None, None) => Ok(None),
+            _ => bail!("TLS_CERT and TLS_KEY go together: set both for HTTPS, or neither"),
+        }
+    }
+
+    fn activation(&self) -> anyhow::Result<Option<Activation>> {
+        match (self.send_activation_email, &self.activation_url) {
+            (false, _) => Ok(None),
+            (true, None) => bail!(
+                "ACTIVATION_URL is required when SEND_ACTIVATION_EMAIL=true \
+                 (e.g. https://app.example.com/activate/{{uid}}/{{token}})"
+            ),
+            (true, Some(url)) => Ok(Some(Activation::new(
+                url,
+                self.reset_token_secret.expose_secret().as_bytes(),
+                self.pending_account_days,
+            )?)),
+        }
     }
 }
 

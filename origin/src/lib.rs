@@ -5,15 +5,13 @@
 pub mod cli;
 pub mod config;
 pub mod db;
-pub mod edge_auth;
 pub mod email;
-pub mod error;
+pub mod http;
 pub mod import;
 pub mod janitor;
 pub mod metrics;
 pub mod openapi;
 pub mod password;
-pub mod routes;
 pub mod services;
 pub mod startup;
 pub mod state;

@@ -1,5 +1,5 @@
 //! Prometheus metrics: the counters the services and the email sender update, rendered in the
-//! text exposition format (served at `GET /metrics` by `routes::monitoring`).
+//! text exposition format (served at `GET /metrics` by `http::monitoring`).
 //!
 //! One registry per application (not a process-wide recorder), so tests that run several
 //! applications in one process each read their own figures. Gauges that describe a current

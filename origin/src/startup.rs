@@ -1,96 +1,21 @@
-//! Building the application: state, router, listener. `Application::build` binds first, so
+//! Building the application: state, listeners, the email sender (the router is `http`'s). `Application::build` binds first, so
 //! tests can ask for port 0 and read the port back.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, on, MethodFilter, MethodRouter};
-use axum::{middleware, Router};
-use shared::internal::{InternalMethod, InternalRoute};
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::config::{Settings, Statements};
-use crate::edge_auth::require_edge_signature;
 use crate::email::{sender, Mailer, Templates};
+use crate::http::{operations_router, router};
 use crate::metrics::Metrics;
 use crate::password::PasswordHasher;
-use crate::routes::{admin, health, monitoring, password_reset, sessions, tokens, users};
 use crate::state::{AppState, Inner};
 use crate::store::attempts::Limits;
-use shared::api::MAX_BODY_BYTES;
-
-/// The handler of each internal route, with the route's own method: a route of the contract
-/// without a handler here does not compile, and the method cannot disagree with the edge's.
-fn internal_handler(route: InternalRoute) -> MethodRouter<AppState> {
-    let filter = match route.method() {
-        InternalMethod::Get => MethodFilter::GET,
-        InternalMethod::Post => MethodFilter::POST,
-        InternalMethod::Patch => MethodFilter::PATCH,
-        InternalMethod::Delete => MethodFilter::DELETE,
-    };
-    match route {
-        InternalRoute::Register => on(filter, users::register),
-        InternalRoute::Activate => on(filter, users::activate),
-        InternalRoute::ResendActivation => on(filter, users::resend_activation),
-        InternalRoute::ListUsers => on(filter, admin::list_users),
-        InternalRoute::Login => on(filter, tokens::login),
-        InternalRoute::Refresh => on(filter, tokens::refresh),
-        InternalRoute::Logout => on(filter, tokens::logout),
-        InternalRoute::VerifyRefresh => on(filter, tokens::verify),
-        InternalRoute::Me => on(filter, users::me),
-        InternalRoute::PatchMe => on(filter, users::patch_me),
-        InternalRoute::DeleteMe => on(filter, users::delete_me),
-        InternalRoute::SetUsername => on(filter, users::set_username),
-        InternalRoute::SetPassword => on(filter, users::set_password),
-        InternalRoute::ListSessions => on(filter, sessions::list),
-        InternalRoute::RevokeSession => on(filter, sessions::revoke),
-        InternalRoute::RevokeOtherSessions => on(filter, sessions::revoke_others),
-        InternalRoute::SendResetCode => on(filter, password_reset::send_code),
-        InternalRoute::ResetConfirm => on(filter, password_reset::confirm),
-    }
-}
-
-pub fn router(state: AppState) -> Router {
-    let internal = InternalRoute::ALL
-        .iter()
-        .copied()
-        .fold(Router::new(), |router, route| {
-            // Routes sharing a path (`/users`, `/me`) merge into one method router.
-            router.route(route.nested_path(), internal_handler(route))
-        })
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_edge_signature,
-        ));
-    let request_id = axum::http::HeaderName::from_static("x-request-id");
-    Router::new()
-        .nest(InternalRoute::PREFIX, internal)
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            monitoring::track,
-        ))
-        .fallback(|| async { crate::error::render(&shared::problem::Problem::NotFound) })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::make_span))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(state)
-}
-
-/// The operational listener's routes (METRICS_BIND): `/metrics`, and nothing the edge calls.
-pub fn operations_router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(monitoring::scrape))
-        .fallback(|| async { crate::error::render(&shared::problem::Problem::NotFound) })
-        .with_state(state)
-}
 
 /// How long in-flight requests may take after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -132,6 +132,39 @@ fn missing_or_invalid_configuration_names_the_variable() {
     }
 }
 
+/// Numbers and policies are refused as they are read (clap's value parsers), before any
+/// connection: the message names the variable and the range, and the exit code is clap's 2.
+#[test]
+fn out_of_range_numbers_are_refused_naming_the_variable() {
+    let base = [
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ),
+        ("RESET_TOKEN_SECRET", RESET),
+        ("ORIGIN_SIGNING_SECRET", SIGNING),
+    ];
+    for (name, value) in [
+        ("ACCESS_TOKEN_TTL", "0"),
+        ("REFRESH_TOKEN_TTL", "-5"),
+        ("REFRESH_REUSE_GRACE", "-1"),
+        ("LOCKOUT_THRESHOLD", "0"),
+        ("LOCKOUT_ACCOUNT_THRESHOLD", "0"),
+        ("LOCKOUT_WINDOW", "0"),
+        ("DATABASE_POOL_SIZE", "0"),
+        ("ARGON2_MAX_CONCURRENCY", "0"),
+        ("ARGON2_QUEUE_DEPTH", "0"),
+        ("PASSWORD_POLICY", "weak"),
+    ] {
+        let env: Vec<(&str, &str)> = base.iter().copied().chain([(name, value)]).collect();
+        let out = origin(&["serve"], &env);
+        assert_eq!(out.status.code(), Some(2), "{name}={value} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(name), "{name} not in {err}");
+        assert!(err.contains(&format!("'{value}'")), "{value} not in {err}");
+    }
+}
+
 #[tokio::test]
 async fn create_superuser_creates_then_updates_an_admin() {
     let db = TestDb::create().await;

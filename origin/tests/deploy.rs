@@ -176,7 +176,7 @@ async fn healthcheck_command_passes_against_a_live_origin_and_fails_without_one(
     let port = listener.local_addr().unwrap().port();
     let app = axum::Router::new().route(
         "/healthz",
-        axum::routing::get(origin::routes::health::healthz),
+        axum::routing::get(origin::http::health::healthz),
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
     let check = |bind: String| {

@@ -39,12 +39,20 @@ pub fn required(
         .ok_or_else(|| SettingError::new(name, "is not set"))
 }
 
-/// A shared secret: set, and at least [`MIN_SECRET_BYTES`] long.
-pub fn secret(
-    lookup: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-) -> Result<String, SettingError> {
-    let value = required(lookup, name)?;
+/// A value that is set and not empty.
+fn set(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.is_empty())
+}
+
+/// A shared secret: set, not empty, and at least [`MIN_SECRET_BYTES`] long.
+pub fn secret<'a>(value: Option<&'a str>, name: &'static str) -> Result<&'a str, SettingError> {
+    match set(value) {
+        None => Err(SettingError::new(name, "is not set")),
+        Some(value) => secret_value(name, value),
+    }
+}
+
+fn secret_value<'a>(name: &'static str, value: &'a str) -> Result<&'a str, SettingError> {
     if value.len() < MIN_SECRET_BYTES {
         return Err(SettingError::new(
             name,
@@ -64,20 +72,49 @@ pub struct TokenSettings {
     pub signer: RequestSigner,
 }
 
+/// The raw values [`TokenSettings`] is made from, however a side reads them. `None` or empty
+/// is unset: the secrets are then missing, issuer, audience and algorithm take their defaults.
+#[derive(Default, Clone, Copy)]
+pub struct TokenParts<'a> {
+    pub issuer: Option<&'a str>,
+    pub audience: Option<&'a str>,
+    pub algorithm: Option<&'a str>,
+    pub jwt_secret: Option<&'a str>,
+    pub reset_token_secret: Option<&'a str>,
+    pub origin_signing_secret: Option<&'a str>,
+}
+
 impl TokenSettings {
-    /// `lookup` returns a variable's value, if set; an empty value counts as unset for the
-    /// secrets and as the default for issuer, audience and algorithm.
+    /// `lookup` returns a variable's value, if set (the Worker's vars and secrets).
     pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
-        let or_default = |name: &str, default: &str| {
-            lookup(name)
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| default.to_owned())
-        };
+        let values = [
+            "JWT_ISSUER",
+            "JWT_AUDIENCE",
+            "JWT_ALGORITHM",
+            "JWT_SECRET",
+            "RESET_TOKEN_SECRET",
+            "ORIGIN_SIGNING_SECRET",
+        ]
+        .map(lookup);
+        let [issuer, audience, algorithm, jwt_secret, reset, signing] = &values;
+        Self::from_parts(TokenParts {
+            issuer: issuer.as_deref(),
+            audience: audience.as_deref(),
+            algorithm: algorithm.as_deref(),
+            jwt_secret: jwt_secret.as_deref(),
+            reset_token_secret: reset.as_deref(),
+            origin_signing_secret: signing.as_deref(),
+        })
+    }
+
+    /// The settings from their raw values, with one set of defaults and rules for both sides.
+    pub fn from_parts(parts: TokenParts<'_>) -> Result<Self, SettingError> {
         let audience = Audience {
-            issuer: or_default("JWT_ISSUER", DEFAULT_ISSUER),
-            audience: or_default("JWT_AUDIENCE", DEFAULT_AUDIENCE),
+            issuer: set(parts.issuer).unwrap_or(DEFAULT_ISSUER).to_owned(),
+            audience: set(parts.audience).unwrap_or(DEFAULT_AUDIENCE).to_owned(),
         };
-        let algorithm: Algorithm = or_default("JWT_ALGORITHM", DEFAULT_ALGORITHM)
+        let algorithm: Algorithm = set(parts.algorithm)
+            .unwrap_or(DEFAULT_ALGORITHM)
             .parse()
             .map_err(|e: crate::keys::KeyError| {
                 SettingError::new("JWT_ALGORITHM", e.to_string())
@@ -85,21 +122,20 @@ impl TokenSettings {
         let hs256_secret = match algorithm {
             Algorithm::EdDSA => None,
             Algorithm::HS256 => {
-                if lookup("JWT_SECRET").is_none_or(|v| v.is_empty()) {
+                let Some(value) = set(parts.jwt_secret) else {
                     return Err(SettingError::new(
                         "JWT_SECRET",
                         "is required when JWT_ALGORITHM=HS256",
                     ));
-                }
-                Some(secret(&lookup, "JWT_SECRET")?)
+                };
+                Some(secret_value("JWT_SECRET", value)?.to_owned())
             }
         };
-        let resets = ResetTokens::new(
-            secret(&lookup, "RESET_TOKEN_SECRET")?.as_bytes(),
-            audience.clone(),
-        )
-        .map_err(|e| SettingError::new("RESET_TOKEN_SECRET", e.to_string()))?;
-        let signer = RequestSigner::new(secret(&lookup, "ORIGIN_SIGNING_SECRET")?.as_bytes())
+        let reset = secret(parts.reset_token_secret, "RESET_TOKEN_SECRET")?;
+        let resets = ResetTokens::new(reset.as_bytes(), audience.clone())
+            .map_err(|e| SettingError::new("RESET_TOKEN_SECRET", e.to_string()))?;
+        let signing = secret(parts.origin_signing_secret, "ORIGIN_SIGNING_SECRET")?;
+        let signer = RequestSigner::new(signing.as_bytes())
             .map_err(|e| SettingError::new("ORIGIN_SIGNING_SECRET", e.to_string()))?;
         Ok(Self {
             audience,

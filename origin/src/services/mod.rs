@@ -2,7 +2,7 @@
 //! parsed (an `Email`, a password as a `SecretString`, a token as sent) and returns a typed
 //! outcome or an [`Error`]; it owns the whole step: the lockout, the hashing, the SQL (through
 //! `store`), the audit row and the metrics. Routes parse a form into these inputs and map the
-//! outcome to a reply (`error.rs` turns an [`Error`] into its DRF body); the CLI prints it.
+//! outcome to a reply (`http::error` turns an [`Error`] into its DRF body); the CLI prints it.
 //!
 //! Steps only a running server takes (login, rotation, resets) read the [`AppState`]; the
 //! account steps the CLI also takes ask only for the pool, and the hasher when they hash.
@@ -33,7 +33,7 @@ pub struct Bearer {
 }
 
 /// Why a step was refused or failed. The refusals say what the domain decided; how each is
-/// answered on the wire is decided in `error.rs`.
+/// answered on the wire is decided in `http::error`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Unknown email, wrong password, inactive or locked-out account: one answer for all.

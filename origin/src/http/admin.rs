@@ -3,13 +3,12 @@
 use std::collections::HashMap;
 
 use axum::extract::{Query, State};
-use axum::{Extension, Json};
+use axum::Json;
 use shared::api::{Page, UserProfile};
-use shared::signing::Identity;
 
+use super::error::{ApiError, ApiResult};
+use super::extract::CurrentAdmin;
 use super::profile;
-use crate::edge_auth::require_user;
-use crate::error::{ApiError, ApiResult};
 use crate::services::{self, account};
 use crate::state::AppState;
 
@@ -19,10 +18,9 @@ const PUBLIC_PATH: &str = "/api/auth/users/";
 /// `GET /internal/users?page=N`.
 pub async fn list_users(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
+    _admin: CurrentAdmin,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Page<UserProfile>>> {
-    account::current_admin(&state.pool, require_user(identity)?).await?;
     let page: i64 = match query.get("page") {
         None => 1,
         Some(raw) => raw

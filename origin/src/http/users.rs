@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Json;
 use secrecy::SecretString;
 use shared::api::{
     self, Activate, DeleteMeRequest, PatchMeRequest, RegisterRequest, RegisteredUser,
@@ -11,23 +11,21 @@ use shared::api::{
 };
 use shared::form::{Form, FromForm};
 use shared::problem::Problem;
-use shared::signing::Identity;
 use shared::validate::{UserAttributes, MSG_PASSWORD_MISMATCH};
 
+use super::error::{ApiError, ApiResult};
+use super::extract::{Caller, ClientNetwork, CurrentUser, JsonBody};
 use super::profile;
-use crate::edge_auth::{require_user, session_of, ClientNetwork, JsonBody};
-use crate::error::{ApiError, ApiResult};
 use crate::services;
 use crate::services::account::{self, NewAccount, ProfileChanges};
 use crate::services::activation;
 use crate::state::AppState;
-use crate::store::users::User;
 
 /// `POST /internal/users` — Djoser's `users/` create. The password policy is checked with the
 /// form, so its messages come in one body with the other fields' errors.
 pub async fn register(
     State(state): State<AppState>,
-    Extension(ClientNetwork(network)): Extension<ClientNetwork>,
+    ClientNetwork(network): ClientNetwork,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<RegisteredUser>)> {
     let mut form = Form::new(&body)?;
@@ -72,27 +70,18 @@ pub async fn register(
     ))
 }
 
-/// The user the edge authenticated, still active and with the token version it verified.
-pub(super) async fn current_user(state: &AppState, identity: Identity) -> ApiResult<User> {
-    Ok(account::current(&state.pool, require_user(identity)?).await?)
-}
-
 /// `GET /internal/me`.
-pub async fn me(
-    State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
-) -> ApiResult<Json<UserProfile>> {
-    Ok(Json(profile(&current_user(&state, identity).await?)))
+pub async fn me(CurrentUser(user): CurrentUser) -> Json<UserProfile> {
+    Json(profile(&user))
 }
 
 /// `PATCH /internal/me` — username and names only; `role`, `email`, `id`, `is_active` are
 /// read-only and ignored, as DRF ignores read-only fields.
 pub async fn patch_me(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
+    CurrentUser(user): CurrentUser,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<UserProfile>> {
-    let user = current_user(&state, identity).await?;
     let request = PatchMeRequest::parse(&body)?;
     let changes = ProfileChanges {
         username: request.username,
@@ -106,14 +95,12 @@ pub async fn patch_me(
 /// `DELETE /internal/me` — Djoser's `users/me/` delete, with `current_password`.
 pub async fn delete_me(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
-    Extension(ClientNetwork(network)): Extension<ClientNetwork>,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
-    let user = current_user(&state, identity).await?;
     let request = DeleteMeRequest::parse(&body)?;
     let password = SecretString::from(request.current_password);
-    account::delete_account(&state, &user, password, &network).await?;
+    account::delete_account(&state, &caller.user, password, &caller.network).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -121,14 +108,20 @@ pub async fn delete_me(
 /// error on `new_username`.
 pub async fn set_username(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
-    Extension(ClientNetwork(network)): Extension<ClientNetwork>,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
-    let user = current_user(&state, identity).await?;
     let request = SetUsernameRequest::parse(&body)?;
     let password = SecretString::from(request.current_password);
-    match account::set_username(&state, &user, password, &request.new_username, &network).await {
+    match account::set_username(
+        &state,
+        &caller.user,
+        password,
+        &request.new_username,
+        &caller.network,
+    )
+    .await
+    {
         Err(services::Error::Taken(_)) => {
             Err(Problem::field("new_username", api::MSG_USERNAME_TAKEN).into())
         }
@@ -140,19 +133,17 @@ pub async fn set_username(
 /// end, theirs goes on (see `account::set_password`).
 pub async fn set_password(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
-    Extension(ClientNetwork(network)): Extension<ClientNetwork>,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
-    let user = current_user(&state, identity).await?;
     let request = SetPasswordRequest::parse(&body)?;
     account::set_password(
         &state,
-        &user,
+        &caller.user,
         SecretString::from(request.current_password),
         SecretString::from(request.new_password),
-        &network,
-        session_of(identity),
+        &caller.network,
+        Some(caller.session),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -162,7 +153,7 @@ pub async fn set_password(
 /// link, or `{email, code}`; 204 once active.
 pub async fn activate(
     State(state): State<AppState>,
-    Extension(ClientNetwork(network)): Extension<ClientNetwork>,
+    ClientNetwork(network): ClientNetwork,
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
     match Activate::parse(&body)? {
@@ -178,7 +169,7 @@ pub async fn activate(
 /// or not an account with the email waits for activation (only then is an email sent).
 pub async fn resend_activation(
     State(state): State<AppState>,
-    Extension(ClientNetwork(network)): Extension<ClientNetwork>,
+    ClientNetwork(network): ClientNetwork,
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
     let request = ResendActivationRequest::parse(&body)?;

@@ -3,15 +3,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Json;
 use secrecy::SecretString;
 use serde_json::json;
 use shared::api::{LoginRequest, RefreshRequest, TokenPair, VerifyRequest};
 use shared::form::FromForm;
-use shared::signing::Identity;
 
-use crate::edge_auth::{ClientAgent, ClientNetwork, JsonBody};
-use crate::error::ApiResult;
+use super::error::ApiResult;
+use super::extract::{ClientAgent, ClientNetwork, CurrentUser, JsonBody};
 use crate::services::{login as login_service, refresh as refresh_service};
 use crate::state::AppState;
 use crate::store::tokens::LoginClient;
@@ -19,8 +18,8 @@ use crate::store::tokens::LoginClient;
 /// `POST /internal/tokens` — SimpleJWT's `jwt/create/`.
 pub async fn login(
     State(state): State<AppState>,
-    Extension(ClientNetwork(network)): Extension<ClientNetwork>,
-    Extension(ClientAgent(agent)): Extension<ClientAgent>,
+    ClientNetwork(network): ClientNetwork,
+    ClientAgent(agent): ClientAgent,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<TokenPair>> {
     let LoginRequest { email, password } = LoginRequest::parse(&body)?;
@@ -45,10 +44,9 @@ pub async fn refresh(
 /// belong to the authenticated user.
 pub async fn logout(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
+    CurrentUser(user): CurrentUser,
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
-    let user = super::users::current_user(&state, identity).await?;
     let RefreshRequest { refresh: token } = RefreshRequest::parse(&body)?;
     refresh_service::logout(&state, user.id, &token).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,35 +1,25 @@
 //! Only the edge may call the internal API: every `/internal` request must carry a valid
 //! signature (see `shared::signing`). The body is read once here (bounded), checked, and put
-//! back for the handler, together with the identity the edge vouched for.
+//! back for the handler, together with the identity, network and agent the edge vouched for
+//! (read by the extractors in `extract.rs`).
 
 use axum::body::{to_bytes, Body, Bytes};
-use axum::extract::{FromRequest, OriginalUri, Request, State};
-use axum::http::{header, HeaderMap};
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
-use serde_json::Value;
+use shared::api::MAX_BODY_BYTES;
+use shared::problem::Problem;
 use shared::signing::{
     is_valid_client_agent, is_valid_client_network, Identity, SignedParts, HEADER_CLIENT_AGENT,
     HEADER_CLIENT_NETWORK, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
-use uuid::Uuid;
 
-use crate::error::{render, ApiError};
-use crate::services::Bearer;
+use super::error::render;
+use super::extract::{ClientAgent, ClientNetwork};
 use crate::state::AppState;
-use shared::problem::Problem;
 
-/// The client's network as the edge signed it (`""` when the edge did not know it); the login
-/// back-off is keyed on it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ClientNetwork(pub String);
-
-/// The client's `User-Agent` as the edge signed it (`""` when unknown); a new session keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ClientAgent(pub String);
-
-use shared::api::MAX_BODY_BYTES;
-
+/// Route middleware of every `/internal` route: 403 unless the edge signed the request.
 pub async fn require_edge_signature(
     State(state): State<AppState>,
     request: Request,
@@ -124,63 +114,4 @@ fn check(
         ClientNetwork(client_network.to_owned()),
         ClientAgent(client_agent.to_owned()),
     ))
-}
-
-/// A JSON body read the DRF way: `application/json` required, parse errors as 400 `detail`.
-pub struct JsonBody(pub Value);
-
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap_or("").to_owned())
-            .unwrap_or_default();
-        if !shared::form::is_json_media_type(&content_type) {
-            return Err(Problem::UnsupportedMediaType(content_type).into());
-        }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::from(Problem::TooLarge))?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::from(Problem::malformed_json(&e)))
-    }
-}
-
-/// The caller must be a user the edge authenticated, with an access token that names its
-/// session. One without (minted before sessions were named, so long expired) is refused as
-/// not valid: a token bound to no session could outlive its account's id.
-pub fn require_user(identity: Identity) -> Result<Bearer, ApiError> {
-    match identity {
-        Identity::User {
-            id,
-            token_version,
-            session: Some(session),
-        } => Ok(Bearer {
-            id,
-            token_version,
-            session: family_of(session),
-        }),
-        Identity::User { session: None, .. } => Err(Problem::BearerNotValid.into()),
-        Identity::Anonymous => Err(Problem::NotAuthenticated.into()),
-    }
-}
-
-/// The session (refresh family) the caller's access token was issued in, when it names one.
-pub fn session_of(identity: Identity) -> Option<Uuid> {
-    match identity {
-        Identity::User {
-            session: Some(session),
-            ..
-        } => Some(family_of(session)),
-        _ => None,
-    }
-}
-
-/// The refresh family a session id names.
-pub fn family_of(session: shared::signing::SessionId) -> Uuid {
-    Uuid::from_bytes(*session.as_bytes())
 }

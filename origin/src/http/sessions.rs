@@ -3,25 +3,22 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Json;
 use shared::api::{SessionInfo, SessionsRevoked};
-use shared::signing::{Identity, SessionId};
+use shared::signing::SessionId;
 
 use super::drf_datetime;
-use super::users::current_user;
-use crate::edge_auth::{family_of, session_of};
-use crate::error::ApiResult;
+use super::error::ApiResult;
+use super::extract::{family_of, Caller, CurrentUser};
 use crate::services::{self, sessions};
 use crate::state::AppState;
 
 /// `GET /internal/sessions` — the caller's live sessions, `current` marking theirs.
 pub async fn list(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
+    caller: Caller,
 ) -> ApiResult<Json<Vec<SessionInfo>>> {
-    let user = current_user(&state, identity).await?;
-    let current = session_of(identity);
-    let listed = sessions::list(&state.pool, user.id).await?;
+    let listed = sessions::list(&state.pool, caller.user.id).await?;
     Ok(Json(
         listed
             .into_iter()
@@ -31,7 +28,7 @@ pub async fn list(
                 last_used: drf_datetime(s.last_used_at),
                 user_agent: s.user_agent,
                 client_network: s.client_network,
-                current: Some(s.id) == current,
+                current: s.id == caller.session,
             })
             .collect(),
     ))
@@ -41,10 +38,9 @@ pub async fn list(
 /// is not a live session of theirs, whatever the reason.
 pub async fn revoke(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
+    CurrentUser(user): CurrentUser,
     RawQuery(query): RawQuery,
 ) -> ApiResult<StatusCode> {
-    let user = current_user(&state, identity).await?;
     let id = query
         .as_deref()
         .and_then(|q| q.strip_prefix("id="))
@@ -59,9 +55,9 @@ pub async fn revoke(
 /// `{"revoked": n}`.
 pub async fn revoke_others(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
+    caller: Caller,
 ) -> ApiResult<Json<SessionsRevoked>> {
-    let user = current_user(&state, identity).await?;
-    let revoked = sessions::revoke_others(&state.pool, user.id, session_of(identity)).await?;
+    let revoked =
+        sessions::revoke_others(&state.pool, caller.user.id, Some(caller.session)).await?;
     Ok(Json(SessionsRevoked { revoked }))
 }

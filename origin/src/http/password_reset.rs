@@ -10,8 +10,8 @@ use shared::otp::OtpCode;
 use shared::token::MAX_TOKEN_BYTES;
 use shared::validate::{Email, EMAIL_MAX_CHARS};
 
-use crate::edge_auth::JsonBody;
-use crate::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult};
+use super::extract::JsonBody;
 use crate::services::reset;
 use crate::state::AppState;
 
