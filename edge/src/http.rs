@@ -1,6 +1,7 @@
 //! The request and the answer as the flows see them, independent of the Workers runtime: the
-//! shell (`lib.rs`) converts `worker::Request` into an [`EdgeRequest`] and a [`Reply`] into a
-//! `worker::Response`, so every flow runs (and is tested) natively.
+//! shell (`shell.rs`) reads the runtime's own request into an [`EdgeRequest`] and builds the
+//! runtime's response from a [`Reply`], so every flow runs (and is tested) natively. A
+//! `Problem` (shared with the origin) is rendered here.
 
 use serde_json::Value;
 use shared::problem::Problem;

@@ -96,10 +96,10 @@ fn compose_sets_only_variables_the_origin_reads_and_every_required_one() {
 }
 
 #[test]
-fn readme_configuration_table_lists_exactly_what_serve_reads() {
-    let readme = repo_file("README.md");
-    let start = readme.find("## Configuration (origin)").expect("section");
-    let section = &readme[start..];
+fn configuration_table_lists_exactly_what_serve_reads() {
+    let doc = repo_file("docs/configuration.md");
+    let start = doc.find("## Origin (`origin serve`)").expect("section");
+    let section = &doc[start..];
     let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
     let mut documented = BTreeSet::new();
     for line in section.lines().filter(|l| l.starts_with("| `")) {
@@ -116,11 +116,11 @@ fn readme_configuration_table_lists_exactly_what_serve_reads() {
         .collect();
     assert!(
         undocumented.is_empty(),
-        "not in the README table: {undocumented:?}"
+        "not in docs/configuration.md: {undocumented:?}"
     );
     assert!(
         stale.is_empty(),
-        "in the README table but not read: {stale:?}"
+        "in docs/configuration.md but not read: {stale:?}"
     );
 }
 

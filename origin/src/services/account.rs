@@ -1,6 +1,9 @@
-//! Accounts: registration, the profile of the current user, the admin list, and the operator's
-//! steps (`origin create-superuser`, `origin set-role`). These take the pool (and the hasher
-//! when they hash) rather than the whole application, so the CLI runs them without a server.
+//! Accounts: registration, the current user (`current`, `current_admin`: what the HTTP
+//! extractors load), the profile, Djoser's self-service (`delete_account`, `set_username`,
+//! `set_password`), the admin list, and the operator's steps (`origin create-superuser`,
+//! `set-role`, `deactivate-user`, `reactivate-user`, `revoke-sessions`). The operator's steps take
+//! the pool (and the hasher when they hash) rather than the whole application, so the CLI runs
+//! them without a server.
 
 use crate::db::Pool;
 use secrecy::SecretString;
