@@ -432,6 +432,33 @@ mod tests {
         );
     }
 
+    /// Every API route the Worker answers is in the OpenAPI document it serves (the committed
+    /// `edge/assets/api/schema/index.json`, kept fresh by `cargo xtask openapi --check`), with
+    /// its method; the docs pages and the schema itself are not API operations.
+    #[test]
+    fn the_openapi_document_has_every_api_route() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../assets/api/schema/index.json")).unwrap();
+        let paths = schema["paths"].as_object().unwrap();
+        for row in ROUTES
+            .iter()
+            .filter(|r| r.path.starts_with("/api/auth/") || r.path.starts_with("/.well-known/"))
+        {
+            let public = match row.path {
+                "/.well-known/jwks.json" => row.path.to_owned(),
+                path => format!("{path}/"),
+            };
+            let operation = paths
+                .get(&public)
+                .and_then(|p| p.get(row.method.to_ascii_lowercase()));
+            assert!(
+                operation.is_some(),
+                "{} {public} is routed but not in the OpenAPI document (origin/src/openapi.rs)",
+                row.method
+            );
+        }
+    }
+
     #[test]
     fn misses() {
         assert_eq!(answer("GET", "/api/auth/nope/"), Err(Miss::NotFound));
