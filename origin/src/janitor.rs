@@ -108,43 +108,7 @@ async fn in_batches(client: &impl Sql, sql: &str, params: &[Param<'_>]) -> anyho
 
 async fn purge(client: &mut Client, retention: &Retention) -> anyhow::Result<Purged> {
     let mut purged = Purged::default();
-    let sql: &Client = client;
-    // Families whose every token is long expired (or that have none), a batch at a time: their
-    // tokens first, then the families.
-    let dead_families = "SELECT f.id FROM refresh_families f \
-         WHERE f.created_at < now() - interval '1 day' \
-           AND NOT EXISTS (SELECT 1 FROM refresh_tokens t \
-                           WHERE t.family_id = f.id AND t.expires_at > now() - interval '1 day') \
-         LIMIT $1";
-    loop {
-        let families: Vec<uuid::Uuid> = sql
-            .query(dead_families, &[(&BATCH, Type::INT8)])
-            .await
-            .context("finding expired refresh families")?
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        if families.is_empty() {
-            break;
-        }
-        purged.refresh_tokens += sql
-            .execute(
-                "DELETE FROM refresh_tokens WHERE family_id = ANY($1)",
-                &[(&families, Type::UUID_ARRAY)],
-            )
-            .await
-            .context("deleting expired refresh tokens")?;
-        purged.refresh_families += sql
-            .execute(
-                "DELETE FROM refresh_families WHERE id = ANY($1)",
-                &[(&families, Type::UUID_ARRAY)],
-            )
-            .await
-            .context("deleting expired refresh families")?;
-        if (families.len() as i64) < BATCH {
-            break;
-        }
-    }
+    (purged.refresh_families, purged.refresh_tokens) = purge_families(client).await?;
     purged.password_resets = in_batches(
         client,
         "DELETE FROM password_resets WHERE jti IN (SELECT jti FROM password_resets \
@@ -207,6 +171,47 @@ async fn purge(client: &mut Client, retention: &Retention) -> anyhow::Result<Pur
             .context("deleting accounts that never activated")?;
     }
     Ok(purged)
+}
+
+/// Families whose every token is long expired (or that have none), a batch at a time: their
+/// tokens first, then the families. Returns (families, tokens) deleted.
+async fn purge_families(client: &Client) -> anyhow::Result<(u64, u64)> {
+    let (mut families_deleted, mut tokens_deleted) = (0, 0);
+    let dead_families = "SELECT f.id FROM refresh_families f \
+         WHERE f.created_at < now() - interval '1 day' \
+           AND NOT EXISTS (SELECT 1 FROM refresh_tokens t \
+                           WHERE t.family_id = f.id AND t.expires_at > now() - interval '1 day') \
+         LIMIT $1";
+    loop {
+        let families: Vec<uuid::Uuid> = client
+            .query(dead_families, &[(&BATCH, Type::INT8)])
+            .await
+            .context("finding expired refresh families")?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if families.is_empty() {
+            break;
+        }
+        tokens_deleted += client
+            .execute(
+                "DELETE FROM refresh_tokens WHERE family_id = ANY($1)",
+                &[(&families, Type::UUID_ARRAY)],
+            )
+            .await
+            .context("deleting expired refresh tokens")?;
+        families_deleted += client
+            .execute(
+                "DELETE FROM refresh_families WHERE id = ANY($1)",
+                &[(&families, Type::UUID_ARRAY)],
+            )
+            .await
+            .context("deleting expired refresh families")?;
+        if (families.len() as i64) < BATCH {
+            break;
+        }
+    }
+    Ok((families_deleted, tokens_deleted))
 }
 
 /// Deletes the accounts still waiting for activation `days` after sign-up, a batch a

@@ -39,21 +39,7 @@ impl Application {
     /// Connects the pool, applies migrations, starts the email sender and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = crate::db::pool(&settings.database)?;
-        match settings.database.database_statements {
-            Statements::Named => {
-                let applied = crate::db::migrate(&pool).await?;
-                if applied > 0 {
-                    tracing::info!(applied, "database migrated");
-                }
-            }
-            // Through a transaction pooler the migration lock cannot be held (consecutive
-            // statements may reach different sessions): `origin migrate` against PostgreSQL
-            // itself applies them, and serve only checks that it did.
-            Statements::Unnamed => crate::db::ready(&pool).await.context(
-                "DATABASE_STATEMENTS=unnamed: serve does not migrate through a pooler; run \
-                 `origin migrate` against PostgreSQL directly first",
-            )?,
-        }
+        migrate_or_check(&pool, settings.database.database_statements).await?;
         let mailer = Arc::new(Mailer::new(&settings.email)?);
         let email_wake = Arc::new(Notify::new());
         let hasher = PasswordHasher::new(settings.argon2_permits, settings.argon2_queue_depth)?;
@@ -104,16 +90,7 @@ impl Application {
             None => None,
         };
         // Loaded now, so a bad certificate stops start-up with its reason.
-        let tls = match settings.tls {
-            Some(files) => {
-                let config = crate::tls::server::server_config(&files)?;
-                Some((
-                    files,
-                    axum_server::tls_rustls::RustlsConfig::from_config(config),
-                ))
-            }
-            None => None,
-        };
+        let tls = settings.tls.map(load_tls).transpose()?;
         Ok(Self {
             listener,
             router: router(state),
@@ -210,4 +187,37 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down");
+}
+
+/// Applies pending migrations; through a transaction pooler (`unnamed` statements) the migration
+/// lock cannot be held, since consecutive statements may reach different sessions: `origin
+/// migrate` against PostgreSQL itself applies them, and serve only checks that it did.
+async fn migrate_or_check(pool: &crate::db::Pool, statements: Statements) -> anyhow::Result<()> {
+    match statements {
+        Statements::Named => {
+            let applied = crate::db::migrate(pool).await?;
+            if applied > 0 {
+                tracing::info!(applied, "database migrated");
+            }
+            Ok(())
+        }
+        Statements::Unnamed => crate::db::ready(pool).await.context(
+            "DATABASE_STATEMENTS=unnamed: serve does not migrate through a pooler; run \
+             `origin migrate` against PostgreSQL directly first",
+        ),
+    }
+}
+
+/// The certificate and key of TLS_CERT and TLS_KEY, loaded into a server configuration.
+fn load_tls(
+    files: crate::tls::server::TlsFiles,
+) -> anyhow::Result<(
+    crate::tls::server::TlsFiles,
+    axum_server::tls_rustls::RustlsConfig,
+)> {
+    let config = crate::tls::server::server_config(&files)?;
+    Ok((
+        files,
+        axum_server::tls_rustls::RustlsConfig::from_config(config),
+    ))
 }

@@ -75,50 +75,44 @@ pub async fn login(
     let Attempt { decision, verified } =
         attempt(state, user.as_ref(), password.clone(), network).await?;
     let Some(user) = user else {
-        let client = state.pool.get().await?;
-        state.metrics.login(Login::Failed);
         // Recorded (without the address tried) so an unknown email costs the same writes as a
         // wrong password: timing does not tell them apart.
-        audit::record(
-            &client,
-            None,
-            Event::LoginFailed,
-            json!({ "reason": "unknown_account" }),
-        )
-        .await?;
-        return Err(Error::InvalidCredentials);
+        let detail = json!({ "reason": "unknown_account" });
+        return Err(refuse(state, None, Event::LoginFailed, detail, Login::Failed).await?);
     };
     if decision.refused() {
-        let client = state.pool.get().await?;
-        audit::record(
-            &client,
+        let detail = json!({ "reason": decision.reason() });
+        return Err(refuse(
+            state,
             Some(user.id),
             Event::LoginLocked,
-            json!({ "reason": decision.reason() }),
+            detail,
+            Login::Locked,
         )
-        .await?;
-        state.metrics.login(Login::Locked);
-        return Err(Error::InvalidCredentials);
+        .await?);
     }
     if !verified.ok {
         // Already counted before hashing.
-        let client = state.pool.get().await?;
-        audit::record(&client, Some(user.id), Event::LoginFailed, json!({})).await?;
-        state.metrics.login(Login::Failed);
-        return Err(Error::InvalidCredentials);
+        return Err(refuse(
+            state,
+            Some(user.id),
+            Event::LoginFailed,
+            json!({}),
+            Login::Failed,
+        )
+        .await?);
     }
     if !user.is_active {
         // Audited like a wrong password: the same write, so the same time.
-        let client = state.pool.get().await?;
-        audit::record(
-            &client,
+        let detail = json!({ "reason": "inactive" });
+        return Err(refuse(
+            state,
             Some(user.id),
             Event::LoginFailed,
-            json!({ "reason": "inactive" }),
+            detail,
+            Login::Failed,
         )
-        .await?;
-        state.metrics.login(Login::Failed);
-        return Err(Error::InvalidCredentials);
+        .await?);
     }
     // Hashed before taking a connection (see above).
     let new_hash = if verified.needs_rehash {
@@ -129,17 +123,7 @@ pub async fn login(
 
     let client = state.pool.get().await?;
     if let Some(new_hash) = new_hash {
-        if users::upgrade_hash(&client, user.id, &user.password_hash, &new_hash).await? {
-            let from = user.password_hash.split('$').next().unwrap_or_default();
-            audit::record(
-                &client,
-                Some(user.id),
-                Event::PasswordRehashed,
-                json!({ "from": if from.is_empty() { "argon2id" } else { from } }),
-            )
-            .await?;
-            state.metrics.rehashed();
-        }
+        store_rehash(state, &client, &user, &new_hash).await?;
     }
 
     let now = Utc::now().timestamp();
@@ -162,4 +146,40 @@ pub async fn login(
         refresh: refresh_token(&state.tokens, &user, jti, now, exp)?,
         access: access_token(&state.tokens, &user, now, family)?,
     })
+}
+
+/// A refused login: audited and counted, answered with the one error every refusal gets.
+async fn refuse(
+    state: &AppState,
+    user_id: Option<i64>,
+    event: Event,
+    detail: serde_json::Value,
+    outcome: Login,
+) -> Result<Error> {
+    let client = state.pool.get().await?;
+    audit::record(&client, user_id, event, detail).await?;
+    state.metrics.login(outcome);
+    Ok(Error::InvalidCredentials)
+}
+
+/// Replaces an outdated hash (an imported Django one, or older argon2 parameters) with the new
+/// one, unless another login did it first; audited once.
+async fn store_rehash(
+    state: &AppState,
+    client: &impl crate::db::Sql,
+    user: &users::User,
+    new_hash: &str,
+) -> Result<()> {
+    if users::upgrade_hash(client, user.id, &user.password_hash, new_hash).await? {
+        let from = user.password_hash.split('$').next().unwrap_or_default();
+        audit::record(
+            client,
+            Some(user.id),
+            Event::PasswordRehashed,
+            json!({ "from": if from.is_empty() { "argon2id" } else { from } }),
+        )
+        .await?;
+        state.metrics.rehashed();
+    }
+    Ok(())
 }
