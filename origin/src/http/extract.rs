@@ -77,6 +77,22 @@ pub fn family_of(session: SessionId) -> Uuid {
     Uuid::from_bytes(*session.as_bytes())
 }
 
+/// The caller's account, loaded and checked against the token (`account::current`), and
+/// with `admin` also its role (`account::current_admin`).
+async fn account_of<S>(parts: &Parts, state: &S, admin: bool) -> Result<User, ApiError>
+where
+    AppState: FromRef<S>,
+{
+    let caller = bearer(parts)?;
+    let pool = &AppState::from_ref(state).pool;
+    let user = if admin {
+        account::current_admin(pool, caller).await?
+    } else {
+        account::current(pool, caller).await?
+    };
+    Ok(user)
+}
+
 /// The authenticated user: still active, with the token version the edge verified, in a
 /// session that is still live (`account::current`). 401 otherwise.
 pub struct CurrentUser(pub User);
@@ -89,9 +105,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let caller = bearer(parts)?;
-        let state = AppState::from_ref(state);
-        Ok(Self(account::current(&state.pool, caller).await?))
+        account_of(parts, state, false).await.map(Self)
     }
 }
 
@@ -106,9 +120,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let caller = bearer(parts)?;
-        let state = AppState::from_ref(state);
-        Ok(Self(account::current_admin(&state.pool, caller).await?))
+        account_of(parts, state, true).await.map(Self)
     }
 }
 
@@ -128,12 +140,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let caller = bearer(parts)?;
         let ClientNetwork(network) = signed(parts)?;
-        let state = AppState::from_ref(state);
         Ok(Self {
-            user: account::current(&state.pool, caller).await?,
-            session: caller.session,
+            session: bearer(parts)?.session,
+            user: account_of(parts, state, false).await?,
             network,
         })
     }
