@@ -236,6 +236,79 @@ async fn migrate_is_idempotent() {
     );
 }
 
+/// Rollback: the binary of the previous release runs on a schema one release newer. It lists
+/// the newer release's migration, leaves it alone, and is ready; a schema from another line of
+/// history (one of its own migrations missing below the newest) is refused, naming it.
+#[tokio::test]
+async fn a_schema_one_release_newer_is_run_on_and_a_conflicting_one_refused() {
+    let db = TestDb::create().await;
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let stdout = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    let fresh = origin(&["migrate", "--status"], &env);
+    assert!(
+        fresh.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fresh.stderr)
+    );
+    assert!(
+        stdout(&fresh).contains("pending      V1__initial"),
+        "{}",
+        stdout(&fresh)
+    );
+    assert!(stdout(&fresh).contains("0 applied, "), "{}", stdout(&fresh));
+    assert!(origin(&["migrate"], &env).status.success());
+
+    // What the next release's migration leaves: its table and its history row.
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE next_release (id int); \
+             INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+             VALUES (1000, 'next_release', '2026-12-07T00:00:00Z', '1')",
+        )
+        .await
+        .unwrap();
+    let status = origin(&["migrate", "--status"], &env);
+    let listed = stdout(&status);
+    assert!(listed.contains("applied      V1__initial"), "{listed}");
+    assert!(
+        listed.contains("newer        V1000__next_release"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(", 0 pending, 1 newer, 0 conflicting"),
+        "{listed}"
+    );
+    let again = origin(&["migrate"], &env);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(stdout(&again).trim(), "migrations applied: 0");
+    let args = origin::config::DatabaseArgs {
+        database_url: db.url.clone().into(),
+        database_pool_size: 1,
+        database_statements: origin::config::Statements::Named,
+    };
+    let pool = origin::db::pool(&args).unwrap();
+    origin::db::ready(&pool)
+        .await
+        .expect("ready on the newer schema");
+    // A pool of one: migrating holds its only connection and reads the status through it.
+    assert_eq!(origin::db::migrate(&pool).await.unwrap(), 0);
+
+    client
+        .batch_execute("DELETE FROM refinery_schema_history WHERE version = 5")
+        .await
+        .unwrap();
+    let refused = origin(&["migrate"], &env);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("conflict") && err.contains("V5__"), "{err}");
+    assert!(origin::db::ready(&pool).await.is_err());
+}
+
 #[tokio::test]
 async fn serve_logs_refused_requests_without_secrets_and_stops_on_sigterm() {
     let db = TestDb::create().await;

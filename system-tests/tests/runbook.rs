@@ -148,13 +148,14 @@ enum Step {
     RestoredServe,
     UpgradeMigrate,
     UpgradeServe,
+    RollbackStatus,
     ImportDatabase,
     ImportJson,
     Observe,
 }
 
 /// (the block's section heading starts with, a command the block runs, the step).
-const STEPS: [(&str, &str, Step); 20] = [
+const STEPS: [(&str, &str, Step); 21] = [
     (
         "1.",
         "--worker-secrets worker-secrets.json > .env",
@@ -176,6 +177,7 @@ const STEPS: [(&str, &str, Step); 20] = [
     ("5.", "origin serve", Step::RestoredServe),
     ("6.", "origin migrate", Step::UpgradeMigrate),
     ("6.", "origin serve", Step::UpgradeServe),
+    ("6.", "origin migrate --status", Step::RollbackStatus),
     ("7.", "origin import-django --dry-run", Step::ImportDatabase),
     ("7.", "--from-json users.json", Step::ImportJson),
     ("8.", "/metrics", Step::Observe),
@@ -796,6 +798,13 @@ async fn the_deploy_guide_runs_as_written() {
             }
             Step::UpgradeMigrate => {
                 assert_eq!(stdout.trim(), "migrations applied: 0");
+            }
+            Step::RollbackStatus => {
+                assert!(stdout.contains("applied      V1__initial"), "{stdout}");
+                assert!(
+                    stdout.contains(", 0 pending, 0 newer, 0 conflicting"),
+                    "{stdout}"
+                );
             }
             Step::UpgradeServe => {
                 assert_eq!(

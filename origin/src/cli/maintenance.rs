@@ -7,20 +7,62 @@ use crate::config::{
     DatabaseArgs, DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_LOCKOUT_WINDOW,
     DEFAULT_PENDING_ACCOUNT_DAYS,
 };
+use crate::db::MigrationStatus;
 use crate::janitor::{self, Retention, Run};
 
-/// How many migrations `migrate` applied.
-pub struct Migrated(usize);
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Change nothing: list the migrations applied, pending, of a newer release (which this
+    /// binary runs on and leaves alone) and conflicting (another line of history).
+    #[arg(long)]
+    status: bool,
+}
+
+/// How many migrations `migrate` applied, or (`--status`) where each one stands.
+pub enum Migrated {
+    Applied(usize),
+    Status(MigrationStatus),
+}
 
 impl fmt::Display for Migrated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "migrations applied: {}", self.0)
+        let status = match self {
+            Self::Applied(n) => return writeln!(f, "migrations applied: {n}"),
+            Self::Status(status) => status,
+        };
+        let groups = [
+            ("applied", &status.applied),
+            ("pending", &status.pending),
+            ("newer", &status.newer),
+            ("conflicting", &status.conflicting),
+        ];
+        for (what, migrations) in groups {
+            for m in migrations {
+                writeln!(f, "{what:<12} {m}")?;
+            }
+        }
+        let counts = groups.map(|(what, m)| format!("{} {what}", m.len()));
+        writeln!(f, "{}", counts.join(", "))?;
+        if !status.newer.is_empty() {
+            writeln!(
+                f,
+                "newer: applied by a newer release; this binary runs on that schema and leaves them alone"
+            )?;
+        }
+        Ok(())
     }
 }
 
-pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<Migrated> {
-    let pool = crate::db::pool(database)?;
-    Ok(Migrated(crate::db::migrate(&pool).await?))
+impl MigrateArgs {
+    pub async fn run(self) -> anyhow::Result<Migrated> {
+        let pool = crate::db::pool(&self.database)?;
+        if self.status {
+            return Ok(Migrated::Status(crate::db::status(&pool).await?));
+        }
+        Ok(Migrated::Applied(crate::db::migrate(&pool).await?))
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::config::{DatabaseArgs, ServeArgs};
+use crate::config::ServeArgs;
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
@@ -34,8 +34,8 @@ pub struct Cli {
 pub enum Command {
     /// Apply migrations, then serve the internal API until Ctrl-C / SIGTERM.
     Serve(Box<ServeArgs>),
-    /// Apply pending database migrations and exit.
-    Migrate(DatabaseArgs),
+    /// Apply pending database migrations and exit (`--status`: list them, change nothing).
+    Migrate(maintenance::MigrateArgs),
     /// Run the janitor once (what `serve` does every JANITOR_INTERVAL) and print what it deleted.
     Janitor(maintenance::JanitorArgs),
     /// Create an admin account, or make an existing one admin with this password.
@@ -73,7 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     use accounts::Action;
     let report: Box<dyn fmt::Display> = match cli.command {
         Command::Serve(args) => return serve(*args).await,
-        Command::Migrate(database) => Box::new(maintenance::migrate(&database).await?),
+        Command::Migrate(args) => Box::new(args.run().await?),
         Command::Janitor(args) => Box::new(args.run().await?),
         Command::CreateSuperuser(args) => Box::new(args.run().await?),
         Command::SetRole(args) => Box::new(args.run().await?),

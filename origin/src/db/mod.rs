@@ -14,9 +14,9 @@ use tokio_postgres::{Error, GenericClient as _, Row, Statement};
 use crate::config::DatabaseArgs;
 pub use crate::config::Statements;
 
-mod embedded {
-    refinery::embed_migrations!("../migrations");
-}
+mod migrations;
+
+pub use migrations::{migrate, ready, status, MigrationStatus};
 
 /// The pool, with TLS as DATABASE_URL's `sslmode` says (`crate::tls::postgres`), and its connections
 /// sending statements as DATABASE_STATEMENTS says.
@@ -286,27 +286,6 @@ macro_rules! sql_via_conn {
 sql_via_conn!(Client);
 sql_via_conn!(Transaction<'_>);
 
-/// The advisory lock every replica takes to migrate ("origin" and 1, as bytes): one at a time,
-/// and the later ones find nothing left to apply.
-const MIGRATION_LOCK: i64 = 0x6f72_6967_696e_0001;
-
-/// Applies pending migrations (each in its own transaction) under a session-level advisory lock,
-/// so replicas starting together migrate one after another; returns how many ran.
-pub async fn migrate(pool: &Pool) -> anyhow::Result<usize> {
-    let client = pool.get().await.context("connecting to the database")?;
-    let mut lock = AdvisoryLock::acquire(client, MIGRATION_LOCK)
-        .await
-        .context("waiting for the migration lock")?;
-    let report = embedded::migrations::runner()
-        .run_async(&mut **lock.client().inner)
-        .await
-        .context("running migrations");
-    lock.release()
-        .await
-        .context("releasing the migration lock")?;
-    Ok(report?.applied_migrations().len())
-}
-
 /// A pooled connection holding a session-level advisory lock (the migrations', the
 /// janitor's). [`AdvisoryLock::release`] unlocks it and gives the connection back to the pool;
 /// dropped before that (an error, or the future dropped), the connection leaves the pool, and
@@ -362,27 +341,6 @@ impl Drop for AdvisoryLock {
             drop(deadpool_postgres::Object::take(client.inner));
         }
     }
-}
-
-/// Whether the database answers and has every embedded migration applied.
-pub async fn ready(pool: &Pool) -> anyhow::Result<()> {
-    let mut client = pool.get().await.context("database unreachable")?;
-    let latest = embedded::migrations::runner()
-        .get_migrations()
-        .iter()
-        .map(|m| m.version())
-        .max()
-        .unwrap_or(0);
-    let applied = embedded::migrations::runner()
-        .get_last_applied_migration_async(&mut **client.inner)
-        .await
-        .context("reading applied migrations")?
-        .map_or(0, |m| m.version());
-    anyhow::ensure!(
-        applied >= latest,
-        "migrations pending: database at {applied}, binary expects {latest}"
-    );
-    Ok(())
 }
 
 /// Whether a database error is a unique-constraint violation on the named index.
