@@ -4,6 +4,7 @@
 use shared::keys::{Algorithm, VerifyingKeys};
 use shared::settings::{self, TokenSettings};
 use shared::signing::RequestSigner;
+use shared::signing::SignatureVersion;
 use shared::throttle::{ThrottleRates, DEFAULT_RATES};
 use shared::token::{ResetTokens, TokenVerifier};
 
@@ -80,7 +81,15 @@ impl Config {
             jwks_body,
             verifier: TokenVerifier::new(keys, tokens.audience),
             resets: tokens.resets,
-            signer: tokens.signer,
+            // ORIGIN_SIGNATURE_VERSION: the canonical form signed, so a Worker rolled out before
+            // its origin signs what the running origin still checks.
+            signer: match lookup("ORIGIN_SIGNATURE_VERSION").filter(|v| !v.is_empty()) {
+                None => tokens.signer,
+                Some(v) => tokens.signer.signing(
+                    SignatureVersion::parse(&v)
+                        .ok_or_else(|| err("ORIGIN_SIGNATURE_VERSION", "must be 2 or 3"))?,
+                ),
+            },
             origin_url,
             origin_timeout_ms,
             rates: ThrottleRates::parse(
@@ -230,6 +239,21 @@ mod tests {
                 assert!(!e.to_string().contains(v), "{e}");
             }
         }
+    }
+
+    #[test]
+    fn the_signature_version_is_chosen_for_a_rollout() {
+        use shared::signing::SignatureVersion;
+        assert_eq!(
+            load(&good()).unwrap().signer.version(),
+            SignatureVersion::V3
+        );
+        let mut vars = good();
+        vars.insert("ORIGIN_SIGNATURE_VERSION", "2".into());
+        assert_eq!(load(&vars).unwrap().signer.version(), SignatureVersion::V2);
+        vars.insert("ORIGIN_SIGNATURE_VERSION", "4".into());
+        let e = load(&vars).err().unwrap();
+        assert_eq!(e.variable, "ORIGIN_SIGNATURE_VERSION");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use shared::internal::{InternalMethod, InternalRoute};
 use shared::signing::{
     client_agent, is_valid_client_network, Identity, SignedParts, HEADER_CLIENT_AGENT,
     HEADER_CLIENT_NETWORK, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_SIGNATURE_REFUSED,
-    HEADER_TIMESTAMP,
+    HEADER_SIGNATURE_VERSION, HEADER_TIMESTAMP,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -112,6 +112,7 @@ async fn call(
     set(HEADER_TIMESTAMP, &timestamp.to_string())?;
     set(HEADER_IDENTITY, &identity.to_header())?;
     set(HEADER_SIGNATURE, &signature)?;
+    set(HEADER_SIGNATURE_VERSION, config.signer.version().as_str())?;
     set(HEADER_CLIENT_NETWORK, client_network)?;
     if !client_agent.is_empty() {
         set(HEADER_CLIENT_AGENT, &client_agent)?;

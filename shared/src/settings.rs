@@ -134,8 +134,12 @@ impl TokenSettings {
         let reset = secret(parts.reset_token_secret, "RESET_TOKEN_SECRET")?;
         let resets = ResetTokens::new(reset.as_bytes(), audience.clone())
             .map_err(|e| SettingError::new("RESET_TOKEN_SECRET", e.to_string()))?;
-        let signing = secret(parts.origin_signing_secret, "ORIGIN_SIGNING_SECRET")?;
-        let signer = RequestSigner::new(signing.as_bytes())
+        // A list during a rotation: the first signs, every one verifies.
+        let signing = secret(parts.origin_signing_secret, "ORIGIN_SIGNING_SECRET")?
+            .split(',')
+            .map(|one| secret(Some(one.trim()), "ORIGIN_SIGNING_SECRET").map(str::as_bytes))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signer = RequestSigner::with_secrets(&signing)
             .map_err(|e| SettingError::new("ORIGIN_SIGNING_SECRET", e.to_string()))?;
         Ok(Self {
             audience,
@@ -219,6 +223,32 @@ mod tests {
             assert!(e.problem.contains(problem), "{e}");
             assert!(!e.to_string().contains(short), "{e}");
         }
+    }
+
+    #[test]
+    fn the_signing_secret_may_be_a_list_whose_first_signs() {
+        let mut vars = good();
+        let (new, old) = ("n".repeat(32), "s".repeat(32));
+        vars.insert("ORIGIN_SIGNING_SECRET", format!("{new}, {old}"));
+        let rotating = load(&vars).unwrap().signer;
+        let parts = crate::signing::SignedParts {
+            method: "GET",
+            path_and_query: "/internal/me",
+            timestamp: 1_000,
+            identity: crate::signing::Identity::Anonymous,
+            body: b"",
+            client_network: "",
+            client_agent: "",
+        };
+        let by_old = RequestSigner::new(old.as_bytes()).unwrap().sign(&parts);
+        let by_new = RequestSigner::new(new.as_bytes()).unwrap().sign(&parts);
+        assert_eq!(rotating.sign(&parts), by_new);
+        assert!(rotating.verify(&parts, &by_old, 1_000).is_ok());
+        // Every value of the list must be a whole secret.
+        vars.insert("ORIGIN_SIGNING_SECRET", format!("{new},short"));
+        let e = load(&vars).err().unwrap();
+        assert_eq!(e.variable, "ORIGIN_SIGNING_SECRET");
+        assert!(!e.to_string().contains(&new), "{e}");
     }
 
     #[test]

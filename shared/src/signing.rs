@@ -23,6 +23,48 @@ pub const HEADER_CLIENT_NETWORK: &str = "X-Client-Network";
 pub const MAX_CLIENT_NETWORK_CHARS: usize = 64;
 pub const MAX_SKEW_SECS: i64 = 60;
 pub const MIN_SECRET_BYTES: usize = 32;
+/// Which canonical form a signature covers (`2` or `3`). Absent: either, as the releases
+/// before this header sent v3, and those before them v2.
+pub const HEADER_SIGNATURE_VERSION: &str = "x-edge-signature-version";
+
+/// The versions of the canonical string. A release adds a version and keeps verifying the
+/// previous one, so origin-first and edge-first rollouts both serve: the rule is that a release
+/// may change the signed request only if the previous release can still talk to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignatureVersion {
+    /// Method, path and query, timestamp, body hash, identity, client network.
+    V2,
+    /// v2 and the client's `User-Agent`.
+    #[default]
+    V3,
+}
+
+impl SignatureVersion {
+    /// What a verifier accepts (the current version and the previous one).
+    pub const ACCEPTED: [SignatureVersion; 2] = [Self::V3, Self::V2];
+
+    /// The header's value, `2` or `3`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V2 => "2",
+            Self::V3 => "3",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().trim_start_matches(['v', 'V']) {
+            "2" => Some(Self::V2),
+            "3" => Some(Self::V3),
+            _ => None,
+        }
+    }
+
+    /// Whether this version signs the client's agent (v2 did not: a v2 request's agent header
+    /// is not trusted).
+    pub fn signs_agent(self) -> bool {
+        self == Self::V3
+    }
+}
 
 /// A session id: the UUID of a refresh family, in its canonical text form (lowercase,
 /// hyphenated) on the wire and in tokens.
@@ -226,71 +268,119 @@ pub enum SignatureError {
 #[error("the request-signing secret must be at least {MIN_SECRET_BYTES} bytes")]
 pub struct ShortSecret;
 
-/// Holds the shared secret; `Debug` never shows it.
+/// Holds the shared secrets (the first signs, every one verifies: a rotation lists the new one
+/// first and the old one after it until every signer has the new one) and the version it signs;
+/// `Debug` never shows a secret.
 pub struct RequestSigner {
-    secret: Vec<u8>,
+    secrets: Vec<Vec<u8>>,
+    version: SignatureVersion,
 }
 
 impl std::fmt::Debug for RequestSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RequestSigner([redacted])")
+        write!(
+            f,
+            "RequestSigner({} secrets [redacted], {:?})",
+            self.secrets.len(),
+            self.version
+        )
     }
 }
 
 impl RequestSigner {
     pub fn new(secret: &[u8]) -> Result<Self, ShortSecret> {
-        if secret.len() < MIN_SECRET_BYTES {
+        Self::with_secrets(&[secret])
+    }
+
+    /// Several secrets, the first of which signs; at least one, each long enough.
+    pub fn with_secrets(secrets: &[&[u8]]) -> Result<Self, ShortSecret> {
+        if secrets.is_empty() || secrets.iter().any(|s| s.len() < MIN_SECRET_BYTES) {
             return Err(ShortSecret);
         }
         Ok(Self {
-            secret: secret.to_vec(),
+            secrets: secrets.iter().map(|s| s.to_vec()).collect(),
+            version: SignatureVersion::default(),
         })
+    }
+
+    /// Signs `version`'s canonical form (verifying accepts every version of `ACCEPTED`).
+    pub fn signing(mut self, version: SignatureVersion) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The version [`Self::sign`] signs, for the `x-edge-signature-version` header.
+    pub fn version(&self) -> SignatureVersion {
+        self.version
     }
 
     /// Lowercase hex HMAC for the `x-edge-signature` header.
     pub fn sign(&self, parts: &SignedParts<'_>) -> String {
-        crate::hex::encode(&self.mac(parts).finalize().into_bytes())
+        let mac = mac(&self.secrets[0], parts, self.version);
+        crate::hex::encode(&mac.finalize().into_bytes())
     }
 
-    /// Checks the skew first (cheap), then the MAC in constant time.
+    /// Checks the skew first (cheap), then the MAC of the current version in constant time
+    /// against every secret.
     pub fn verify(
         &self,
         parts: &SignedParts<'_>,
         signature_hex: &str,
         now: i64,
     ) -> Result<(), SignatureError> {
+        self.verify_versions(parts, signature_hex, &[SignatureVersion::V3], now)
+            .map(|_| ())
+    }
+
+    /// [`Self::verify`] for a signature of any of `versions`: the one the header names, or
+    /// (no header) every accepted one. A v2 signature does not cover `parts.client_agent`: the
+    /// caller must not trust the agent then (see [`SignatureVersion::signs_agent`]).
+    pub fn verify_versions(
+        &self,
+        parts: &SignedParts<'_>,
+        signature_hex: &str,
+        versions: &[SignatureVersion],
+        now: i64,
+    ) -> Result<SignatureVersion, SignatureError> {
         if now.abs_diff(parts.timestamp) > MAX_SKEW_SECS.unsigned_abs() {
             return Err(SignatureError::Stale);
         }
         let signature = crate::hex::decode(signature_hex)
             .filter(|s| s.len() == 32)
             .ok_or(SignatureError::Malformed)?;
-        self.mac(parts)
-            .verify_slice(&signature)
-            .map_err(|_| SignatureError::Mismatch)
+        for &version in versions {
+            for secret in &self.secrets {
+                if mac(secret, parts, version).verify_slice(&signature).is_ok() {
+                    return Ok(version);
+                }
+            }
+        }
+        Err(SignatureError::Mismatch)
     }
+}
 
-    fn mac(&self, parts: &SignedParts<'_>) -> Hmac<Sha256> {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC accepts any key length");
-        // Newline-separated fields; none of them can contain a newline (method and path are
-        // HTTP tokens, the network is checked by `is_valid_client_network` before use, the rest
-        // are generated here), so the encoding is unambiguous. `v2` added the network and `v3`
-        // the agent: signers and verifiers of different versions never agree, rather than
-        // silently dropping a field.
-        let canonical = format!(
-            "v3\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
-            parts.method.to_ascii_uppercase(),
-            parts.path_and_query,
-            parts.timestamp,
-            crate::hex::encode(&Sha256::digest(parts.body)),
-            parts.identity.to_header(),
-            parts.client_network,
-            parts.client_agent,
-        );
-        mac.update(canonical.as_bytes());
-        mac
-    }
+fn mac(secret: &[u8], parts: &SignedParts<'_>, version: SignatureVersion) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts any key length");
+    // Newline-separated fields; none of them can contain a newline (method and path are HTTP
+    // tokens, the network is checked by `is_valid_client_network` before use, the rest are
+    // generated here), so the encoding is unambiguous. `v2` added the network and `v3` the
+    // agent: signers and verifiers of different versions never agree, rather than silently
+    // dropping a field.
+    let common = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        parts.method.to_ascii_uppercase(),
+        parts.path_and_query,
+        parts.timestamp,
+        crate::hex::encode(&Sha256::digest(parts.body)),
+        parts.identity.to_header(),
+        parts.client_network,
+    );
+    let canonical = match version {
+        SignatureVersion::V2 => format!("v2\n{common}"),
+        SignatureVersion::V3 => format!("v3\n{common}\n{}", parts.client_agent),
+    };
+    mac.update(canonical.as_bytes());
+    mac
 }
 
 #[cfg(test)]
@@ -448,7 +538,67 @@ mod tests {
             Err(SignatureError::Malformed)
         );
         assert!(RequestSigner::new(&[1; 31]).is_err());
-        assert_eq!(format!("{signer:?}"), "RequestSigner([redacted])");
+        assert_eq!(
+            format!("{signer:?}"),
+            "RequestSigner(1 secrets [redacted], V3)"
+        );
+        assert!(RequestSigner::with_secrets(&[]).is_err());
+        assert!(RequestSigner::with_secrets(&[&[1; 32], &[2; 31]]).is_err());
+    }
+
+    #[test]
+    fn the_first_secret_signs_and_every_one_verifies() {
+        let p = parts(b"{}", Identity::Anonymous);
+        let old = RequestSigner::new(&[1; 32]).unwrap();
+        let new = RequestSigner::new(&[2; 32]).unwrap();
+        let rotating = RequestSigner::with_secrets(&[&[2; 32], &[1; 32]]).unwrap();
+        assert_eq!(rotating.sign(&p), new.sign(&p));
+        assert_eq!(rotating.verify(&p, &old.sign(&p), NOW), Ok(()));
+        assert_eq!(rotating.verify(&p, &new.sign(&p), NOW), Ok(()));
+        // Once the old secret is dropped, what it signed is refused.
+        assert_eq!(
+            new.verify(&p, &old.sign(&p), NOW),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn the_previous_version_verifies_and_a_version_is_only_its_own_form() {
+        let mut p = parts(b"{}", Identity::Anonymous);
+        p.client_agent = "curl/8";
+        let v2 = RequestSigner::new(&[1; 32])
+            .unwrap()
+            .signing(SignatureVersion::V2);
+        let v3 = RequestSigner::new(&[1; 32]).unwrap();
+        assert_eq!(v2.version().as_str(), "2");
+        let (sig2, sig3) = (v2.sign(&p), v3.sign(&p));
+        assert_ne!(sig2, sig3);
+        let all = SignatureVersion::ACCEPTED;
+        assert_eq!(
+            v3.verify_versions(&p, &sig2, &all, NOW),
+            Ok(SignatureVersion::V2)
+        );
+        assert_eq!(
+            v3.verify_versions(&p, &sig3, &all, NOW),
+            Ok(SignatureVersion::V3)
+        );
+        // A header naming v3 does not let a v2 signature through, nor the other way round.
+        assert_eq!(
+            v3.verify_versions(&p, &sig2, &[SignatureVersion::V3], NOW),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            v3.verify_versions(&p, &sig3, &[SignatureVersion::V2], NOW),
+            Err(SignatureError::Mismatch)
+        );
+        // v2 does not cover the agent; v3 does.
+        let mut other_agent = p;
+        other_agent.client_agent = "evil/1";
+        assert!(v3.verify_versions(&other_agent, &sig2, &all, NOW).is_ok());
+        assert!(v3.verify_versions(&other_agent, &sig3, &all, NOW).is_err());
+        assert!(!SignatureVersion::V2.signs_agent() && SignatureVersion::V3.signs_agent());
+        assert_eq!(SignatureVersion::parse("v2"), Some(SignatureVersion::V2));
+        assert_eq!(SignatureVersion::parse("4"), None);
     }
 
     #[test]

@@ -230,6 +230,8 @@ pub struct Options {
     pub argon2_queue_depth: usize,
     /// `Some(url)`: SEND_ACTIVATION_EMAIL=true with this ACTIVATION_URL.
     pub activation_url: Option<&'static str>,
+    /// `Some(old)`: ORIGIN_SIGNING_SECRET lists `SIGNING_SECRET` then `old` (a rotation).
+    pub previous_signing_secret: Option<&'static [u8]>,
 }
 
 impl Default for Options {
@@ -249,6 +251,7 @@ impl Default for Options {
             argon2_threads: 2,
             argon2_queue_depth: 2 * origin::config::ARGON2_QUEUE_PER_THREAD,
             activation_url: None,
+            previous_signing_secret: None,
         }
     }
 }
@@ -314,7 +317,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             database_pool_size: options.pool_size,
             database_statements: origin::config::Statements::Named,
         },
-        signer: RequestSigner::new(SIGNING_SECRET).unwrap(),
+        signer: match options.previous_signing_secret {
+            None => RequestSigner::new(SIGNING_SECRET).unwrap(),
+            Some(old) => RequestSigner::with_secrets(&[SIGNING_SECRET, old]).unwrap(),
+        },
         tokens: TokenConfig {
             issuer: TokenIssuer::new(SigningKey::ed25519(&key), audience()),
             verifier: TokenVerifier::new(VerifyingKeys::from_jwks(&jwks).unwrap(), audience()),

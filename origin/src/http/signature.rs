@@ -11,8 +11,9 @@ use axum::response::Response;
 use shared::api::MAX_BODY_BYTES;
 use shared::problem::Problem;
 use shared::signing::{
-    is_valid_client_agent, is_valid_client_network, Identity, SignedParts, HEADER_CLIENT_AGENT,
-    HEADER_CLIENT_NETWORK, HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    is_valid_client_agent, is_valid_client_network, Identity, SignatureVersion, SignedParts,
+    HEADER_CLIENT_AGENT, HEADER_CLIENT_NETWORK, HEADER_IDENTITY, HEADER_SIGNATURE,
+    HEADER_SIGNATURE_VERSION, HEADER_TIMESTAMP,
 };
 
 use super::error::render;
@@ -78,6 +79,16 @@ fn check(
         .map_err(|_| "malformed timestamp".to_owned())?;
     let identity = Identity::parse(header(HEADER_IDENTITY)?).ok_or("malformed identity")?;
     let signature = header(HEADER_SIGNATURE)?;
+    // The version the edge signed; absent, any accepted one (edges of earlier releases send
+    // none). See `SignatureVersion` for the rollout rule.
+    let versions = match headers.get(HEADER_SIGNATURE_VERSION) {
+        None => SignatureVersion::ACCEPTED.to_vec(),
+        Some(v) => vec![v
+            .to_str()
+            .ok()
+            .and_then(SignatureVersion::parse)
+            .ok_or("unknown signature version")?],
+    };
     // Absent means unknown, signed as "". A malformed value is refused outright (before the
     // MAC), so nothing unbounded or with a newline reaches the canonical string or the database.
     let client_network = match headers.get(HEADER_CLIENT_NETWORK) {
@@ -105,10 +116,16 @@ fn check(
         client_network,
         client_agent,
     };
-    state
+    let version = state
         .signer
-        .verify(&parts, signature, chrono::Utc::now().timestamp())
+        .verify_versions(&parts, signature, &versions, chrono::Utc::now().timestamp())
         .map_err(|e| e.to_string())?;
+    // A v2 signature does not cover the agent: an unsigned header is not believed.
+    let client_agent = if version.signs_agent() {
+        client_agent
+    } else {
+        ""
+    };
     Ok((
         identity,
         ClientNetwork(client_network.to_owned()),

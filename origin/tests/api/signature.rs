@@ -5,6 +5,8 @@ use shared::signing::{
     HEADER_IDENTITY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 
+use shared::signing::{SignatureVersion, HEADER_SIGNATURE_VERSION};
+
 use crate::helpers::{now, read, spawn_app, Reply, TestApp, SIGNING_SECRET};
 
 const PATH: &str = "/internal/users";
@@ -231,4 +233,124 @@ async fn the_client_agent_is_signed_and_checked() {
     assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
     let ok = raw(&app, &headers_for(&"a".repeat(256)), body).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+}
+
+/// A rollout in either order: the origin takes the previous release's signature (v2, no version
+/// header), the current one with or without its header, and refuses a version it does not know
+/// or a header naming another version than the one signed.
+#[tokio::test]
+async fn the_previous_signature_version_is_accepted_during_a_rollout() {
+    let app = spawn_app().await;
+    let v3 = RequestSigner::new(SIGNING_SECRET).unwrap();
+    let v2 = RequestSigner::new(SIGNING_SECRET)
+        .unwrap()
+        .signing(SignatureVersion::V2);
+    let body = |n: u32| {
+        format!(r#"{{"email":"v{n}@example.com","username":"v{n}","password":"73926481"}}"#)
+    };
+    let cases: [(&RequestSigner, Option<&str>, bool); 6] = [
+        (&v2, None, true),
+        (&v2, Some("2"), true),
+        (&v3, None, true),
+        (&v3, Some("3"), true),
+        (&v2, Some("3"), false),
+        (&v3, Some("4"), false),
+    ];
+    for (n, (signer, version, accepted)) in (0u32..).zip(cases) {
+        let body = body(n);
+        let mut headers = signed_headers(signer, now(), Identity::Anonymous, &body);
+        if let Some(version) = version {
+            headers.push((HEADER_SIGNATURE_VERSION, version.to_owned()));
+        }
+        let reply = raw(&app, &headers, &body).await;
+        if accepted {
+            assert_eq!(
+                reply.status,
+                StatusCode::CREATED,
+                "case {n}: {}",
+                reply.body
+            );
+        } else {
+            assert_refused(&reply);
+        }
+    }
+}
+
+/// ORIGIN_SIGNING_SECRET rotation: while the origin lists the new secret and the old one, edges
+/// signing with either are served; an edge with a third secret is not.
+#[tokio::test]
+async fn an_origin_listing_two_signing_secrets_takes_both() {
+    const OLD: &[u8] = b"the-previous-origin-signing-secret-0123456789";
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options {
+        previous_signing_secret: Some(OLD),
+        ..Default::default()
+    })
+    .await;
+    let body = |n: u32| {
+        format!(r#"{{"email":"r{n}@example.com","username":"r{n}","password":"73926481"}}"#)
+    };
+    let new = RequestSigner::new(SIGNING_SECRET).unwrap();
+    let old = RequestSigner::new(OLD).unwrap();
+    let other = RequestSigner::new(&[7u8; 32]).unwrap();
+    for (n, signer) in [(0, &new), (1, &old)] {
+        let body = body(n);
+        let headers = signed_headers(signer, now(), Identity::Anonymous, &body);
+        let reply = raw(&app, &headers, &body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+    let body = body(2);
+    assert_refused(
+        &raw(
+            &app,
+            &signed_headers(&other, now(), Identity::Anonymous, &body),
+            &body,
+        )
+        .await,
+    );
+}
+
+/// A v2 signature does not cover `X-Client-Agent`: a login so signed keeps no agent, whatever
+/// the header says (an unsigned header is not believed).
+#[tokio::test]
+async fn a_v2_login_does_not_believe_the_unsigned_agent() {
+    let app = spawn_app().await;
+    app.register("agent@example.com", "agent", "73926481").await;
+    let v2 = RequestSigner::new(SIGNING_SECRET)
+        .unwrap()
+        .signing(SignatureVersion::V2);
+    let body = r#"{"email":"agent@example.com","password":"73926481"}"#;
+    let timestamp = now();
+    let signature = v2.sign(&SignedParts {
+        method: "POST",
+        path_and_query: "/internal/tokens",
+        timestamp,
+        identity: Identity::Anonymous,
+        body: body.as_bytes(),
+        client_network: "",
+        client_agent: "",
+    });
+    let reply = read(
+        app.http
+            .post(format!("{}/internal/tokens", app.address))
+            .header("content-type", "application/json")
+            .header(HEADER_TIMESTAMP, timestamp.to_string())
+            .header(HEADER_IDENTITY, Identity::Anonymous.to_header())
+            .header(HEADER_SIGNATURE, signature)
+            .header(HEADER_CLIENT_AGENT, "forged-agent/1.0")
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let agent: String = app
+        .db
+        .client()
+        .await
+        .query_one("SELECT user_agent FROM refresh_families", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(agent, "");
 }
