@@ -20,6 +20,9 @@ COPY system-tests system-tests
 COPY bench/micro bench/micro
 COPY bench/system bench/system
 COPY xtask xtask
+# The commit `origin --version` and the `origin_build_info` metric name (the context has no
+# .git): `docker build --build-arg GIT_COMMIT=$(git rev-parse --short=12 HEAD) .`
+ARG GIT_COMMIT=unknown
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p origin --bin origin \

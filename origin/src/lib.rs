@@ -2,6 +2,17 @@
 //! the edge Worker calls with signed requests, hashes passwords, issues and rotates tokens,
 //! and sends email from an outbox.
 
+/// The release (`Cargo.toml`'s version) and the commit this binary was built from.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const COMMIT: &str = env!("ORIGIN_GIT_COMMIT");
+/// What `origin --version` prints after the name.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ORIGIN_GIT_COMMIT"),
+    ")"
+);
+
 pub mod cli;
 pub mod config;
 pub mod db;

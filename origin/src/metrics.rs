@@ -101,6 +101,14 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("origin");
+        registry.register(
+            "build",
+            "The release and commit of this binary (always 1)",
+            prometheus_client::metrics::info::Info::new(vec![
+                ("version", crate::VERSION),
+                ("commit", crate::COMMIT),
+            ]),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "http_requests",

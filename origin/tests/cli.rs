@@ -49,6 +49,29 @@ fn value<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
         .1
 }
 
+/// `origin --version`: the release and the commit of the checkout it was built from.
+#[test]
+fn the_version_names_the_release_and_the_commit() {
+    let out = origin(&["--version"], &[]);
+    assert!(out.status.success());
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let commit = line
+        .strip_prefix(&format!("origin {} (commit ", env!("CARGO_PKG_VERSION")))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{line}"));
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    match head {
+        // In a checkout (CI's clone too): the commit it was built from.
+        Ok(head) if head.status.success() => {
+            assert_eq!(commit, String::from_utf8_lossy(&head.stdout).trim())
+        }
+        _ => assert_eq!(commit, "unknown"),
+    }
+}
+
 #[test]
 fn keygen_prints_a_working_key_pair_and_secrets() {
     let pairs = keygen();

@@ -22,7 +22,7 @@ use crate::startup::Application;
 #[derive(Debug, Parser)]
 #[command(
     name = "origin",
-    version,
+    version = crate::VERSION_LINE,
     about = "Origin service of the auth API (users, tokens, email)."
 )]
 pub struct Cli {

@@ -119,6 +119,20 @@ async fn metrics_are_open_without_a_token_configured_and_count_refused_requests(
     );
 }
 
+/// Which release and commit answers: one `origin_build_info` sample, always 1.
+#[tokio::test]
+async fn the_build_is_a_metric() {
+    let app = spawn_app_with(Options::default()).await;
+    let (_, text) = scrape(&app, None).await;
+    let series = format!(
+        r#"origin_build_info{{version="{}",commit="{}"}}"#,
+        origin::VERSION,
+        origin::COMMIT
+    );
+    assert_eq!(sample(&text, &series), Some(1.0), "{text}");
+    assert_eq!(origin::VERSION, env!("CARGO_PKG_VERSION"));
+}
+
 #[tokio::test]
 async fn metrics_are_not_served_on_the_edges_listener() {
     let app = spawn_app_with(Options::default()).await;
