@@ -135,7 +135,9 @@ impl TokenSettings {
         let resets = ResetTokens::new(reset.as_bytes(), audience.clone())
             .map_err(|e| SettingError::new("RESET_TOKEN_SECRET", e.to_string()))?;
         // A list during a rotation: the first signs, every one verifies.
-        let signing = secret(parts.origin_signing_secret, "ORIGIN_SIGNING_SECRET")?
+        let signing = parts
+            .origin_signing_secret
+            .unwrap_or_default()
             .split(',')
             .map(|one| secret(Some(one.trim()), "ORIGIN_SIGNING_SECRET").map(str::as_bytes))
             .collect::<Result<Vec<_>, _>>()?;

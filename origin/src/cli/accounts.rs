@@ -155,18 +155,19 @@ impl fmt::Display for ActionDone {
             action,
             step,
         } = self;
-        write!(f, "{email} (id {}): ", step.id)?;
-        match (action, step.was_active) {
-            (Action::Deactivate, true) => write!(f, "deactivated")?,
-            (Action::Deactivate, false) => write!(f, "was already inactive")?,
-            (Action::Reactivate, true) => return writeln!(f, "was already active"),
-            (Action::Reactivate, false) => return writeln!(f, "reactivated"),
-            (Action::RevokeSessions, _) => {
-                let revoked = step.sessions_revoked;
-                return writeln!(f, "{revoked} sessions revoked, access tokens outdated");
+        let revoked = step.sessions_revoked;
+        let what = match (action, step.was_active) {
+            (Action::Deactivate, true) => format!("deactivated, {revoked} sessions revoked"),
+            (Action::Deactivate, false) => {
+                format!("was already inactive, {revoked} sessions revoked")
             }
-        }
-        writeln!(f, ", {} sessions revoked", step.sessions_revoked)
+            (Action::Reactivate, true) => "was already active".to_owned(),
+            (Action::Reactivate, false) => "reactivated".to_owned(),
+            (Action::RevokeSessions, _) => {
+                format!("{revoked} sessions revoked, access tokens outdated")
+            }
+        };
+        writeln!(f, "{email} (id {}): {what}", step.id)
     }
 }
 

@@ -20,7 +20,7 @@ mod embedded {
 /// and the later ones find nothing left to apply.
 const MIGRATION_LOCK: i64 = 0x6f72_6967_696e_0001;
 
-/// refinery's history table.
+/// refinery's history table (its default name, which the runner uses).
 const HISTORY: &str = "refinery_schema_history";
 
 /// One migration: its version and name (`V9__activation_network` is 9, `activation_network`).
@@ -28,6 +28,15 @@ const HISTORY: &str = "refinery_schema_history";
 pub struct Migration {
     pub version: u32,
     pub name: String,
+}
+
+impl From<&refinery::Migration> for Migration {
+    fn from(m: &refinery::Migration) -> Self {
+        Self {
+            version: m.version(),
+            name: m.name().to_owned(),
+        }
+    }
 }
 
 impl std::fmt::Display for Migration {
@@ -83,10 +92,7 @@ fn embedded() -> Vec<Migration> {
     let mut all: Vec<Migration> = embedded::migrations::runner()
         .get_migrations()
         .iter()
-        .map(|m| Migration {
-            version: m.version(),
-            name: m.name().to_owned(),
-        })
+        .map(Migration::from)
         .collect();
     all.sort_by_key(|m| m.version);
     all
@@ -94,11 +100,12 @@ fn embedded() -> Vec<Migration> {
 
 /// The migrations a database holds and this binary's, compared (nothing is changed).
 pub async fn status(pool: &Pool) -> anyhow::Result<MigrationStatus> {
-    let client = pool.get().await.context("connecting to the database")?;
-    status_on(&client).await
+    let mut client = pool.get().await.context("connecting to the database")?;
+    status_on(&mut client).await
 }
 
-async fn status_on(client: &Client) -> anyhow::Result<MigrationStatus> {
+async fn status_on(client: &mut Client) -> anyhow::Result<MigrationStatus> {
+    // refinery reads its history table only where it exists (a fresh database has none yet).
     let exists: bool = client
         .query_one(
             "SELECT to_regclass($1) IS NOT NULL",
@@ -108,18 +115,12 @@ async fn status_on(client: &Client) -> anyhow::Result<MigrationStatus> {
         .context("looking for the migration history")?
         .get(0);
     let applied = if exists {
-        client
-            .query(
-                "SELECT version, name FROM refinery_schema_history ORDER BY version",
-                &[],
-            )
+        embedded::migrations::runner()
+            .get_applied_migrations_async(&mut **client.inner)
             .await
             .context("reading the migration history")?
             .iter()
-            .map(|row| Migration {
-                version: u32::try_from(row.get::<_, i32>(0)).unwrap_or_default(),
-                name: row.get::<_, Option<String>>(1).unwrap_or_default(),
-            })
+            .map(Migration::from)
             .collect()
     } else {
         Vec::new()

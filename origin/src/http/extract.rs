@@ -79,11 +79,10 @@ pub fn family_of(session: SessionId) -> Uuid {
 
 /// The caller's account, loaded and checked against the token (`account::current`), and
 /// with `admin` also its role (`account::current_admin`).
-async fn account_of<S>(parts: &Parts, state: &S, admin: bool) -> Result<User, ApiError>
+async fn account_of<S>(caller: Bearer, state: &S, admin: bool) -> Result<User, ApiError>
 where
     AppState: FromRef<S>,
 {
-    let caller = bearer(parts)?;
     let pool = &AppState::from_ref(state).pool;
     let user = if admin {
         account::current_admin(pool, caller).await?
@@ -105,7 +104,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        account_of(parts, state, false).await.map(Self)
+        account_of(bearer(parts)?, state, false).await.map(Self)
     }
 }
 
@@ -120,7 +119,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        account_of(parts, state, true).await.map(Self)
+        account_of(bearer(parts)?, state, true).await.map(Self)
     }
 }
 
@@ -140,10 +139,11 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = bearer(parts)?;
         let ClientNetwork(network) = signed(parts)?;
         Ok(Self {
-            session: bearer(parts)?.session,
-            user: account_of(parts, state, false).await?,
+            user: account_of(caller, state, false).await?,
+            session: caller.session,
             network,
         })
     }

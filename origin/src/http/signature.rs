@@ -20,7 +20,8 @@ use super::error::render;
 use super::extract::{ClientAgent, ClientNetwork};
 use crate::state::AppState;
 
-/// Route middleware of every `/internal` route: 403 unless the edge signed the request.
+/// Route middleware of every `/internal` route: 401 (`Problem::SignatureRefused`) unless the
+/// edge signed the request.
 pub async fn require_edge_signature(
     State(state): State<AppState>,
     request: Request,
@@ -81,13 +82,17 @@ fn check(
     let signature = header(HEADER_SIGNATURE)?;
     // The version the edge signed; absent, any accepted one (edges of earlier releases send
     // none). See `SignatureVersion` for the rollout rule.
-    let versions = match headers.get(HEADER_SIGNATURE_VERSION) {
-        None => SignatureVersion::ACCEPTED.to_vec(),
-        Some(v) => vec![v
-            .to_str()
-            .ok()
-            .and_then(SignatureVersion::parse)
-            .ok_or("unknown signature version")?],
+    let named;
+    let versions: &[SignatureVersion] = match headers.get(HEADER_SIGNATURE_VERSION) {
+        None => &SignatureVersion::ACCEPTED,
+        Some(v) => {
+            named = [v
+                .to_str()
+                .ok()
+                .and_then(SignatureVersion::parse)
+                .ok_or("unknown signature version")?];
+            &named
+        }
     };
     // Absent means unknown, signed as "". A malformed value is refused outright (before the
     // MAC), so nothing unbounded or with a newline reaches the canonical string or the database.
@@ -118,7 +123,7 @@ fn check(
     };
     let version = state
         .signer
-        .verify_versions(&parts, signature, &versions, chrono::Utc::now().timestamp())
+        .verify_versions(&parts, signature, versions, chrono::Utc::now().timestamp())
         .map_err(|e| e.to_string())?;
     // A v2 signature does not cover the agent: an unsigned header is not believed.
     let client_agent = if version.signs_agent() {
