@@ -43,17 +43,13 @@ impl Config {
         let keys = match tokens.algorithm {
             Algorithm::EdDSA => VerifyingKeys::from_jwks_json(&required("JWT_PUBLIC_KEYS")?)
                 .map_err(|e| err("JWT_PUBLIC_KEYS", e.to_string()))?,
-            Algorithm::HS256 => VerifyingKeys::hs256(
-                tokens
-                    .hs256_secret
-                    .as_deref()
-                    .unwrap_or_default()
-                    .as_bytes(),
-            )
-            .map_err(|e| err("JWT_SECRET", e.to_string()))?,
+            Algorithm::HS256 => {
+                VerifyingKeys::hs256_all(&settings::bytes_of(&tokens.hs256_secrets))
+                    .map_err(|e| err("JWT_SECRET", e.to_string()))?
+            }
         };
         // Read by the OtpStore object itself; checked here so a missing one is reported at once.
-        settings::secret(lookup("OTP_SECRET").as_deref(), "OTP_SECRET")?;
+        settings::secrets(lookup("OTP_SECRET").as_deref(), "OTP_SECRET")?;
         let origin_url = required("ORIGIN_URL")?.trim_end_matches('/').to_owned();
         match origin_url.split_once("://") {
             Some(("https", _)) => {}

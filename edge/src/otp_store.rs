@@ -46,7 +46,10 @@ impl DurableObject for OtpStore {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let op: Op = req.json().await?;
         let email_key = bound_email(self.state.id().name())?;
+        // A list during a rotation: the first hashes new codes, every one checks them.
         let secret = self.env.secret("OTP_SECRET")?.to_string();
+        let secrets = shared::settings::secrets(Some(&secret), "OTP_SECRET")
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
         let storage = self.state.storage();
         let parse = |code: &str| {
             OtpCode::parse(code).ok_or_else(|| worker::Error::RustError("malformed code".into()))
@@ -57,8 +60,9 @@ impl DurableObject for OtpStore {
                 if stored.is_some_and(|r| !r.replaceable_by(&network, now())) {
                     return Response::from_json(&Outcome { accepted: false });
                 }
-                let record = OtpRecord::issue(secret.as_bytes(), &email_key, &parse(&code)?, now())
-                    .requested_from(&network);
+                let record =
+                    OtpRecord::issue(secrets[0].as_bytes(), &email_key, &parse(&code)?, now())
+                        .requested_from(&network);
                 storage.put("otp", &record).await?;
                 storage.set_alarm(OTP_TTL_SECS * 1_000).await?;
                 Response::from_json(&Outcome { accepted: true })
@@ -67,13 +71,7 @@ impl DurableObject for OtpStore {
                 let Some(mut record) = storage.get::<OtpRecord>("otp").await? else {
                     return Response::from_json(&Outcome { accepted: false });
                 };
-                let outcome = record.attempt(
-                    secret.as_bytes(),
-                    &email_key,
-                    &parse(&code)?,
-                    now(),
-                    &network,
-                );
+                let outcome = record.attempt(&secrets, &email_key, &parse(&code)?, now(), &network);
                 if outcome != Attempt::NoLiveCode {
                     storage.put("otp", &record).await?;
                 }
@@ -85,7 +83,7 @@ impl DurableObject for OtpStore {
                 let Some(mut record) = storage.get::<OtpRecord>("otp").await? else {
                     return Response::from_json(&Outcome { accepted: false });
                 };
-                let live = record.reinstate(secret.as_bytes(), &email_key, &parse(&code)?, now());
+                let live = record.reinstate(&secrets, &email_key, &parse(&code)?, now());
                 if live {
                     storage.put("otp", &record).await?;
                 }

@@ -303,7 +303,9 @@ pub struct Activation {
 
 impl Activation {
     /// ACTIVATION_URL checked: an http(s) URL with both placeholders.
-    pub fn new(url: &str, secret: &[u8], pending_days: u32) -> anyhow::Result<Self> {
+    /// `secrets`: RESET_TOKEN_SECRET's values, current first (links and codes made under a
+    /// retiring one keep working).
+    pub fn new(url: &str, secrets: &[&[u8]], pending_days: u32) -> anyhow::Result<Self> {
         let url = url.trim();
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             bail!("invalid ACTIVATION_URL: must be an http(s) URL, got {url:?}");
@@ -313,7 +315,7 @@ impl Activation {
         }
         Ok(Self {
             url: url.to_owned(),
-            keys: shared::activation::ActivationKeys::new(secret),
+            keys: shared::activation::ActivationKeys::rotating(secrets),
             pending_days,
         })
     }
@@ -338,7 +340,8 @@ impl ServeArgs {
         let TokenSettings {
             audience,
             algorithm,
-            hs256_secret,
+            hs256_secrets,
+            reset_secrets,
             resets,
             signer,
         } = TokenSettings::from_parts(TokenParts {
@@ -350,7 +353,7 @@ impl ServeArgs {
             origin_signing_secret: Some(self.origin_signing_secret.expose_secret()),
         })
         .map_err(|e| anyhow::anyhow!("invalid {e}"))?;
-        let (signing, verifying) = self.jwt_keys(algorithm, hs256_secret.as_deref())?;
+        let (signing, verifying) = self.jwt_keys(algorithm, &settings::bytes_of(&hs256_secrets))?;
         if self.email_backend == EmailBackend::Smtp && self.smtp_url.is_none() {
             bail!("SMTP_URL is required when EMAIL_BACKEND=smtp");
         }
@@ -366,7 +369,7 @@ impl ServeArgs {
                  PostgreSQL directly"
             );
         }
-        let activation = self.activation()?;
+        let activation = self.activation(&settings::bytes_of(&reset_secrets))?;
         Ok(Settings {
             activation,
             bind: self.bind,
@@ -402,17 +405,17 @@ impl ServeArgs {
     }
 
     /// The key tokens are signed with, and the keys they are verified with: EdDSA's private key
-    /// and the previous public keys still accepted, or HS256's one secret.
+    /// and the previous public keys still accepted, or HS256's secrets (the first signs).
     fn jwt_keys(
         &self,
         algorithm: Algorithm,
-        hs256_secret: Option<&str>,
+        hs256_secrets: &[&[u8]],
     ) -> anyhow::Result<(SigningKey, VerifyingKeys)> {
         if algorithm == Algorithm::HS256 {
-            let secret = hs256_secret.unwrap_or_default().as_bytes();
+            let current = hs256_secrets.first().copied().unwrap_or_default();
             return Ok((
-                SigningKey::hs256(secret).context("invalid JWT_SECRET")?,
-                VerifyingKeys::hs256(secret).context("invalid JWT_SECRET")?,
+                SigningKey::hs256(current).context("invalid JWT_SECRET")?,
+                VerifyingKeys::hs256_all(hs256_secrets).context("invalid JWT_SECRET")?,
             ));
         }
         let pem = self.jwt_private_key.as_ref().context(
@@ -463,7 +466,8 @@ impl ServeArgs {
         }
     }
 
-    fn activation(&self) -> anyhow::Result<Option<Activation>> {
+    /// `reset_secrets`: RESET_TOKEN_SECRET's values, current first.
+    fn activation(&self, reset_secrets: &[&[u8]]) -> anyhow::Result<Option<Activation>> {
         match (self.send_activation_email, &self.activation_url) {
             (false, _) => Ok(None),
             (true, None) => bail!(
@@ -472,7 +476,7 @@ impl ServeArgs {
             ),
             (true, Some(url)) => Ok(Some(Activation::new(
                 url,
-                self.reset_token_secret.expose_secret().as_bytes(),
+                reset_secrets,
                 self.pending_account_days,
             )?)),
         }
@@ -485,9 +489,9 @@ mod tests {
 
     #[test]
     fn activation_urls_need_both_placeholders() {
-        let secret = [7; 32];
+        let secret: &[&[u8]] = &[&[7; 32]];
         let ok =
-            Activation::new("https://app.example.com/activate/{uid}/{token}", &secret, 7).unwrap();
+            Activation::new("https://app.example.com/activate/{uid}/{token}", secret, 7).unwrap();
         assert_eq!(
             ok.link("NDI", "1-ab"),
             "https://app.example.com/activate/NDI/1-ab"
@@ -498,7 +502,7 @@ mod tests {
             "https://app.example.com/activate/{token}",
             "",
         ] {
-            assert!(Activation::new(bad, &secret, 7).is_err(), "{bad:?}");
+            assert!(Activation::new(bad, secret, 7).is_err(), "{bad:?}");
         }
     }
 

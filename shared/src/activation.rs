@@ -32,10 +32,11 @@ pub fn decode_uid(uid: &str) -> Option<i64> {
     (encode_uid(id) == uid).then_some(id)
 }
 
-/// The keys of activation links and codes, derived from one secret.
+/// The keys of activation links and codes, derived from one secret, or from each value of a
+/// rotation's list: the first makes links and codes, every one checks them.
 pub struct ActivationKeys {
-    token_key: [u8; 32],
-    code_key: [u8; 32],
+    token_keys: Vec<[u8; 32]>,
+    code_keys: Vec<[u8; 32]>,
 }
 
 impl std::fmt::Debug for ActivationKeys {
@@ -52,20 +53,31 @@ fn derive(secret: &[u8], label: &str) -> [u8; 32] {
 
 impl ActivationKeys {
     pub fn new(secret: &[u8]) -> Self {
+        Self::rotating(&[secret])
+    }
+
+    /// `secrets`: the current secret first (never empty: the settings refuse an empty list).
+    pub fn rotating(secrets: &[&[u8]]) -> Self {
+        let derive_all =
+            |label: &str| -> Vec<[u8; 32]> { secrets.iter().map(|s| derive(s, label)).collect() };
         Self {
-            token_key: derive(secret, "auth-api activation token v1"),
-            code_key: derive(secret, "auth-api activation code v1"),
+            token_keys: derive_all("auth-api activation token v1"),
+            code_keys: derive_all("auth-api activation code v1"),
         }
     }
 
-    /// The key of `otp::hash` for activation codes.
+    /// The key of `otp::hash` for new activation codes.
     pub fn code_secret(&self) -> &[u8] {
-        &self.code_key
+        &self.code_keys[0]
     }
 
-    fn mac(&self, id: i64, email_key: &str, expires: i64) -> String {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.token_key).expect("HMAC accepts any key length");
+    /// Every key a stored code may have been hashed with (`otp::matches_any`).
+    pub fn code_secrets(&self) -> &[[u8; 32]] {
+        &self.code_keys
+    }
+
+    fn mac(key: &[u8; 32], id: i64, email_key: &str, expires: i64) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
         mac.update(format!("activation\n{id}\n{email_key}\n{expires}").as_bytes());
         let mut hex = crate::hex::encode(&mac.finalize().into_bytes());
         hex.truncate(MAC_HEX_CHARS);
@@ -75,7 +87,10 @@ impl ActivationKeys {
     /// A token for the account `id` with the email (lookup key) `email_key`, made at `now`.
     pub fn token(&self, id: i64, email_key: &str, now: i64) -> String {
         let expires = now + ACTIVATION_TOKEN_TTL_SECS;
-        format!("{expires}-{}", self.mac(id, email_key, expires))
+        format!(
+            "{expires}-{}",
+            Self::mac(&self.token_keys[0], id, email_key, expires)
+        )
     }
 
     /// Whether `token` was made for this account and has not expired at `now`.
@@ -89,8 +104,10 @@ impl ActivationKeys {
         if expires < now || mac.len() != MAC_HEX_CHARS {
             return false;
         }
-        let expected = self.mac(id, email_key, expires);
-        bool::from(expected.as_bytes().ct_eq(mac.as_bytes()))
+        self.token_keys.iter().any(|key| {
+            let expected = Self::mac(key, id, email_key, expires);
+            bool::from(expected.as_bytes().ct_eq(mac.as_bytes()))
+        })
     }
 }
 
@@ -142,6 +159,22 @@ mod tests {
         }
         assert_ne!(keys.code_secret(), &[7; 32][..]);
         assert_eq!(format!("{keys:?}"), "ActivationKeys([redacted])");
+    }
+
+    #[test]
+    fn links_made_before_a_secret_rotation_still_work() {
+        let (old, new) = ([7; 32], [8; 32]);
+        let token = ActivationKeys::new(&old).token(42, "ada@example.com", NOW);
+        let rotating = ActivationKeys::rotating(&[&new, &old]);
+        assert!(rotating.check(42, "ada@example.com", &token, NOW));
+        assert_eq!(
+            rotating.code_secret(),
+            ActivationKeys::new(&new).code_secret()
+        );
+        assert_eq!(rotating.code_secrets().len(), 2);
+        let fresh = rotating.token(42, "ada@example.com", NOW);
+        assert!(ActivationKeys::new(&new).check(42, "ada@example.com", &fresh, NOW));
+        assert!(!ActivationKeys::new(&new).check(42, "ada@example.com", &token, NOW));
     }
 
     proptest! {

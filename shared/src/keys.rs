@@ -236,12 +236,24 @@ impl VerifyingKeys {
     }
 
     pub fn hs256(secret: &[u8]) -> Result<Self, KeyError> {
-        if secret.len() < MIN_HMAC_SECRET_BYTES {
+        Self::hs256_all(&[secret])
+    }
+
+    /// HS256 during a rotation: a token (SimpleJWT's carry no `kid`) is valid if any of the
+    /// secrets signed it.
+    pub fn hs256_all(secrets: &[&[u8]]) -> Result<Self, KeyError> {
+        if secrets.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        if secrets.iter().any(|s| s.len() < MIN_HMAC_SECRET_BYTES) {
             return Err(KeyError::ShortSecret);
         }
         Ok(Self {
             algorithm: Algorithm::HS256,
-            keys: vec![(None, DecodingKey::from_secret(secret))],
+            keys: secrets
+                .iter()
+                .map(|secret| (None, DecodingKey::from_secret(secret)))
+                .collect(),
             // A symmetric secret is never published.
             jwks: Jwks::default(),
         })
@@ -257,14 +269,15 @@ impl VerifyingKeys {
     }
 
     /// A token's `kid` is looked up in our set only. Without a `kid`, a set of exactly one key
-    /// is used (HS256, or a single Ed25519 key); with several keys a `kid` is required.
+    /// is used (a single Ed25519 key), or for HS256 the first secret, the others being tried by
+    /// [`VerifyingKeys::check`]; with several Ed25519 keys a `kid` is required.
     pub(crate) fn position(&self, kid: Option<&str>) -> Option<usize> {
         match kid {
             Some(kid) => self
                 .keys
                 .iter()
                 .position(|(k, _)| k.as_deref() == Some(kid)),
-            None if self.keys.len() == 1 => Some(0),
+            None if self.keys.len() == 1 || self.algorithm == Algorithm::HS256 => Some(0),
             None => None,
         }
     }

@@ -64,6 +64,18 @@ pub fn matches(secret: &[u8], email_key: &str, code: &OtpCode, stored: &[u8]) ->
     mac(secret, email_key, code).verify_slice(stored).is_ok()
 }
 
+/// [`matches`] under any of a rotation's secrets (the current first).
+pub fn matches_any<S: AsRef<[u8]>>(
+    secrets: &[S],
+    email_key: &str,
+    code: &OtpCode,
+    stored: &[u8],
+) -> bool {
+    secrets
+        .iter()
+        .any(|secret| matches(secret.as_ref(), email_key, code, stored))
+}
+
 fn mac(secret: &[u8], email_key: &str, code: &OtpCode) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts any key length");
     mac.update(email_key.as_bytes());
@@ -148,9 +160,10 @@ impl OtpRecord {
     /// at most `OTP_OTHER_NETWORK_ATTEMPTS` from networks other than the requester's (then it is
     /// closed to them, and still open to the requester's). Nobody gets more guesses per code
     /// than before, and an outsider can no longer burn the owner's code.
-    pub fn attempt(
+    /// `secrets`: every value of `OTP_SECRET`, so a code issued before a rotation still works.
+    pub fn attempt<S: AsRef<[u8]>>(
         &mut self,
-        secret: &[u8],
+        secrets: &[S],
         email_key: &str,
         code: &OtpCode,
         now: i64,
@@ -165,7 +178,7 @@ impl OtpRecord {
             return Attempt::NoLiveCode;
         }
         let stored = crate::hex::decode(&self.hash).unwrap_or_default();
-        if matches(secret, email_key, code, &stored) {
+        if matches_any(secrets, email_key, code, &stored) {
             self.spent = true;
             self.accepted = true;
             return Attempt::Accepted;
@@ -189,9 +202,15 @@ impl OtpRecord {
     /// accepted, and only until it expires: its wrong-guess count is kept, a burned code stays
     /// burned, and whoever reinstates a code has just proved they know it, so nothing is
     /// gained by an attacker. Returns whether the code is live again.
-    pub fn reinstate(&mut self, secret: &[u8], email_key: &str, code: &OtpCode, now: i64) -> bool {
+    pub fn reinstate<S: AsRef<[u8]>>(
+        &mut self,
+        secrets: &[S],
+        email_key: &str,
+        code: &OtpCode,
+        now: i64,
+    ) -> bool {
         let stored = crate::hex::decode(&self.hash).unwrap_or_default();
-        if !self.accepted || self.expired(now) || !matches(secret, email_key, code, &stored) {
+        if !self.accepted || self.expired(now) || !matches_any(secrets, email_key, code, &stored) {
             return false;
         }
         self.spent = false;
@@ -258,6 +277,24 @@ mod tests {
     }
 
     #[test]
+    fn a_code_issued_before_a_secret_rotation_still_works() {
+        let (old, new): (&[u8], &[u8]) = (b"old-secret", b"new-secret");
+        let issued = OtpRecord::issue(old, "a", &code("123456"), NOW).requested_from(OWNER);
+        let mut rotated = issued.clone();
+        assert_eq!(
+            rotated.attempt(&[new, old], "a", &code("123456"), NOW, OWNER),
+            Attempt::Accepted
+        );
+        assert!(rotated.reinstate(&[new, old], "a", &code("123456"), NOW));
+        // Once the old secret is retired, its codes are wrong.
+        let mut retired = issued;
+        assert_eq!(
+            retired.attempt(&[new], "a", &code("123456"), NOW, OWNER),
+            Attempt::Wrong
+        );
+    }
+
+    #[test]
     fn hash_binds_secret_email_and_code() {
         let code = OtpCode::parse("123456").unwrap();
         let stored = hash(b"secret", "a@example.com", &code);
@@ -287,11 +324,11 @@ mod tests {
         let mut r = OtpRecord::issue(b"k", "a@example.com", &code("123456"), NOW);
         assert!(!r.hash.contains("123456"));
         assert_eq!(
-            r.attempt(b"k", "a@example.com", &code("123456"), NOW + 1, OWNER),
+            r.attempt(&[b"k"], "a@example.com", &code("123456"), NOW + 1, OWNER),
             Attempt::Accepted
         );
         assert_eq!(
-            r.attempt(b"k", "a@example.com", &code("123456"), NOW + 2, OWNER),
+            r.attempt(&[b"k"], "a@example.com", &code("123456"), NOW + 2, OWNER),
             Attempt::NoLiveCode
         );
     }
@@ -300,12 +337,12 @@ mod tests {
     fn record_expires_after_ten_minutes() {
         let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
         assert_eq!(
-            r.attempt(b"k", "a", &code("123456"), NOW + OTP_TTL_SECS, OWNER),
+            r.attempt(&[b"k"], "a", &code("123456"), NOW + OTP_TTL_SECS, OWNER),
             Attempt::NoLiveCode
         );
         let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
         assert_eq!(
-            r.attempt(b"k", "a", &code("123456"), NOW + OTP_TTL_SECS - 1, OWNER),
+            r.attempt(&[b"k"], "a", &code("123456"), NOW + OTP_TTL_SECS - 1, OWNER),
             Attempt::Accepted
         );
     }
@@ -315,22 +352,22 @@ mod tests {
         let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
         for _ in 0..OTP_MAX_ATTEMPTS {
             assert_eq!(
-                r.attempt(b"k", "a", &code("000000"), NOW, OWNER),
+                r.attempt(&[b"k"], "a", &code("000000"), NOW, OWNER),
                 Attempt::Wrong
             );
         }
         assert!(r.spent);
         assert_eq!(
-            r.attempt(b"k", "a", &code("123456"), NOW, OWNER),
+            r.attempt(&[b"k"], "a", &code("123456"), NOW, OWNER),
             Attempt::NoLiveCode
         );
         // Four wrong guesses leave the right one usable.
         let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
         for _ in 0..OTP_MAX_ATTEMPTS - 1 {
-            r.attempt(b"k", "a", &code("000000"), NOW, OWNER);
+            r.attempt(&[b"k"], "a", &code("000000"), NOW, OWNER);
         }
         assert_eq!(
-            r.attempt(b"k", "a", &code("123456"), NOW, OWNER),
+            r.attempt(&[b"k"], "a", &code("123456"), NOW, OWNER),
             Attempt::Accepted
         );
     }
@@ -339,38 +376,38 @@ mod tests {
     fn an_accepted_code_can_be_reinstated_once_by_its_holder_until_it_expires() {
         let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
         assert_eq!(
-            r.attempt(b"k", "a", &code("000000"), NOW, OWNER),
+            r.attempt(&[b"k"], "a", &code("000000"), NOW, OWNER),
             Attempt::Wrong
         );
         // Not accepted yet: nothing to give back.
-        assert!(!r.reinstate(b"k", "a", &code("123456"), NOW));
+        assert!(!r.reinstate(&[b"k"], "a", &code("123456"), NOW));
         assert_eq!(
-            r.attempt(b"k", "a", &code("123456"), NOW, OWNER),
+            r.attempt(&[b"k"], "a", &code("123456"), NOW, OWNER),
             Attempt::Accepted
         );
         // Another code, email or secret does not bring it back.
-        assert!(!r.reinstate(b"k", "a", &code("654321"), NOW));
-        assert!(!r.reinstate(b"k", "b", &code("123456"), NOW));
-        assert!(!r.reinstate(b"other", "a", &code("123456"), NOW));
-        assert!(r.reinstate(b"k", "a", &code("123456"), NOW + 1));
+        assert!(!r.reinstate(&[b"k"], "a", &code("654321"), NOW));
+        assert!(!r.reinstate(&[b"k"], "b", &code("123456"), NOW));
+        assert!(!r.reinstate(&[b"other"], "a", &code("123456"), NOW));
+        assert!(r.reinstate(&[b"k"], "a", &code("123456"), NOW + 1));
         // Live again, with the earlier wrong guess still counted.
         assert_eq!(r.attempts, 1);
         assert!(
-            !r.reinstate(b"k", "a", &code("123456"), NOW + 1),
+            !r.reinstate(&[b"k"], "a", &code("123456"), NOW + 1),
             "only once per acceptance"
         );
         assert_eq!(
-            r.attempt(b"k", "a", &code("123456"), NOW + 2, OWNER),
+            r.attempt(&[b"k"], "a", &code("123456"), NOW + 2, OWNER),
             Attempt::Accepted
         );
         // Past its expiry it stays spent.
-        assert!(!r.reinstate(b"k", "a", &code("123456"), NOW + OTP_TTL_SECS));
+        assert!(!r.reinstate(&[b"k"], "a", &code("123456"), NOW + OTP_TTL_SECS));
         // A burned code is never reinstated, even with the right code.
         let mut burned = OtpRecord::issue(b"k", "a", &code("123456"), NOW);
         for _ in 0..OTP_MAX_ATTEMPTS {
-            burned.attempt(b"k", "a", &code("000000"), NOW, OWNER);
+            burned.attempt(&[b"k"], "a", &code("000000"), NOW, OWNER);
         }
-        assert!(!burned.reinstate(b"k", "a", &code("123456"), NOW));
+        assert!(!burned.reinstate(&[b"k"], "a", &code("123456"), NOW));
     }
 
     #[test]
@@ -379,14 +416,14 @@ mod tests {
         let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW).requested_from(owner);
         for _ in 0..OTP_OTHER_NETWORK_ATTEMPTS {
             assert_eq!(
-                r.attempt(b"k", "a", &code("000000"), NOW, ELSEWHERE),
+                r.attempt(&[b"k"], "a", &code("000000"), NOW, ELSEWHERE),
                 Attempt::Wrong
             );
         }
         // Closed to every other network, even for the right code...
         for network in [ELSEWHERE, "198.51.100.1"] {
             assert_eq!(
-                r.attempt(b"k", "a", &code("123456"), NOW, network),
+                r.attempt(&[b"k"], "a", &code("123456"), NOW, network),
                 Attempt::NoLiveCode
             );
         }
@@ -394,23 +431,23 @@ mod tests {
         // ...and still open to the owner's network, for what is left of the five.
         for _ in 0..OTP_MAX_ATTEMPTS - OTP_OTHER_NETWORK_ATTEMPTS - 1 {
             assert_eq!(
-                r.attempt(b"k", "a", &code("000001"), NOW, owner),
+                r.attempt(&[b"k"], "a", &code("000001"), NOW, owner),
                 Attempt::Wrong
             );
         }
         assert_eq!(
-            r.attempt(b"k", "a", &code("123456"), NOW, owner),
+            r.attempt(&[b"k"], "a", &code("123456"), NOW, owner),
             Attempt::Accepted
         );
         // Five wrong guesses in all burn it, whoever made them.
         let mut r = OtpRecord::issue(b"k", "a", &code("123456"), NOW).requested_from(owner);
-        r.attempt(b"k", "a", &code("000000"), NOW, ELSEWHERE);
+        r.attempt(&[b"k"], "a", &code("000000"), NOW, ELSEWHERE);
         for _ in 0..OTP_MAX_ATTEMPTS - 1 {
-            r.attempt(b"k", "a", &code("000000"), NOW, owner);
+            r.attempt(&[b"k"], "a", &code("000000"), NOW, owner);
         }
         assert!(r.spent);
         assert_eq!(
-            r.attempt(b"k", "a", &code("123456"), NOW, owner),
+            r.attempt(&[b"k"], "a", &code("123456"), NOW, owner),
             Attempt::NoLiveCode
         );
     }
@@ -423,12 +460,12 @@ mod tests {
         assert!(!r.replaceable_by(ELSEWHERE, NOW + 1));
         // Even with its outsiders' guesses used up.
         for _ in 0..OTP_MAX_ATTEMPTS {
-            r.attempt(b"k", "a", &code("000000"), NOW, ELSEWHERE);
+            r.attempt(&[b"k"], "a", &code("000000"), NOW, ELSEWHERE);
         }
         assert!(!r.replaceable_by(ELSEWHERE, NOW + 1));
         // Expired or spent: anyone may ask for a new one.
         assert!(r.replaceable_by(ELSEWHERE, NOW + OTP_TTL_SECS));
-        r.attempt(b"k", "a", &code("123456"), NOW, owner);
+        r.attempt(&[b"k"], "a", &code("123456"), NOW, owner);
         assert!(r.replaceable_by(ELSEWHERE, NOW + 1));
     }
 
@@ -439,9 +476,12 @@ mod tests {
         let first = OtpRecord::issue(b"k", "a", &old, NOW);
         let mut r = OtpRecord::issue(b"k", "a", &code("222222"), NOW + 5);
         assert_ne!(first.hash, r.hash);
-        assert_eq!(r.attempt(b"k", "a", &old, NOW + 6, OWNER), Attempt::Wrong);
         assert_eq!(
-            r.attempt(b"k", "a", &code("222222"), NOW + 6, OWNER),
+            r.attempt(&[b"k"], "a", &old, NOW + 6, OWNER),
+            Attempt::Wrong
+        );
+        assert_eq!(
+            r.attempt(&[b"k"], "a", &code("222222"), NOW + 6, OWNER),
             Attempt::Accepted
         );
     }
@@ -454,7 +494,7 @@ mod tests {
         let mut corrupt = r.clone();
         corrupt.hash = "zz".into();
         assert_eq!(
-            corrupt.attempt(b"k", "a", &code("123456"), NOW, OWNER),
+            corrupt.attempt(&[b"k"], "a", &code("123456"), NOW, OWNER),
             Attempt::Wrong
         );
     }
@@ -469,7 +509,7 @@ mod tests {
             let mut judged = 0;
             let mut accepted = 0;
             for g in guesses {
-                match r.attempt(b"k", "a", &code(&format!("{g:06}")), NOW, OWNER) {
+                match r.attempt(&[b"k"], "a", &code(&format!("{g:06}")), NOW, OWNER) {
                     Attempt::Accepted => { judged += 1; accepted += 1; }
                     Attempt::Wrong => judged += 1,
                     Attempt::NoLiveCode => {}

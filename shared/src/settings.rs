@@ -52,6 +52,29 @@ pub fn secret<'a>(value: Option<&'a str>, name: &'static str) -> Result<&'a str,
     }
 }
 
+/// A secret that may be a comma-separated list during a rotation: the first signs or derives,
+/// every one verifies. Each value must be a whole secret; the list is never empty.
+pub fn secrets<'a>(
+    value: Option<&'a str>,
+    name: &'static str,
+) -> Result<Vec<&'a str>, SettingError> {
+    let Some(value) = set(value) else {
+        return Err(SettingError::new(name, "is not set"));
+    };
+    value
+        .split(',')
+        .map(|one| match one.trim() {
+            "" => Err(SettingError::new(name, "has an empty value in its list")),
+            one => secret_value(name, one),
+        })
+        .collect()
+}
+
+/// The bytes of each value of a secret list, for the constructors that take them.
+pub fn bytes_of<S: AsRef<str>>(secrets: &[S]) -> Vec<&[u8]> {
+    secrets.iter().map(|s| s.as_ref().as_bytes()).collect()
+}
+
 fn secret_value<'a>(name: &'static str, value: &'a str) -> Result<&'a str, SettingError> {
     if value.len() < MIN_SECRET_BYTES {
         return Err(SettingError::new(
@@ -66,8 +89,11 @@ fn secret_value<'a>(name: &'static str, value: &'a str) -> Result<&'a str, Setti
 pub struct TokenSettings {
     pub audience: Audience,
     pub algorithm: Algorithm,
-    /// `JWT_SECRET`, read (and checked) only when the algorithm is HS256.
-    pub hs256_secret: Option<String>,
+    /// `JWT_SECRET`, read (and checked) only when the algorithm is HS256: the current secret
+    /// first, then those that still verify during a rotation. Empty for EdDSA.
+    pub hs256_secrets: Vec<String>,
+    /// `RESET_TOKEN_SECRET`, current first (the origin derives its activation keys from it).
+    pub reset_secrets: Vec<String>,
     pub resets: ResetTokens,
     pub signer: RequestSigner,
 }
@@ -119,38 +145,37 @@ impl TokenSettings {
             .map_err(|e: crate::keys::KeyError| {
                 SettingError::new("JWT_ALGORITHM", e.to_string())
             })?;
-        let hs256_secret = match algorithm {
-            Algorithm::EdDSA => None,
+        let hs256_secrets = match algorithm {
+            Algorithm::EdDSA => Vec::new(),
             Algorithm::HS256 => {
-                let Some(value) = set(parts.jwt_secret) else {
+                if set(parts.jwt_secret).is_none() {
                     return Err(SettingError::new(
                         "JWT_SECRET",
                         "is required when JWT_ALGORITHM=HS256",
                     ));
-                };
-                Some(secret_value("JWT_SECRET", value)?.to_owned())
+                }
+                owned(secrets(parts.jwt_secret, "JWT_SECRET")?)
             }
         };
-        let reset = secret(parts.reset_token_secret, "RESET_TOKEN_SECRET")?;
-        let resets = ResetTokens::new(reset.as_bytes(), audience.clone())
+        let reset = secrets(parts.reset_token_secret, "RESET_TOKEN_SECRET")?;
+        let resets = ResetTokens::rotating(&bytes_of(&reset), audience.clone())
             .map_err(|e| SettingError::new("RESET_TOKEN_SECRET", e.to_string()))?;
-        // A list during a rotation: the first signs, every one verifies.
-        let signing = parts
-            .origin_signing_secret
-            .unwrap_or_default()
-            .split(',')
-            .map(|one| secret(Some(one.trim()), "ORIGIN_SIGNING_SECRET").map(str::as_bytes))
-            .collect::<Result<Vec<_>, _>>()?;
-        let signer = RequestSigner::with_secrets(&signing)
+        let signing = secrets(parts.origin_signing_secret, "ORIGIN_SIGNING_SECRET")?;
+        let signer = RequestSigner::with_secrets(&bytes_of(&signing))
             .map_err(|e| SettingError::new("ORIGIN_SIGNING_SECRET", e.to_string()))?;
         Ok(Self {
             audience,
             algorithm,
-            hs256_secret,
+            hs256_secrets,
+            reset_secrets: owned(reset),
             resets,
             signer,
         })
     }
+}
+
+fn owned(values: Vec<&str>) -> Vec<String> {
+    values.into_iter().map(str::to_owned).collect()
 }
 
 #[cfg(test)]
@@ -177,7 +202,7 @@ mod tests {
         assert_eq!(settings.audience.issuer, "auth-api");
         assert_eq!(settings.audience.audience, "auth-api");
         assert_eq!(settings.algorithm, Algorithm::EdDSA);
-        assert!(settings.hs256_secret.is_none());
+        assert!(settings.hs256_secrets.is_empty());
         // Empty is the default too (compose's `${JWT_ISSUER:-}`).
         vars.insert("JWT_ISSUER", String::new());
         assert_eq!(load(&vars).unwrap().audience.issuer, "auth-api");
@@ -264,9 +289,35 @@ mod tests {
         vars.insert("JWT_SECRET", "k".repeat(32));
         let settings = load(&vars).unwrap();
         assert_eq!(settings.algorithm, Algorithm::HS256);
+        assert_eq!(settings.hs256_secrets, ["k".repeat(32)]);
+    }
+
+    #[test]
+    fn every_secret_is_a_list_of_whole_secrets() {
+        for name in ["ORIGIN_SIGNING_SECRET", "RESET_TOKEN_SECRET", "JWT_SECRET"] {
+            let mut vars = good();
+            vars.insert("JWT_ALGORITHM", "HS256".into());
+            let (new, old) = ("n".repeat(32), "o".repeat(32));
+            vars.insert(name, format!("{new}, {old}"));
+            vars.entry("JWT_SECRET").or_insert_with(|| "k".repeat(32));
+            assert!(load(&vars).is_ok(), "{name}");
+            for bad in [format!("{new},"), format!("{new},short"), ",".into()] {
+                vars.insert(name, bad.clone());
+                let e = load(&vars)
+                    .err()
+                    .unwrap_or_else(|| panic!("{name}={bad:?}"));
+                assert_eq!(e.variable, name);
+                assert!(!e.to_string().contains(&new), "{e}");
+            }
+        }
+        let mut vars = good();
+        vars.insert(
+            "RESET_TOKEN_SECRET",
+            format!("{}, {}", "n".repeat(32), "o".repeat(32)),
+        );
         assert_eq!(
-            settings.hs256_secret.as_deref(),
-            Some("k".repeat(32).as_str())
+            load(&vars).unwrap().reset_secrets,
+            ["n".repeat(32), "o".repeat(32)]
         );
     }
 }

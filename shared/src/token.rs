@@ -223,9 +223,16 @@ pub struct ResetTokens {
 
 impl ResetTokens {
     pub fn new(secret: &[u8], audience: Audience) -> Result<Self, KeyError> {
+        Self::rotating(&[secret], audience)
+    }
+
+    /// During a rotation: the first secret signs, every one verifies, so a token minted under
+    /// the previous secret works until it expires.
+    pub fn rotating(secrets: &[&[u8]], audience: Audience) -> Result<Self, KeyError> {
+        let current = secrets.first().ok_or(KeyError::Empty)?;
         Ok(Self {
-            signing: SigningKey::hs256(secret)?,
-            verifying: VerifyingKeys::hs256(secret)?,
+            signing: SigningKey::hs256(current)?,
+            verifying: VerifyingKeys::hs256_all(secrets)?,
             audience,
         })
     }
@@ -348,14 +355,21 @@ impl VerifyingKeys {
         })
     }
 
-    /// The signature check in Rust (`jwt_crypto`: Ed25519 strict, HMAC constant-time).
+    /// The signature check in Rust (`jwt_crypto`: Ed25519 strict, HMAC constant-time). HS256
+    /// tries each secret of a rotation in turn; Ed25519 only the key the `kid` named.
     pub fn check<'t>(&self, token: Unverified<'t>) -> Result<Verified<'t>, TokenError> {
-        let valid = crate::jwt_crypto::verify(
-            self.algorithm,
-            &self.keys[token.key].1,
-            token.signing_input(),
-            token.signature(),
-        );
+        let candidates = match self.algorithm {
+            Algorithm::HS256 => &self.keys[..],
+            Algorithm::EdDSA => &self.keys[token.key..=token.key],
+        };
+        let valid = candidates.iter().any(|(_, key)| {
+            crate::jwt_crypto::verify(
+                self.algorithm,
+                key,
+                token.signing_input(),
+                token.signature(),
+            )
+        });
         token.checked(valid)
     }
 }
@@ -685,6 +699,36 @@ mod tests {
         assert!(verifier.session(&token, NOW).is_err());
         let other = ResetTokens::new(&[6; 32], audience()).unwrap();
         assert_eq!(other.verify(&token, NOW), Err(TokenError::Signature));
+    }
+
+    #[test]
+    fn hs256_secret_lists_sign_with_the_first_and_verify_with_all() {
+        let (old, new, other) = ([5; 32], [6; 32], [7; 32]);
+        let (old_issuer, _) = hs_pair(&old);
+        let rotating =
+            TokenVerifier::new(VerifyingKeys::hs256_all(&[&new, &old]).unwrap(), audience());
+        let by_old = mint(&old_issuer, TokenKind::Access);
+        assert!(rotating.access(&by_old, NOW).is_ok());
+        let (other_issuer, _) = hs_pair(&other);
+        let forged = mint(&other_issuer, TokenKind::Access);
+        assert_eq!(rotating.access(&forged, NOW), Err(TokenError::Signature));
+        assert!(VerifyingKeys::hs256_all(&[]).is_err());
+        assert!(VerifyingKeys::hs256_all(&[&new, &[1; 31]]).is_err());
+        // Reset tokens: minted under the old secret, consumed by a rotating origin.
+        let old_resets = ResetTokens::new(&old, audience()).unwrap();
+        let token = old_resets
+            .issue("a@example.com", "r1".into(), NOW, 900)
+            .unwrap();
+        let rotating = ResetTokens::rotating(&[&new, &old], audience()).unwrap();
+        assert!(rotating.verify(&token, NOW).is_ok());
+        let fresh = rotating
+            .issue("a@example.com", "r2".into(), NOW, 900)
+            .unwrap();
+        assert!(ResetTokens::new(&new, audience())
+            .unwrap()
+            .verify(&fresh, NOW)
+            .is_ok());
+        assert!(old_resets.verify(&fresh, NOW).is_err());
     }
 
     #[test]

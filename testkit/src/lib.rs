@@ -356,7 +356,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         activation: options.activation_url.map(|url| {
             origin::config::Activation::new(
                 url,
-                RESET_SECRET,
+                &[RESET_SECRET],
                 origin::config::DEFAULT_PENDING_ACCOUNT_DAYS,
             )
             .expect("a valid ACTIVATION_URL")

@@ -109,7 +109,7 @@ impl ports::OtpStore for MemoryOtpStore {
         let Some(record) = records.get_mut(email_key) else {
             return Ok(false);
         };
-        Ok(record.attempt(OTP_SECRET, email_key, code, NOW, network) == Attempt::Accepted)
+        Ok(record.attempt(&[OTP_SECRET], email_key, code, NOW, network) == Attempt::Accepted)
     }
 
     async fn reinstate(&self, email_key: &str, code: &OtpCode) -> Result<bool, Unreachable> {
@@ -118,7 +118,7 @@ impl ports::OtpStore for MemoryOtpStore {
         let Some(record) = records.get_mut(email_key) else {
             return Ok(false);
         };
-        Ok(record.reinstate(OTP_SECRET, email_key, code, NOW))
+        Ok(record.reinstate(&[OTP_SECRET], email_key, code, NOW))
     }
 }
 

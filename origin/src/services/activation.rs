@@ -111,8 +111,8 @@ pub async fn with_code(
     )
     .await?
     .ok_or(Error::ActivationCodeInvalid)?;
-    if !otp::matches(
-        activation.keys.code_secret(),
+    if !otp::matches_any(
+        activation.keys.code_secrets(),
         &email.lookup_key(),
         code,
         &stored,
