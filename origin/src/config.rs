@@ -97,7 +97,7 @@ pub struct ServeArgs {
     #[arg(long, env = "JWT_PRIVATE_KEY", hide_env_values = true)]
     pub jwt_private_key: Option<SecretString>,
 
-    /// EdDSA: JWKS of earlier public keys that still verify during a key rotation.
+    /// EdDSA: JWKS of other public keys that verify during a key rotation (next or previous).
     #[arg(long, env = "JWT_PREVIOUS_PUBLIC_KEYS")]
     pub jwt_previous_public_keys: Option<String>,
 
@@ -203,6 +203,13 @@ pub struct ServeArgs {
     #[arg(long, env = "JANITOR_INTERVAL", default_value_t = 3_600)]
     pub janitor_interval: u64,
 
+    /// Seconds between a stop signal and the listener closing, during which `/readyz` answers
+    /// 503 and every request is still served: time for a load balancer to take the replica out
+    /// (at least two of its health-check intervals). 0 closes at once.
+    #[arg(long, env = "SHUTDOWN_DELAY", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub shutdown_delay: u64,
+
     /// Djoser's SEND_ACTIVATION_EMAIL: a new account is inactive until activated by the link or
     /// the code of the email sent at sign-up (off: accounts are active at once, as the seed's).
     #[arg(long, env = "SEND_ACTIVATION_EMAIL", default_value = "false",
@@ -287,6 +294,8 @@ pub struct Settings {
     pub tls: Option<crate::tls::server::TlsFiles>,
     /// `None`: JANITOR_INTERVAL=0.
     pub janitor_interval: Option<Duration>,
+    /// SHUTDOWN_DELAY: how long `/readyz` answers 503 before the listener closes.
+    pub shutdown_delay: Duration,
     /// SEND_ACTIVATION_EMAIL on: how to make the links and codes.
     pub activation: Option<Activation>,
 }
@@ -401,6 +410,7 @@ impl ServeArgs {
             tls,
             janitor_interval: (self.janitor_interval > 0)
                 .then(|| Duration::from_secs(self.janitor_interval)),
+            shutdown_delay: Duration::from_secs(self.shutdown_delay),
         })
     }
 

@@ -33,6 +33,9 @@ pub struct Application {
     )>,
     /// The email sender, stopped between two emails once the server has stopped.
     sender: sender::Running,
+    /// Marked stopping at a stop signal, `shutdown_delay` before the listener closes.
+    state: AppState,
+    shutdown_delay: Duration,
 }
 
 impl Application {
@@ -75,6 +78,7 @@ impl Application {
             metrics,
             metrics_token: settings.metrics_token,
             activation: settings.activation,
+            stopping: Default::default(),
         });
         let listener = TcpListener::bind(settings.bind)
             .await
@@ -93,11 +97,13 @@ impl Application {
         let tls = settings.tls.map(load_tls).transpose()?;
         Ok(Self {
             listener,
-            router: router(state),
+            router: router(state.clone()),
             port,
             operations,
             tls,
             sender,
+            state,
+            shutdown_delay: settings.shutdown_delay,
         })
     }
 
@@ -111,8 +117,10 @@ impl Application {
         Some(listener.local_addr().ok()?.port())
     }
 
-    /// Serves until Ctrl-C or SIGTERM; in-flight requests then get `SHUTDOWN_GRACE` to finish
-    /// (idle keep-alive connections from a proxy would otherwise hold the process forever).
+    /// Serves until Ctrl-C or SIGTERM; then `/readyz` answers 503 for `SHUTDOWN_DELAY` while
+    /// everything is still served (a load balancer takes the replica out instead of finding its
+    /// port closed), and in-flight requests get `SHUTDOWN_GRACE` to finish (idle keep-alive
+    /// connections from a proxy would otherwise hold the process forever).
     /// Then the email sender finishes the email it is sending, if any, and stops: a stopped
     /// replica leaves no email half-sent for another to send again.
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
@@ -124,6 +132,8 @@ impl Application {
 
     async fn serve(self) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "origin listening");
+        let (state, delay) = (self.state.clone(), self.shutdown_delay);
+        let stop = move || stop_signal(state.clone(), delay);
         if let Some((listener, router)) = self.operations {
             tracing::info!(port = listener.local_addr()?.port(), "metrics listening");
             // Ends with the process: nothing on it is in flight work a client waits for.
@@ -138,7 +148,7 @@ impl Application {
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
             tokio::spawn(async move {
-                shutdown_signal().await;
+                stop().await;
                 stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
             });
             return axum_server::from_tcp_rustls(self.listener.into_std()?, config)
@@ -150,7 +160,7 @@ impl Application {
         let stopping = Arc::new(Notify::new());
         let signalled = stopping.clone();
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            stop().await;
             signalled.notify_one();
         });
         let deadline = async {
@@ -164,6 +174,21 @@ impl Application {
                 Ok(())
             }
         }
+    }
+}
+
+/// A stop signal, then `delay` with `/readyz` answering 503 before the listener closes.
+async fn stop_signal(state: AppState, delay: Duration) {
+    shutdown_signal().await;
+    state
+        .stopping
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    if !delay.is_zero() {
+        tracing::info!(
+            delay_secs = delay.as_secs(),
+            "not ready; serving until the delay ends"
+        );
+        tokio::time::sleep(delay).await;
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Inner {
     pub metrics_token: Option<secrecy::SecretString>,
     /// SEND_ACTIVATION_EMAIL on: new accounts wait for activation.
     pub activation: Option<crate::config::Activation>,
+    /// Set at a stop signal: `/readyz` answers 503 while requests are still served.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 /// Shared by every handler; cheap to clone.

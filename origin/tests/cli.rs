@@ -333,7 +333,7 @@ async fn a_schema_one_release_newer_is_run_on_and_a_conflicting_one_refused() {
 }
 
 #[tokio::test]
-async fn serve_logs_refused_requests_without_secrets_and_stops_on_sigterm() {
+async fn serve_logs_refused_requests_without_secrets_and_drains_on_sigterm() {
     let db = TestDb::create().await;
     let keys = keygen();
     let mut child = Command::new(BIN)
@@ -346,6 +346,7 @@ async fn serve_logs_refused_requests_without_secrets_and_stops_on_sigterm() {
         .env("RESET_TOKEN_SECRET", RESET)
         .env("JWT_PRIVATE_KEY", value(&keys, "JWT_PRIVATE_KEY"))
         .env("LOG_FORMAT", "json")
+        .env("SHUTDOWN_DELAY", "2")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -381,10 +382,32 @@ async fn serve_logs_refused_requests_without_secrets_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(ok.status(), 200);
 
-    // SIGTERM: graceful stop.
+    // SIGTERM: not ready at once, still serving for SHUTDOWN_DELAY, then a graceful stop.
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let signalled = Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let readyz = format!("http://127.0.0.1:{port}/readyz");
+    let stopping = loop {
+        let reply = reqwest::get(&readyz).await.expect("still listening");
+        if reply.status() == 503 {
+            break reply.json::<serde_json::Value>().await.unwrap();
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(1),
+            "/readyz still 200"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(stopping["status"], "stopping");
+    let me = reqwest::get(format!("http://127.0.0.1:{port}/internal/me"))
+        .await
+        .expect("requests are still served during the delay");
+    assert_eq!(me.status(), 401);
     let status = child.wait().unwrap();
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "the listener stayed open for SHUTDOWN_DELAY"
+    );
     assert!(status.success(), "exit after SIGTERM: {status}");
     log.extend(rx.try_iter());
     let all = log.join("\n");

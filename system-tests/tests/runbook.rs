@@ -2,10 +2,10 @@
 //! operator without a Docker engine or a Cloudflare account runs them (each with `bash -euo
 //! pipefail` in one scratch directory, the built `origin` first on `PATH`, a fresh database in
 //! `DATABASE_URL`, free ports in `BIND` and `METRICS_BIND`), and between blocks the test checks
-//! what the guide promises: keys that work, a healthy origin, a key rotation that keeps refresh
-//! tokens, the janitor, a `pg_dump`/`pg_restore` round trip that loses no user and keeps tokens
-//! valid, an upgrade, the Django import and the observing commands. Every shell block carries a
-//! mark, so a new one is either run here or says why it cannot be.
+//! what the guide promises: keys that work, a healthy origin, the janitor, a
+//! `pg_dump`/`pg_restore` round trip that loses no user and keeps tokens valid, an upgrade, a
+//! rollback's status, the Django import and the observing commands. Every shell block carries a
+//! mark, so a new one is either run here (or by `rotation.rs`) or says why it cannot be.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,19 +13,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use shared::keys::Jwks;
 use shared::signing::{Identity, RequestSigner};
+use testkit::guide::{blocks_path, fenced_blocks, guide, jwks_kids, mark, shell_values, Block};
 use testkit::process::{repo_root, spawn, wait_until_serving, Group};
 use testkit::{free_port, Reply, TestDb, PASSWORD};
 
 const BIN: &str = env!("CARGO_BIN_EXE_origin-under-test");
-
-/// What may follow `bash` in a shell block's info string (see the guide's introduction).
-const MARKS: [&str; 4] = ["runbook", "docker", "cloudflare", "toolchain"];
 
 /// Any one block; a serve block's origin must answer /readyz within `SERVE_LIMIT`.
 const BLOCK_LIMIT: Duration = Duration::from_secs(120);
@@ -33,78 +28,6 @@ const SERVE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Typed at the guide's password prompt of `create-superuser`.
 const ADMIN_PASSWORD: &str = "runbook-admin-52817";
-
-/// A fenced block of the guide: the `## ` section it is in, its info string, its text.
-struct Block {
-    section: String,
-    info: String,
-    text: String,
-    line: usize,
-}
-
-fn guide() -> String {
-    std::fs::read_to_string(repo_root().join("docs/deploy.md")).unwrap()
-}
-
-fn fenced_blocks(doc: &str) -> Vec<Block> {
-    let mut blocks = Vec::new();
-    let mut section = String::new();
-    let mut open: Option<Block> = None;
-    for (n, line) in doc.lines().enumerate() {
-        let fence = line.trim_start().strip_prefix("```");
-        match open.take() {
-            Some(block) if fence.is_some_and(|rest| rest.trim().is_empty()) => blocks.push(block),
-            Some(mut block) => {
-                block.text.push_str(line);
-                block.text.push('\n');
-                open = Some(block);
-            }
-            None => match fence {
-                Some(info) => {
-                    open = Some(Block {
-                        section: section.clone(),
-                        info: info.trim().to_owned(),
-                        text: String::new(),
-                        line: n + 1,
-                    })
-                }
-                None => {
-                    if let Some(heading) = line.strip_prefix("## ") {
-                        heading.trim().clone_into(&mut section);
-                    }
-                }
-            },
-        }
-    }
-    assert!(open.is_none(), "docs/deploy.md: a fence is never closed");
-    blocks
-}
-
-/// A shell block's mark, and whether it is a long-running `runbook serve`; an error for a shell
-/// block without a known mark (or not written as `bash`).
-fn mark(block: &Block) -> Result<Option<(&str, bool)>, String> {
-    let words: Vec<&str> = block.info.split_whitespace().collect();
-    let shell = ["", "bash", "sh", "shell", "console", "zsh"];
-    let language = words.first().copied().unwrap_or("");
-    if !shell.contains(&language) {
-        return Ok(None);
-    }
-    let at = format!("docs/deploy.md:{} ({})", block.line, block.section);
-    if language != "bash" {
-        return Err(format!(
-            "{at}: a shell block is written ```bash <mark>, not ```{}",
-            block.info
-        ));
-    }
-    match words[1..] {
-        [mark] if MARKS.contains(&mark) => Ok(Some((mark, false))),
-        ["runbook", "serve"] => Ok(Some(("runbook", true))),
-        _ => Err(format!(
-            "{at}: ```{} needs one of the marks {MARKS:?} (or `runbook serve`)",
-            block.info
-        )),
-    }
-}
 
 #[test]
 fn every_shell_block_is_marked() {
@@ -137,11 +60,6 @@ enum Step {
     Serve,
     Health,
     Superuser,
-    RotationKeys,
-    RotationSwap,
-    RotationServe,
-    RotationDone,
-    RotatedServe,
     Janitor,
     Backup,
     Restore,
@@ -155,7 +73,7 @@ enum Step {
 }
 
 /// (the block's section heading starts with, a command the block runs, the step).
-const STEPS: [(&str, &str, Step); 21] = [
+const STEPS: [(&str, &str, Step); 16] = [
     (
         "1.",
         "--worker-secrets worker-secrets.json > .env",
@@ -166,11 +84,6 @@ const STEPS: [(&str, &str, Step); 21] = [
     ("2.", "origin serve", Step::Serve),
     ("2.", "origin healthcheck", Step::Health),
     ("2.", "origin create-superuser", Step::Superuser),
-    ("4.", "jq", Step::RotationKeys),
-    ("4.", "JWT_PREVIOUS_PUBLIC_KEYS=", Step::RotationSwap),
-    ("4.", "origin serve", Step::RotationServe),
-    ("4.", "sed -i", Step::RotationDone),
-    ("4.", "origin serve", Step::RotatedServe),
     ("Retention", "origin janitor", Step::Janitor),
     ("5.", "pg_dump -Fc", Step::Backup),
     ("5.", "pg_restore", Step::Restore),
@@ -197,21 +110,6 @@ struct Runbook {
     blocks_run: usize,
 }
 
-/// `export NAME='value'` lines, as `origin keygen --format shell` writes them.
-fn shell_values(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|line| line.strip_prefix("export "))
-        .map(|line| {
-            let (name, value) = line.split_once('=').expect("export NAME='value'");
-            let value = value
-                .strip_prefix('\'')
-                .and_then(|v| v.strip_suffix('\''))
-                .expect("a single-quoted value");
-            (name.to_owned(), value.to_owned())
-        })
-        .collect()
-}
-
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)
@@ -219,41 +117,6 @@ fn mode(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o777
-}
-
-/// The `kid` in a token's header.
-fn kid(token: &str) -> String {
-    let header = token.split('.').next().unwrap();
-    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
-    header["kid"].as_str().unwrap().to_owned()
-}
-
-fn jwks_kids(json: &str) -> Vec<String> {
-    let jwks: Jwks = serde_json::from_str(json).unwrap_or_else(|e| panic!("a JWKS: {e}"));
-    jwks.keys.into_iter().map(|k| k.kid).collect()
-}
-
-/// `PATH` for the blocks: `origin` first, then PostgreSQL's client programs when the inherited
-/// `PATH` lacks them (Debian keeps them per major version), then the inherited directories.
-fn blocks_path(origin_dir: &Path) -> String {
-    let inherited = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs = vec![origin_dir.to_path_buf()];
-    if !std::env::split_paths(&inherited).any(|d| d.join("pg_dump").exists()) {
-        if let Some(pg) = std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-            .filter(|p| p.join("pg_dump").exists())
-            .max()
-        {
-            dirs.push(pg);
-        }
-    }
-    dirs.extend(std::env::split_paths(&inherited));
-    std::env::join_paths(dirs)
-        .unwrap()
-        .into_string()
-        .expect("a UTF-8 PATH")
 }
 
 impl Runbook {
@@ -532,14 +395,7 @@ async fn the_deploy_guide_runs_as_written() {
         STEPS.len()
     );
     for (block, (section, command, step)) in runbook_blocks.iter().zip(STEPS) {
-        let serve_step = matches!(
-            step,
-            Step::Serve
-                | Step::RotationServe
-                | Step::RotatedServe
-                | Step::RestoredServe
-                | Step::UpgradeServe
-        );
+        let serve_step = matches!(step, Step::Serve | Step::RestoredServe | Step::UpgradeServe);
         assert!(
             block.section.starts_with(section)
                 && block.text.contains(command)
@@ -559,9 +415,6 @@ async fn the_deploy_guide_runs_as_written() {
     let mut rb = Runbook::new(&db.url);
 
     // What the steps carry to later ones.
-    let mut kid_a = String::new();
-    let mut kid_b = String::new();
-    let (mut refresh_a1, mut refresh_a2) = (String::new(), String::new());
     let (mut backup_refresh, mut users_at_backup) = (String::new(), 0);
 
     for (block, (_, _, step)) in runbook_blocks.iter().zip(STEPS) {
@@ -569,13 +422,6 @@ async fn the_deploy_guide_runs_as_written() {
         let mut input = None;
         match step {
             Step::Superuser => input = Some(format!("{ADMIN_PASSWORD}\n")),
-            Step::RotationKeys => {
-                // Two sessions with A-signed refresh tokens, one per check of the rotation.
-                rb.register("rot@example.com", "rot").await;
-                (_, refresh_a1) = rb.tokens("rot@example.com", PASSWORD).await;
-                (_, refresh_a2) = rb.tokens("rot@example.com", PASSWORD).await;
-                assert_eq!(kid(&refresh_a1), kid_a, "signed by A, the first key");
-            }
             Step::Janitor => {
                 // Used reset-token ids: one two days old (to delete), one of today (to keep).
                 let admin = user_id(&db, "admin@example.com").await;
@@ -653,9 +499,7 @@ async fn the_deploy_guide_runs_as_written() {
                 }
                 assert!(values.contains_key("JWT_PRIVATE_KEY"));
                 assert_eq!(mode(&rb.work.join("origin.env")), 0o600);
-                let kids = jwks_kids(&values["JWT_PUBLIC_KEYS"]);
-                assert_eq!(kids.len(), 1);
-                kid_a.clone_from(&kids[0]);
+                assert_eq!(jwks_kids(&values["JWT_PUBLIC_KEYS"]).len(), 1, "one key");
             }
             Step::Migrate => {
                 let applied: u32 = stdout
@@ -680,58 +524,6 @@ async fn the_deploy_guide_runs_as_written() {
                 assert_eq!(me.status, StatusCode::OK, "{}", me.body);
                 assert_eq!(me.body["email"], "admin@example.com");
                 assert_eq!(me.body["role"], "admin", "{}", me.body);
-            }
-            Step::RotationKeys => {
-                let new = shell_values(&rb.file("new.env"));
-                let kids = jwks_kids(&new["JWT_PUBLIC_KEYS"]);
-                assert_eq!(kids.len(), 1);
-                kid_b.clone_from(&kids[0]);
-                assert_ne!(kid_a, kid_b, "a new key");
-                assert_eq!(
-                    jwks_kids(&rb.file("both.jwks")),
-                    [kid_a.clone(), kid_b.clone()],
-                    "the edge's JWKS holds A and B"
-                );
-                assert_eq!(mode(&rb.work.join("new.env")), 0o600);
-            }
-            Step::RotationSwap => {
-                let before = shell_values(&rb.file("origin-a.env"));
-                let new = shell_values(&rb.file("new.env"));
-                let now = rb.origin_env();
-                assert!(now["JWT_PRIVATE_KEY"] == new["JWT_PRIVATE_KEY"], "B's key");
-                assert_eq!(jwks_kids(&now["JWT_PREVIOUS_PUBLIC_KEYS"]), [kid_a.clone()]);
-                for name in ["ORIGIN_SIGNING_SECRET", "RESET_TOKEN_SECRET", "OTP_SECRET"] {
-                    assert!(now.get(name) == before.get(name), "{name} is kept");
-                }
-                assert_eq!(mode(&rb.work.join("origin.env")), 0o600);
-            }
-            Step::RotationServe => {
-                let reply = rb.refresh(&refresh_a1).await;
-                assert_eq!(
-                    reply.status,
-                    StatusCode::OK,
-                    "A's token rotates: {}",
-                    reply.body
-                );
-                let (access, refresh) = pair(&reply);
-                assert_eq!(kid(&access), kid_b, "new tokens are signed by B");
-                assert_eq!(kid(&refresh), kid_b);
-                assert_eq!(rb.me(&access).await.status, StatusCode::OK);
-            }
-            Step::RotationDone => {
-                assert!(!rb.origin_env().contains_key("JWT_PREVIOUS_PUBLIC_KEYS"));
-                assert!(!rb.work.join("origin-a.env").exists());
-            }
-            Step::RotatedServe => {
-                let reply = rb.refresh(&refresh_a2).await;
-                assert_eq!(
-                    reply.status,
-                    StatusCode::UNAUTHORIZED,
-                    "A is gone: {}",
-                    reply.body
-                );
-                let (access, _) = rb.tokens("rot@example.com", PASSWORD).await;
-                assert_eq!(kid(&access), kid_b);
             }
             Step::Janitor => {
                 for (what, _) in origin::janitor::Purged::default().counts() {

@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod cluster;
+pub mod guide;
 pub mod process;
 
 use std::sync::{Arc, Mutex};
@@ -353,6 +354,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         tls: None,
         // Tests run the janitor themselves (origin::janitor::run_once).
         janitor_interval: None,
+        shutdown_delay: std::time::Duration::ZERO,
         activation: options.activation_url.map(|url| {
             origin::config::Activation::new(
                 url,

@@ -8,6 +8,8 @@ async fn healthz_and_readyz_answer_unsigned() {
     let health = app.get_unsigned("/healthz").await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.body["status"], "ok");
+    assert_eq!(health.body["version"], origin::VERSION);
+    assert_eq!(health.body["commit"], origin::COMMIT);
     let ready = app.get_unsigned("/readyz").await;
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.body["status"], "ready");
