@@ -47,6 +47,8 @@ pub enum Answer {
     ResendActivation,
     /// The public keys, from the configuration.
     Jwks,
+    /// The Worker answers, configured: its release and commit (`x-auth-api-version`).
+    Health,
     /// A file of the assets (the OpenAPI document), an API resource like the others.
     Asset(&'static str),
     /// A page of the API docs or one of its files, from the assets (`None`: the request's own
@@ -141,6 +143,7 @@ pub static ROUTES: &[Row] = &[
     row("POST",   "/api/auth/password/reset/verify-otp",   Answer::ResetVerifyOtp,                 CODES),
     row("POST",   "/api/auth/password/reset/confirm",      Answer::ResetConfirm,                   CODES),
     row("GET",    "/.well-known/jwks.json",                Answer::Jwks,                           NONE),
+    row("GET",    "/healthz",                              Answer::Health,                         NONE),
     row("GET",    "/api/schema",                           Answer::Asset("/api/schema/index.json"), NONE),
     row("GET",    "/swagger",                              Answer::Docs(Some("/swagger/")),        NONE),
     row("GET",    "/redoc",                                Answer::Docs(Some("/redoc/")),          NONE),
@@ -312,6 +315,7 @@ mod tests {
                 Answer::ResetConfirm,
             ),
             ("GET", "/.well-known/jwks.json", Answer::Jwks),
+            ("GET", "/healthz/", Answer::Health),
             (
                 "GET",
                 "/api/schema/",

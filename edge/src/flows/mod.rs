@@ -92,6 +92,7 @@ pub async fn handle<P: Ports>(req: &EdgeRequest, config: &Config, ports: &P) -> 
             return Answer::Asset(path.unwrap_or(req.path.as_str()).to_owned())
         }
         routes::Answer::Jwks => flow.jwks(),
+        routes::Answer::Health => Ok(health()),
         routes::Answer::Verify => flow.verify().await,
         routes::Answer::Forward(to) => flow.forward(to).await,
         routes::Answer::User { to, body } => flow.user(to, body).await,
@@ -108,6 +109,23 @@ pub fn client_network(req: &EdgeRequest, config: &Config) -> Option<String> {
     req.cf_connecting_ip
         .as_deref()
         .and_then(|raw| client::network_key(raw, config.ipv6_prefix))
+}
+
+/// The release and the commit this Worker was built from, as `x-auth-api-version` carries them
+/// (semantic-version build metadata: `0.2.0+1a2b3c4d5e6f`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("EDGE_GIT_COMMIT"));
+
+/// `GET /healthz`: answered here (never the origin's), so a monitor sees which Worker is live.
+fn health() -> Reply {
+    Reply::json(
+        200,
+        serde_json::json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "commit": env!("EDGE_GIT_COMMIT"),
+        }),
+    )
+    .with_header("x-auth-api-version", VERSION)
 }
 
 impl<P: Ports> Flow<'_, P> {

@@ -243,6 +243,7 @@ fn each_route_is_counted_in_its_scopes() {
             [nested(), vec![(Scope::PasswordReset, email())]].concat(),
         ),
         (request("GET", "/.well-known/jwks.json", ""), vec![]),
+        (request("GET", "/healthz", ""), vec![]),
     ];
     for (req, expected) in cases {
         let edge = Edge::new();
@@ -1145,6 +1146,26 @@ fn docs_routes_are_answered_from_the_assets() {
         Some(serde_json::to_value(edge.config.verifier.keys().jwks()).unwrap())
     );
     assert_eq!(jwks.json_body(), Some(json!({"keys": []})));
+}
+
+#[test]
+fn healthz_names_the_workers_release_without_the_origin() {
+    let edge = Edge::new();
+    let reply = edge.send(&request("GET", "/healthz", ""));
+    assert_eq!(reply.status, 200);
+    let version = reply.header("x-auth-api-version").unwrap();
+    let (release, commit) = version.split_once('+').unwrap();
+    assert_eq!(release, env!("CARGO_PKG_VERSION"));
+    assert!(!commit.is_empty() && commit.chars().all(|c| c.is_ascii_alphanumeric()));
+    let body = reply.json_body().unwrap();
+    assert_eq!(
+        (body["version"].as_str(), body["commit"].as_str()),
+        (Some(release), Some(commit))
+    );
+    assert!(
+        edge.origin_calls().is_empty(),
+        "answered by the Worker alone"
+    );
 }
 
 #[test]

@@ -42,6 +42,24 @@ pub(crate) async fn cors_preflight_and_headers(s: &mut Stack) {
     );
 }
 
+/// The Worker's own probe: the release and commit it was built from (those of the origin built
+/// from the same checkout), without a call to the origin.
+pub(crate) async fn healthz_names_the_workers_release(s: &mut Stack) {
+    let reply = s
+        .http
+        .get(format!("{}/healthz", s.edge))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    assert_eq!(
+        reply.headers()["x-auth-api-version"],
+        format!("{}+{}", origin::VERSION, origin::COMMIT).as_str()
+    );
+    let body: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(body["commit"], origin::COMMIT);
+}
+
 pub(crate) async fn bad_input_is_json_never_5xx(s: &mut Stack) {
     let ip = "203.0.113.30";
     let url = format!("{}/api/auth/jwt/verify/", s.edge);

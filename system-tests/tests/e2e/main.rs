@@ -97,6 +97,7 @@ fn main() {
             confirm_with_email_and_otp,
             fourth_reset_in_an_hour_is_throttled,
             cors_preflight_and_headers,
+            healthz_names_the_workers_release,
             bad_input_is_json_never_5xx,
             api_docs_are_served_offline_and_render,
             origin_down_is_503_json_then_recovers,
