@@ -44,6 +44,13 @@ pub struct DatabaseArgs {
     /// (one round trip each, for PgBouncer's transaction pooling before 1.21).
     #[arg(long, env = "DATABASE_STATEMENTS", value_enum, default_value = "named")]
     pub database_statements: Statements,
+
+    /// Seconds a migration may wait for a table lock before it gives up (and the command or
+    /// the start fails, changing nothing): a migration queued behind a long transaction would
+    /// otherwise hold up every query on that table behind it.
+    #[arg(long, env = "MIGRATION_LOCK_TIMEOUT", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub migration_lock_timeout: u64,
 }
 
 /// DATABASE_STATEMENTS.

@@ -17,6 +17,8 @@ use crate::password::PasswordHasher;
 use crate::state::{AppState, Inner};
 use crate::store::attempts::Limits;
 
+mod starting;
+
 /// How long in-flight requests may take after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -39,10 +41,20 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects the pool, applies migrations, starts the email sender and binds the listener.
+    /// Binds the listener, applies migrations (answering `/readyz` 503 meanwhile, over plain
+    /// HTTP), connects the pool and starts the email sender.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = crate::db::pool(&settings.database)?;
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .with_context(|| format!("cannot listen on {} (BIND)", settings.bind))?;
+        let (listener, starting) = match settings.tls {
+            None => starting::serve(listener)?,
+            // Bound but silent until migrated: the TLS configuration comes later.
+            Some(_) => (listener, starting::Starting::default()),
+        };
         migrate_or_check(&pool, settings.database.database_statements).await?;
+        starting.stop().await;
         let mailer = Arc::new(Mailer::new(&settings.email)?);
         let email_wake = Arc::new(Notify::new());
         let hasher = PasswordHasher::new(settings.argon2_permits, settings.argon2_queue_depth)?;
@@ -80,9 +92,6 @@ impl Application {
             activation: settings.activation,
             stopping: Default::default(),
         });
-        let listener = TcpListener::bind(settings.bind)
-            .await
-            .with_context(|| format!("cannot listen on {} (BIND)", settings.bind))?;
         let port = listener.local_addr()?.port();
         let operations = match settings.metrics_bind {
             Some(address) => Some((

@@ -313,6 +313,7 @@ async fn a_schema_one_release_newer_is_run_on_and_a_conflicting_one_refused() {
         database_url: db.url.clone().into(),
         database_pool_size: 1,
         database_statements: origin::config::Statements::Named,
+        migration_lock_timeout: 5,
     };
     let pool = origin::db::pool(&args).unwrap();
     origin::db::ready(&pool)
@@ -516,4 +517,115 @@ async fn janitor_runs_once_and_prints_what_it_deleted() {
     for (kind, _) in origin::janitor::Purged::default().counts() {
         assert!(printed.contains(&format!("{kind}: 0 deleted")), "{printed}");
     }
+}
+
+/// A migration that cannot get its table lock (a long transaction holds the table) gives up
+/// after MIGRATION_LOCK_TIMEOUT, changing nothing, instead of queueing every query on the table
+/// behind it; and `serve` listens while it migrates: `/healthz` 200, `/readyz` 503
+/// `migrating`, every other request 503 with `Retry-After`, until the migration is done.
+#[tokio::test]
+async fn a_blocked_migration_times_out_and_serve_answers_503_while_migrating() {
+    let db = TestDb::create().await;
+    assert!(origin(&["migrate"], &[("DATABASE_URL", &db.url)])
+        .status
+        .success());
+    // V9 pending again, and its table held by a transaction that stays open.
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "DELETE FROM refinery_schema_history WHERE version = 9;
+             ALTER TABLE activation_codes DROP COLUMN network, DROP COLUMN other_attempts;",
+        )
+        .await
+        .unwrap();
+    let holder = db.client().await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE activation_codes IN ACCESS SHARE MODE")
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let out = origin(
+        &["migrate"],
+        &[("DATABASE_URL", &db.url), ("MIGRATION_LOCK_TIMEOUT", "1")],
+    );
+    assert!(!out.status.success(), "the blocked migration fails");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MIGRATION_LOCK_TIMEOUT (1 s)"), "{err}");
+    let pending: i64 = client
+        .query_one(
+            "SELECT count(*) FROM refinery_schema_history WHERE version = 9",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pending, 0, "nothing applied");
+
+    let keys = keygen();
+    let port = free_port();
+    let mut serve = testkit::process::spawn(
+        Command::new(BIN)
+            .arg("serve")
+            .env_clear()
+            .env("DATABASE_URL", &db.url)
+            .env("MIGRATION_LOCK_TIMEOUT", "60")
+            .env("BIND", format!("127.0.0.1:{port}"))
+            .env("METRICS_BIND", "off")
+            .env("ORIGIN_SIGNING_SECRET", SIGNING)
+            .env("RESET_TOKEN_SECRET", RESET)
+            .env("JWT_PRIVATE_KEY", value(&keys, "JWT_PRIVATE_KEY"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let readyz = loop {
+        if let Ok(reply) = http.get(format!("{base}/readyz")).send().await {
+            break reply;
+        }
+        assert!(serve.exit_status().is_none(), "serve exited");
+        assert!(Instant::now() < deadline, "serve never listened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(readyz.status(), 503);
+    assert_eq!(
+        readyz.json::<serde_json::Value>().await.unwrap()["status"],
+        "migrating"
+    );
+    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let login = http
+        .post(format!("{base}/internal/tokens"))
+        .json(&serde_json::json!({"email": "a@example.com", "password": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 503);
+    assert_eq!(login.headers()["retry-after"], "1");
+    assert_eq!(
+        login.json::<serde_json::Value>().await.unwrap(),
+        shared::api::detail(shared::api::DETAIL_UNAVAILABLE)
+    );
+
+    // The long transaction ends: the migration runs and the replica is ready.
+    holder.batch_execute("COMMIT").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = http.get(format!("{base}/readyz")).send().await.unwrap();
+        if reply.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready after the lock went");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let unsigned = http
+        .get(format!("{base}/internal/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401, "the application answers now");
+    serve.stop();
 }

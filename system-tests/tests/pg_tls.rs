@@ -29,6 +29,7 @@ async fn connect(url: &str) -> Result<bool, String> {
         database_url: SecretString::from(url.to_owned()),
         database_pool_size: 1,
         database_statements: origin::config::Statements::Named,
+        migration_lock_timeout: 5,
     })
     .map_err(|e| format!("{e:#}"))?;
     let client = pool.get().await.map_err(|e| chain(&e))?;

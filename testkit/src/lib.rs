@@ -317,6 +317,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             database_url: SecretString::from(db.url.clone()),
             database_pool_size: options.pool_size,
             database_statements: origin::config::Statements::Named,
+            migration_lock_timeout: 5,
         },
         signer: match options.previous_signing_secret {
             None => RequestSigner::new(SIGNING_SECRET).unwrap(),

@@ -136,7 +136,7 @@ pub async fn migrate(pool: &Pool) -> anyhow::Result<usize> {
     let mut lock = AdvisoryLock::acquire(client, MIGRATION_LOCK)
         .await
         .context("waiting for the migration lock")?;
-    let outcome = apply(&mut lock).await;
+    let outcome = apply(&mut lock, pool.migration_lock_timeout).await;
     lock.release()
         .await
         .context("releasing the migration lock")?;
@@ -144,7 +144,9 @@ pub async fn migrate(pool: &Pool) -> anyhow::Result<usize> {
 }
 
 /// On the connection that holds the lock (a pool of one connection must not wait for another).
-async fn apply(lock: &mut AdvisoryLock) -> anyhow::Result<usize> {
+/// Each migration waits at most `lock_timeout` seconds for a table lock: a migration queued
+/// behind a long transaction would hold every later query on that table behind it.
+async fn apply(lock: &mut AdvisoryLock, lock_timeout: u64) -> anyhow::Result<usize> {
     let status = status_on(lock.client()).await?;
     if let Some(m) = status.conflicting.first() {
         anyhow::bail!(
@@ -159,12 +161,32 @@ async fn apply(lock: &mut AdvisoryLock) -> anyhow::Result<usize> {
             "the database has migrations of a newer release; running on it as the previous release"
         );
     }
+    let client = lock.client();
+    // An integer of seconds: nothing of the environment reaches the statement's text.
+    client
+        .batch_execute(&format!("SET lock_timeout = '{lock_timeout}s'"))
+        .await
+        .context("setting the migrations' lock timeout")?;
     let report = embedded::migrations::runner()
         .set_abort_missing(status.newer.is_empty())
-        .run_async(&mut **lock.client().inner)
+        .run_async(&mut **client.inner)
         .await
-        .context("running migrations")?;
-    Ok(report.applied_migrations().len())
+        .map_err(|e| {
+            // The whole chain: the driver's error is the source of refinery's.
+            let e = anyhow::Error::new(e);
+            if format!("{e:#}").contains("lock timeout") {
+                e.context(format!(
+                    "a migration waited more than MIGRATION_LOCK_TIMEOUT ({lock_timeout} s) for a \
+                     table lock and was rolled back: a long transaction holds the table; try \
+                     again when it ends"
+                ))
+            } else {
+                e.context("running migrations")
+            }
+        });
+    // The connection goes back to the pool as it came.
+    client.batch_execute("RESET lock_timeout").await?;
+    Ok(report?.applied_migrations().len())
 }
 
 /// Whether the database answers and has every migration of this binary applied (newer ones of

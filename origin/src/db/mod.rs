@@ -41,6 +41,7 @@ pub fn pool(args: &DatabaseArgs) -> anyhow::Result<Pool> {
     Ok(Pool {
         inner,
         statements: args.database_statements,
+        migration_lock_timeout: args.migration_lock_timeout,
     })
 }
 
@@ -49,6 +50,8 @@ pub fn pool(args: &DatabaseArgs) -> anyhow::Result<Pool> {
 pub struct Pool {
     inner: deadpool_postgres::Pool,
     statements: Statements,
+    /// MIGRATION_LOCK_TIMEOUT, in seconds.
+    migration_lock_timeout: u64,
 }
 
 impl Pool {

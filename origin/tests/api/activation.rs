@@ -268,6 +268,7 @@ async fn accounts_that_never_activate_are_deleted_after_the_pending_days() {
         database_url: secrecy::SecretString::from(app.db.url.clone()),
         database_pool_size: 2,
         database_statements: origin::config::Statements::Named,
+        migration_lock_timeout: 5,
     })
     .unwrap();
     let retention = origin::janitor::Retention {

@@ -94,6 +94,7 @@ async fn the_janitor_purges_only_what_cannot_matter_one_run_at_a_time() {
         database_url: SecretString::from(app.db.url.clone()),
         database_pool_size: 2,
         database_statements: origin::config::Statements::Named,
+        migration_lock_timeout: 5,
     })
     .unwrap();
     let retention = Retention {
