@@ -25,17 +25,16 @@ use serde_json::{json, Value};
 use shared::keys::VerifyingKeys;
 use shared::signing::{Identity, RequestSigner};
 use shared::token::TokenVerifier;
+use testkit::balancer::{Balancer, CHECK_INTERVAL};
 use testkit::guide::{
     blocks_path, fenced_blocks, guide, jwks_kids, kid, mark, shell_values, Block,
 };
-use testkit::process::{spawn, wait_until_serving, wait_until_up, Group};
+use testkit::process::{spawn, wait_until_serving, Group};
 use testkit::{free_port, read, Reply, TestDb, PASSWORD};
 
 const BIN: &str = env!("CARGO_BIN_EXE_origin-under-test");
 const REPLICAS: usize = 3;
 const CLIENTS: usize = 6;
-/// HAProxy checks every 500 ms and marks a server down after 2 failures, up after 1 success.
-const CHECK_INTERVAL: Duration = Duration::from_millis(500);
 const BLOCK_LIMIT: Duration = Duration::from_secs(60);
 
 /// §4's blocks, in order: (mark, a command the block runs, the step).
@@ -203,26 +202,6 @@ impl Drop for Deployment {
     }
 }
 
-fn haproxy_config(listen: u16, servers: [u16; REPLICAS]) -> String {
-    // Only a request that never reached a server is retried (its connection was refused), on
-    // another server; a new connection per request, so none is sent on a connection that the
-    // stopping origin is closing.
-    let mut config = format!(
-        "global\n  maxconn 256\n\
-         defaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n  \
-         retries 3\n  option redispatch 1\n  retry-on conn-failure\n  http-reuse never\n\
-         frontend lb\n  bind 127.0.0.1:{listen}\n  default_backend origins\n\
-         backend origins\n  balance roundrobin\n  option httpchk GET /readyz\n"
-    );
-    for (i, port) in servers.iter().enumerate() {
-        config.push_str(&format!(
-            "  server r{i} 127.0.0.1:{port} check inter {}ms fall 2 rise 1\n",
-            CHECK_INTERVAL.as_millis()
-        ));
-    }
-    config
-}
-
 /// What the clients play: the edge, with its `JWT_PUBLIC_KEYS` and `ORIGIN_SIGNING_SECRET`.
 struct Edge {
     http: reqwest::Client,
@@ -321,8 +300,6 @@ async fn client(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_key_rotation_across_replicas_refuses_nothing() {
-    let haproxy = xtask::toolchain::on_path("haproxy")
-        .expect("haproxy is missing: apt-get install haproxy (cargo xtask test installs it)");
     let blocks = fenced_blocks(&guide());
     let section: Vec<&Block> = blocks
         .iter()
@@ -356,20 +333,7 @@ async fn the_key_rotation_across_replicas_refuses_nothing() {
     for i in 0..REPLICAS {
         deployment.start(i, serve).await;
     }
-    let lb_port = free_port();
-    let config = deployment.root.join("haproxy.cfg");
-    std::fs::write(&config, haproxy_config(lb_port, deployment.ports)).unwrap();
-    let lb_log = std::fs::File::create(deployment.root.join("haproxy.log")).unwrap();
-    let _lb = spawn(
-        Command::new(&haproxy)
-            .args(["-db", "-f"])
-            .arg(&config)
-            .stdout(Stdio::from(lb_log.try_clone().unwrap()))
-            .stderr(Stdio::from(lb_log)),
-    );
-    let base = format!("http://127.0.0.1:{lb_port}");
-    wait_until_up(&deployment.http, &format!("{base}/readyz"), BLOCK_LIMIT).await;
-
+    let balancer = Balancer::start(&deployment.root, &deployment.ports).await;
     let start_env = deployment.origin_env();
     let kid_a = jwks_kids(&start_env["JWT_PUBLIC_KEYS"])[0].clone();
     let edge = Arc::new(Edge {
@@ -377,7 +341,7 @@ async fn the_key_rotation_across_replicas_refuses_nothing() {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),
-        base,
+        base: balancer.url(),
         signer: RequestSigner::new(start_env["ORIGIN_SIGNING_SECRET"].as_bytes()).unwrap(),
         jwks: RwLock::new(start_env["JWT_PUBLIC_KEYS"].clone()),
     });

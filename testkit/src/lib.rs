@@ -3,6 +3,7 @@
 //! port 0 (`spawn_app()`), requests signed the way the edge signs them, free ports, and child
 //! processes in their own process groups (`process`).
 
+pub mod balancer;
 pub mod certs;
 pub mod cluster;
 pub mod guide;

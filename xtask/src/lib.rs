@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 pub mod cmd;
+pub mod releases;
 pub mod toolchain;
 pub mod versions;
 pub mod worker;

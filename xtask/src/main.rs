@@ -21,6 +21,10 @@ tasks:
   fuzz api [--examples N]   Schemathesis against the running stack's OpenAPI document
                             (default 120 examples per operation, > 1,500 cases)
   fuzz shared [--seconds N] cargo-fuzz on the shared parsers (default 60 s per target)
+  upgrade                   the previous release (RELEASES) built from git history, upgraded
+                            to this checkout and rolled back under load through the Worker;
+                            `test` runs it when migrations/ or the request signature changed
+                            since that release (or UPGRADE_TEST=1)
   openapi [--check]         regenerate edge/assets/api/schema/index.json from the Rust types
                             (--check: fail if it is not current)
 
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         "bench" => tasks::bench::run(&root, rest),
         "fuzz" => tasks::fuzz::run(&root, rest),
         "openapi" => tasks::openapi::run(&root, rest),
+        "upgrade" => tasks::upgrade::run(&root, rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             return if args.is_empty() {

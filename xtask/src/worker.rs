@@ -93,13 +93,19 @@ pub fn size(root: &Path) -> Result<(u64, u64)> {
 /// they are), or, without `durable_objects`, only the Worker and its assets (no bindings, no
 /// vars).
 pub fn prebuilt_config(root: &Path, name: &str, durable_objects: bool) -> Result<PathBuf> {
-    let ours = std::fs::read_to_string(root.join("wrangler.toml"))?;
+    config_for(root, root, name, durable_objects)
+}
+
+/// [`prebuilt_config`] for the Worker built in `tree` (this checkout, or another release's
+/// sources), with `tree`'s own `wrangler.toml`; written under `root`'s `target/`.
+pub fn config_for(root: &Path, tree: &Path, name: &str, durable_objects: bool) -> Result<PathBuf> {
+    let ours = std::fs::read_to_string(tree.join("wrangler.toml"))?;
     let config = rewrite_config(
         &ours,
         name,
         durable_objects,
-        &build_dir(root).join("index.js"),
-        &root.join("edge/assets"),
+        &build_dir(tree).join("index.js"),
+        &tree.join("edge/assets"),
     );
     let dir = root.join("target").join(format!("wrangler-{name}"));
     std::fs::create_dir_all(&dir)?;

@@ -5,6 +5,7 @@ pub mod dev;
 pub mod fuzz;
 pub mod openapi;
 pub mod test;
+pub mod upgrade;
 
 use xtask::cmd::{fail, Result};
 

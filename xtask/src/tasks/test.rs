@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use xtask::cmd::{fail, output, run as run_cmd, step, succeeds, Error, Result};
-use xtask::{toolchain, worker};
+use xtask::{releases, toolchain, worker};
 
-use super::{bench, database_url, dev::without_query, fuzz, Args};
+use super::{bench, database_url, dev::without_query, fuzz, upgrade, Args};
 
 pub fn run(root: &Path, args: &[String]) -> Result {
     Args::parse(args, &[], &[])?;
@@ -114,6 +114,21 @@ pub fn run(root: &Path, args: &[String]) -> Result {
 
     step("cargo fuzz the shared parsers (bounded; `cargo xtask fuzz shared` runs 60 s per target)");
     fuzz::shared(root, 10)?;
+
+    // Minutes of builds: only when what two releases share changed (`releases::why_test`).
+    let previous = releases::previous(root)?;
+    match releases::why_test(root)? {
+        Some(why) => {
+            println!("upgrade test: {why}");
+            upgrade::test(root, &releases::build(root, &previous)?)?;
+        }
+        None => println!(
+            "upgrade test not run: {} and the previous release {} are unchanged since it \
+             (`cargo xtask upgrade` or UPGRADE_TEST=1 runs it)",
+            releases::CONTRACT.join(", "),
+            previous.version
+        ),
+    }
 
     step("all checks passed");
     Ok(())
