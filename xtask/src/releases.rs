@@ -165,19 +165,19 @@ mod tests {
 
     #[test]
     fn releases_are_versions_and_whole_commits() {
-        let text = "# comment\n0.1.0 012a47051df1e44cc1b7f5fa494a83e9bb75c04c  # first\n\n";
+        let text = "# comment\n1.0.0-rc.1 012a47051df1e44cc1b7f5fa494a83e9bb75c04c  # first\n\n";
         assert_eq!(
             parse(text).unwrap(),
             [Release {
-                version: "0.1.0".into(),
+                version: "1.0.0-rc.1".into(),
                 commit: "012a47051df1e44cc1b7f5fa494a83e9bb75c04c".into()
             }]
         );
         for bad in [
-            "0.1.0 012a470",
-            "0.1.0",
-            "0.1.0 a b",
-            "0.1.0 zz2a47051df1e44cc1b7f5fa494a83e9bb75c04c",
+            "1.0.0-rc.1 012a470",
+            "1.0.0-rc.1",
+            "1.0.0-rc.1 a b",
+            "1.0.0-rc.1 zz2a47051df1e44cc1b7f5fa494a83e9bb75c04c",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
