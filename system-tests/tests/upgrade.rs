@@ -385,34 +385,9 @@ async fn upgrading_and_rolling_back_under_load_fails_no_request() {
     }
 
     // Every reset answered 200 queued one email, delivered once.
-    let client = db.client().await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let pending: i64 = client
-            .query_one(
-                "SELECT count(*) FROM email_outbox WHERE sent_at IS NULL",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if pending == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{pending} emails never sent");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    db.outbox_drained(Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut delivered: BTreeMap<String, usize> = BTreeMap::new();
-    for message in sink.messages() {
-        let to = message
-            .lines()
-            .find_map(|l| l.strip_prefix("To: "))
-            .unwrap()
-            .trim()
-            .to_owned();
-        *delivered.entry(to).or_default() += 1;
-    }
+    let delivered = sink.recipients();
     let expected: BTreeMap<String, usize> = reset_for.iter().map(|e| (e.clone(), 1)).collect();
     println!(
         "{} reset emails queued, {} delivered",

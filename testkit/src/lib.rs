@@ -60,6 +60,30 @@ async fn admin_client(url: &str) -> tokio_postgres::Client {
 }
 
 impl TestDb {
+    /// Waits (at most `limit`) until the outbox holds no email left to send; panics after.
+    pub async fn outbox_drained(&self, limit: Duration) {
+        let client = self.client().await;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let pending: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM email_outbox WHERE sent_at IS NULL",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{pending} emails never sent"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     pub async fn create() -> Self {
         let admin_url = admin_url();
         let name = format!("test_origin_{}", uuid::Uuid::new_v4().simple());
@@ -184,6 +208,21 @@ impl SmtpSink {
 
     pub fn messages(&self) -> Vec<String> {
         self.messages.lock().unwrap().clone()
+    }
+
+    /// How many messages each recipient (`To:`) got.
+    pub fn recipients(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut delivered = std::collections::BTreeMap::new();
+        for message in self.messages() {
+            let to = message
+                .lines()
+                .find_map(|l| l.strip_prefix("To: "))
+                .unwrap_or_else(|| panic!("no To: in {message}"))
+                .trim()
+                .to_owned();
+            *delivered.entry(to).or_default() += 1;
+        }
+        delivered
     }
 
     /// Waits (bounded) until `n` messages arrived.
