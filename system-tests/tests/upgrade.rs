@@ -321,8 +321,14 @@ async fn upgrading_and_rolling_back_under_load_fails_no_request() {
 
     // Edge N: started beside the old one; new requests go to it, then the old one stops.
     let (_new_edge, new_url) = start_edge(&dir, "current", &current_worker, &vars).await;
-    *edge.url.write().unwrap() = new_url;
+    *edge.url.write().unwrap() = new_url.clone();
     mark(2);
+    let health = reqwest::get(format!("{new_url}/healthz")).await.unwrap();
+    assert_eq!(
+        health.headers()["x-auth-api-version"],
+        format!("{}+{}", origin::VERSION, origin::COMMIT).as_str(),
+        "this checkout's Worker serves"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     old_edge.stop();
     tokio::time::sleep(SETTLE).await;

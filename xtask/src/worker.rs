@@ -9,14 +9,20 @@ use std::time::SystemTime;
 use crate::cmd::{output, run, Error, Result};
 use crate::toolchain;
 
-/// What the Worker's build is made from.
+/// What the Worker's build is made from, and the commit it names (`x-auth-api-version`: the
+/// branch's ref moves at each commit; a tree without `.git` has only the sources).
 pub const SOURCES: &[&str] = &[
     "edge/src",
+    "edge/build.rs",
     "shared/src",
+    "shared/build_commit.rs",
     "edge/Cargo.toml",
     "shared/Cargo.toml",
     "Cargo.toml",
     "Cargo.lock",
+    ".git/HEAD",
+    ".git/refs/heads",
+    ".git/packed-refs",
 ];
 
 pub fn build_dir(root: &Path) -> PathBuf {

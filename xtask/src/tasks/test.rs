@@ -120,7 +120,7 @@ pub fn run(root: &Path, args: &[String]) -> Result {
     match releases::why_test(root)? {
         Some(why) => {
             println!("upgrade test: {why}");
-            upgrade::test(root, &releases::build(root, &previous)?)?;
+            upgrade::test(&releases::build(root, &previous)?, &cargo)?;
         }
         None => println!(
             "upgrade test not run: {} and the previous release {} are unchanged since it \

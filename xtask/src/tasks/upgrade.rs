@@ -16,28 +16,25 @@ pub fn run(root: &Path, args: &[String]) -> Result {
     toolchain::ensure(root)?;
     worker::ensure_built(root)?;
     let built = releases::build(root, &releases::previous(root)?)?;
-    test(root, &built)
+    test(&built, &|| {
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(root).env("DATABASE_URL", database_url());
+        cmd
+    })
 }
 
-/// Runs the upgrade test against `built`, the previous release.
-pub fn test(root: &Path, built: &Built) -> Result {
+/// Runs the upgrade test against `built`, the previous release, with `cargo` (the test task's,
+/// so the test binary is the one its build made).
+pub fn test(built: &Built, cargo: &dyn Fn() -> Command) -> Result {
     step(&format!(
         "upgrade from {} and roll back to it, under load through the Worker (system-tests/tests/upgrade.rs)",
         built.release.version
     ));
     run_cmd(
-        Command::new("cargo")
-            .current_dir(root)
-            .args([
-                "test",
-                "--locked",
-                "-p",
-                "system-tests",
-                "--test",
-                "upgrade",
-            ])
+        cargo()
+            // --workspace: its dependencies' features resolved as for the whole test build.
+            .args(["test", "--workspace", "--locked", "--test", "upgrade"])
             .args(["--", "--ignored", "--nocapture"])
-            .env("DATABASE_URL", database_url())
             .env("PREVIOUS_VERSION", &built.release.version)
             .env("PREVIOUS_ORIGIN", &built.origin)
             .env("PREVIOUS_WORKER_CONFIG", &built.worker_config),
