@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use xtask::cmd::{run as run_cmd, step, Result};
+use xtask::cmd::{fail, output, run as run_cmd, step, Result};
 use xtask::releases::{self, Built};
 use xtask::{toolchain, worker};
 
@@ -23,20 +23,59 @@ pub fn run(root: &Path, args: &[String]) -> Result {
     })
 }
 
-/// Runs the upgrade test against `built`, the previous release, with `cargo` (the test task's,
-/// so the test binary is the one its build made).
+/// Runs the upgrade test against `built`, the previous release. `cargo` is the test task's:
+/// the test binary comes from the same `--workspace --all-targets` build as every other test
+/// (selecting the one target would resolve the dependencies' features differently and compile
+/// dozens of them again), then runs on its own.
 pub fn test(built: &Built, cargo: &dyn Fn() -> Command) -> Result {
     step(&format!(
         "upgrade from {} and roll back to it, under load through the Worker (system-tests/tests/upgrade.rs)",
         built.release.version
     ));
+    let listing = output(cargo().args([
+        "test",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--no-run",
+        "--message-format=json",
+    ]))?;
+    let Some(binary) = test_executable(&listing, "upgrade") else {
+        return fail("cargo built no `upgrade` test target (system-tests/tests/upgrade.rs)");
+    };
+    let root = xtask::repo_root();
     run_cmd(
-        cargo()
-            // --workspace: its dependencies' features resolved as for the whole test build.
-            .args(["test", "--workspace", "--locked", "--test", "upgrade"])
-            .args(["--", "--ignored", "--nocapture"])
+        Command::new(binary)
+            .current_dir(root.join("system-tests"))
+            .args(["--ignored", "--nocapture"])
+            .env("DATABASE_URL", database_url())
             .env("PREVIOUS_VERSION", &built.release.version)
             .env("PREVIOUS_ORIGIN", &built.origin)
             .env("PREVIOUS_WORKER_CONFIG", &built.worker_config),
     )
+}
+
+/// The executable of the test target `name`, from cargo's `--message-format=json` lines.
+fn test_executable(listing: &str, name: &str) -> Option<String> {
+    let target = format!("\"kind\":[\"test\"],\"crate_types\":[\"bin\"],\"name\":\"{name}\"");
+    let line = listing.lines().find(|l| l.contains(&target))?;
+    let (_, rest) = line.split_once("\"executable\":\"")?;
+    rest.split('"').next().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_test_executable_is_read_from_cargos_messages() {
+        let listing = concat!(
+            r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"crate_types":["lib"],"name":"upgrade"},"executable":null}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"kind":["test"],"crate_types":["bin"],"name":"upgrade","src_path":"/r/system-tests/tests/upgrade.rs"},"executable":"/r/target/debug/deps/upgrade-0f1e"}"#,
+        );
+        assert_eq!(
+            super::test_executable(listing, "upgrade").as_deref(),
+            Some("/r/target/debug/deps/upgrade-0f1e")
+        );
+        assert_eq!(super::test_executable(listing, "rotation"), None);
+    }
 }
